@@ -1,0 +1,156 @@
+//! The provider world: generated bindings, the [`Provider`] trait with defaults, and the
+//! [`export_provider!`](crate::export_provider) macro.
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "provider",
+        pub_export_macro: true,
+        export_macro_name: "__export_provider_world",
+        default_bindings_module: "freeway_sdk::provider::bindings",
+        runtime_path: "freeway_sdk::wit_bindgen::rt",
+        additional_derives: [PartialEq],
+    });
+}
+
+/// The WIT types (`ChatRequest`, `UpstreamCall`, `ProviderError`, ...).
+pub use bindings::freeway::gateway::types;
+use types::*;
+
+/// What a provider component implements. Only `manifest` and `chat` are required; the rest
+/// default to OpenAI-compatible behaviour.
+pub trait Provider {
+    /// Who this component is and what it may reach.
+    fn manifest() -> ProviderManifest;
+
+    /// Plan the upstream call for one chat request.
+    fn chat(req: ChatRequest) -> Result<UpstreamCall, ProviderError>;
+
+    /// Translating providers: upstream body -> OpenAI `chat.completion` JSON.
+    fn translate_response(_body: String) -> Result<String, ProviderError> {
+        Err(crate::errors::invalid_response("this provider does not translate responses"))
+    }
+
+    /// Translating providers: one upstream stream event -> OpenAI chunk JSONs.
+    fn translate_event(_event: SseEvent) -> Result<Vec<String>, ProviderError> {
+        Err(crate::errors::invalid_response("this provider does not translate streams"))
+    }
+
+    /// Translating providers: the stream ended; any last chunks.
+    fn finish_stream() -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// An upstream error response -> a typed error. Defaults to OpenAI's shapes.
+    fn map_error(_config: ProviderConfig, status: u16, headers: Headers, body: String) -> ProviderError {
+        crate::errors::from_response(status, &headers, &body)
+    }
+
+    /// Rate-limit headers -> quota updates. Defaults to OpenAI's `x-ratelimit-*` (per minute).
+    fn parse_limits(
+        _config: ProviderConfig,
+        _status: u16,
+        headers: Headers,
+        _body: Option<String>,
+    ) -> Vec<QuotaUpdate> {
+        crate::limits::openai_headers(&headers, LimitWindow::Minute, LimitWindow::Minute)
+    }
+
+    /// Models the upstream serves. Defaults to `GET {base_url}/models`.
+    fn list_models(config: ProviderConfig, account: Option<Credential>) -> Result<Vec<ModelInfo>, ProviderError> {
+        crate::http::list_openai_models(&config.base_url, account)
+    }
+
+    /// Validate a credential with the cheapest call. Defaults to listing models.
+    fn check(config: ProviderConfig, account: Credential) -> Result<(), ProviderError> {
+        Self::list_models(config, Some(account)).map(|_| ())
+    }
+}
+
+/// Export a [`Provider`] implementation as the component's `provider-api`.
+#[macro_export]
+macro_rules! export_provider {
+    ($t:ty) => {
+        #[doc(hidden)]
+        pub struct __FreewayProviderExport;
+        impl $crate::provider::bindings::exports::freeway::gateway::provider_api::Guest for __FreewayProviderExport {
+            fn manifest() -> $crate::types::ProviderManifest {
+                <$t as $crate::Provider>::manifest()
+            }
+            fn chat(req: $crate::types::ChatRequest) -> Result<$crate::types::UpstreamCall, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::chat(req)
+            }
+            fn translate_response(body: String) -> Result<String, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::translate_response(body)
+            }
+            fn translate_event(event: $crate::types::SseEvent) -> Result<Vec<String>, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::translate_event(event)
+            }
+            fn finish_stream() -> Result<Vec<String>, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::finish_stream()
+            }
+            fn map_error(
+                config: $crate::types::ProviderConfig,
+                status: u16,
+                headers: $crate::types::Headers,
+                body: String,
+            ) -> $crate::types::ProviderError {
+                <$t as $crate::Provider>::map_error(config, status, headers, body)
+            }
+            fn parse_limits(
+                config: $crate::types::ProviderConfig,
+                status: u16,
+                headers: $crate::types::Headers,
+                body: Option<String>,
+            ) -> Vec<$crate::types::QuotaUpdate> {
+                <$t as $crate::Provider>::parse_limits(config, status, headers, body)
+            }
+            fn list_models(
+                config: $crate::types::ProviderConfig,
+                account: Option<$crate::types::Credential>,
+            ) -> Result<Vec<$crate::types::ModelInfo>, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::list_models(config, account)
+            }
+            fn check(config: $crate::types::ProviderConfig, account: $crate::types::Credential) -> Result<(), $crate::types::ProviderError> {
+                <$t as $crate::Provider>::check(config, account)
+            }
+        }
+        // Only wasm builds export symbols; native builds (unit tests) just type-check the impl.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            $crate::provider::bindings::__export_provider_world!(__FreewayProviderExport with_types_in $crate::provider::bindings);
+        };
+    };
+}
+
+/// A passthrough plan: `POST {base_url}{path}` with the client's body, answered in OpenAI's
+/// format. The usual plan for OpenAI-compatible upstreams.
+pub fn openai_passthrough(req: &ChatRequest, path: &str, edits: Vec<BodyEdit>) -> UpstreamCall {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if req.streaming {
+        headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+    }
+    UpstreamCall {
+        method: "POST".to_owned(),
+        url: join_url(&req.config.base_url, path),
+        headers,
+        body: RequestBody::Passthrough(edits),
+        response: ResponseFormat::Openai,
+        framing: StreamFraming::Sse,
+    }
+}
+
+/// `base` + `path` with exactly one `/` between them.
+pub fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// A setting from the provider's configuration.
+pub fn setting<'a>(config: &'a ProviderConfig, key: &str) -> Option<&'a str> {
+    config.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Log through the host.
+pub fn log(level: LogLevel, message: &str) {
+    bindings::freeway::gateway::log::log(level, message);
+}
