@@ -1,0 +1,37 @@
+//! The running gateway's shared state.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::config::LoadedConfig;
+use crate::pipeline::account::UsageSink;
+use crate::registry::{Registry, Reloader, ReloaderHandle};
+use crate::runtime::Runtime;
+use crate::upstream::UpstreamClient;
+
+pub struct App {
+    pub registry: Arc<Registry>,
+    pub reloader: ReloaderHandle,
+    pub http: UpstreamClient,
+    pub usage: UsageSink,
+    pub runtime: Arc<Runtime>,
+    /// set when shutdown begins: `/ready` turns 503
+    pub shutting_down: AtomicBool,
+}
+
+impl App {
+    /// Build the engine, load every configured component and publish the first snapshot.
+    pub async fn start(config: LoadedConfig) -> Result<Arc<Self>, String> {
+        let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
+        let runtime = Runtime::new(&config.config.runtime)?;
+        let reloader = Reloader::start(config, runtime.clone(), http.clone()).await;
+        Ok(Arc::new(Self {
+            registry: reloader.registry.clone(),
+            reloader,
+            http,
+            usage: UsageSink::start(),
+            runtime,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+}

@@ -1,0 +1,173 @@
+//! The `freeway` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config;
+
+#[derive(Debug, Parser)]
+#[command(name = "freeway", version, about = "Every free LLM tier behind one OpenAI-compatible endpoint")]
+pub struct Cli {
+    /// Log as JSON lines instead of text
+    #[arg(long, global = true, env = "FREEWAY_LOG_JSON")]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway
+    Serve {
+        /// Configuration file (default: config/freeway.toml if present, else providers from
+        /// their key variables)
+        #[arg(long, short, env = "FREEWAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8000)
+        #[arg(long, env = "FREEWAY_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file and load the components it names, then exit
+    CheckConfig {
+        #[arg(long, short, env = "FREEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+/// Run a parsed command; the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::CheckConfig { config } => check_config(config).await,
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
+    let loaded = match config::load_or_auto(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("freeway: {e}");
+            return 2;
+        }
+    };
+    match &loaded.path {
+        Some(p) => tracing::info!("configuration: {}", p.display()),
+        None => tracing::info!(
+            "no configuration file: enabled {} provider(s) from their key variables",
+            loaded.config.providers.len()
+        ),
+    }
+    let addr = listen.unwrap_or(loaded.config.server.listen);
+    let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
+    let app = match App::start(loaded).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("freeway: {e}");
+            return 1;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("freeway: cannot listen on {addr}: {e}");
+            return 1;
+        }
+    };
+    let local = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
+    spawn_sighup(app.clone());
+    tracing::info!("freeway listening on http://{local}");
+    match crate::server::serve(app, listener, grace, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(e) => {
+            eprintln!("freeway: server error: {e}");
+            1
+        }
+    }
+}
+
+async fn check_config(config_path: Option<PathBuf>) -> i32 {
+    let loaded = match config::load_or_auto(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let mut loaded = loaded;
+    loaded.config.runtime.watch = false;
+    let app = match App::start(loaded).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let snapshot = app.registry.snapshot();
+    for p in &snapshot.providers {
+        println!(
+            "ok  provider {:<16} component {} {} ({} models, {} accounts)",
+            p.id,
+            p.component.name,
+            p.component.manifest.version,
+            p.models.len(),
+            p.accounts.len()
+        );
+    }
+    for problem in &snapshot.problems {
+        println!("ERR {problem}");
+    }
+    i32::from(!snapshot.ready())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// SIGHUP reloads the configuration (besides the file watcher).
+fn spawn_sighup(app: std::sync::Arc<App>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while s.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            app.reloader.send(crate::registry::Event::ConfigChanged).await;
+        }
+    });
+}

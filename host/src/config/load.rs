@@ -1,0 +1,279 @@
+//! Reading and validating the configuration file. Every error names the file, the line and the
+//! field (`config/freeway.toml:7:12: providers[0].base_url: ...`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::{Config, auto};
+
+/// Where a configuration came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// the file read, or `None` when providers came from the environment
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(p) => write!(f, "{}", p.display())?,
+            None => write!(f, "<configuration>")?,
+        }
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
+    (line, col)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Option<Range<usize>>, field: Option<String>, message: impl Into<String>) -> ConfigError {
+        let (line, column) = match span {
+            Some(s) if s.end > 0 || s.start > 0 => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            _ => (None, None),
+        };
+        ConfigError { file: Some(self.file.to_owned()), line, column, field, message: message.into() }
+    }
+}
+
+/// Parse and validate configuration text read from `file`.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, text };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| ctx.err(e.span(), None, e.message().to_owned()))?;
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != ".").then_some(path);
+        ctx.err(inner.span(), field, inner.message().to_owned())
+    })?;
+    validate(&ctx, &config)?;
+    Ok(config)
+}
+
+fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
+    if config.server.max_body_bytes == 0 {
+        return Err(ctx.err(None, Some("server.max_body_bytes".into()), "must be greater than 0"));
+    }
+    if config.upstream.max_attempts == 0 {
+        return Err(ctx.err(None, Some("upstream.max_attempts".into()), "must be at least 1"));
+    }
+    if config.runtime.guest_cpu_ms == 0 || config.runtime.guest_memory_mib == 0 || config.runtime.max_instances == 0 {
+        return Err(ctx.err(
+            None,
+            Some("runtime".into()),
+            "guest_cpu_ms, guest_memory_mib and max_instances must be greater than 0",
+        ));
+    }
+    let mut ids = HashSet::new();
+    for (i, p) in config.providers.iter().enumerate() {
+        let id = p.id.get_ref();
+        let field = |name: &str| Some(format!("providers[{i}].{name}"));
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(ctx.err(
+                Some(p.id.span()),
+                field("id"),
+                format!("\"{id}\" is not a valid provider id (letters, digits, '-', '_' and '.' only)"),
+            ));
+        }
+        if !ids.insert(id.as_str()) {
+            return Err(ctx.err(Some(p.id.span()), field("id"), format!("provider id \"{id}\" is used twice")));
+        }
+        if p.component.get_ref().trim().is_empty() {
+            return Err(ctx.err(
+                Some(p.component.span()),
+                field("component"),
+                "must name a built-in component or a .wasm file",
+            ));
+        }
+        if let Some(url) = &p.base_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                Ok(u) => {
+                    return Err(ctx.err(
+                        span_of(ctx.text, i, "base_url"),
+                        field("base_url"),
+                        format!("\"{}\" must be an http(s) URL with a host (scheme is {})", &**url, u.scheme()),
+                    ));
+                }
+                Err(e) => {
+                    return Err(ctx.err(
+                        span_of(ctx.text, i, "base_url"),
+                        field("base_url"),
+                        format!("\"{}\" is not a URL: {e}", &**url),
+                    ));
+                }
+            }
+        }
+        let mut models = HashSet::new();
+        for (j, m) in p.models.iter().enumerate() {
+            if m.id().trim().is_empty() {
+                return Err(ctx.err(None, Some(format!("providers[{i}].models[{j}]")), "model id is empty"));
+            }
+            if !models.insert(m.id()) {
+                return Err(ctx.err(
+                    None,
+                    Some(format!("providers[{i}].models[{j}]")),
+                    format!("model \"{}\" is listed twice", m.id()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Best-effort span of `key` inside the i-th `[[providers]]` table, for errors found after parsing.
+fn span_of(text: &str, provider: usize, key: &str) -> Option<Range<usize>> {
+    let mut starts = text.match_indices("[[providers]]").map(|(i, _)| i);
+    let start = starts.nth(provider)?;
+    let end = text[start + 1..].find("[[").map_or(text.len(), |e| start + 1 + e);
+    let section = &text[start..end];
+    let mut offset = 0;
+    for line in section.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=') {
+            let at = start + offset + (line.len() - trimmed.len());
+            return Some(at..at + key.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Read and validate a configuration file.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(path.to_owned()),
+        line: None,
+        column: None,
+        field: None,
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    let config = parse(path, &text)?;
+    Ok(LoadedConfig { config, path: Some(path.to_owned()) })
+}
+
+/// The default configuration file, if present.
+pub const DEFAULT_PATH: &str = "config/freeway.toml";
+
+/// `explicit`, else `config/freeway.toml` if it exists, else providers from their key variables.
+pub fn load_or_auto(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+    if let Some(p) = explicit {
+        return load(p);
+    }
+    let default = Path::new(DEFAULT_PATH);
+    if default.exists() {
+        return load(default);
+    }
+    let config = Config { providers: auto::from_env(|v| std::env::var(v).ok()), ..Config::default() };
+    Ok(LoadedConfig { config, path: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("freeway.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+[[providers]]
+id = "local"
+component = "openai-compat"          # a built-in name, or a path to a .wasm file
+base_url = "http://127.0.0.1:9000/v1"
+api_keys = ["sk-local-1"]
+models = ["local-model"]
+"#;
+
+    #[test]
+    fn the_minimal_provider_parses_exactly_as_documented() {
+        let c = parse_str(MINIMAL).unwrap();
+        let p = &c.providers[0];
+        assert_eq!(p.id.get_ref(), "local");
+        assert_eq!(p.component.get_ref(), "openai-compat");
+        assert_eq!(p.base_url.as_deref(), Some("http://127.0.0.1:9000/v1"));
+        assert_eq!(p.api_keys[0].expose(), "sk-local-1");
+        assert_eq!(p.models[0].id(), "local-model");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let err = parse_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        let s = err.to_string();
+        assert!(s.starts_with("freeway.toml:3:"), "{s}");
+        assert!(s.contains("lisen"), "{s}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_path() {
+        let err = parse_str("[[providers]]\nid = \"a\"\napi_keys = \"sk\"\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert_eq!(err.field.as_deref(), Some("providers[0].api_keys"), "{err}");
+    }
+
+    #[test]
+    fn missing_env_var_is_named_with_its_line() {
+        let err =
+            parse_str("[[providers]]\nid = \"a\"\napi_keys = [\"${FREEWAY_TEST_SURELY_UNSET_VAR}\"]\n").unwrap_err();
+        assert!(err.message.contains("FREEWAY_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert_eq!(err.line, Some(3), "{err}");
+        assert_eq!(err.field.as_deref(), Some("providers[0].api_keys[0]"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_value() {
+        let err = parse_str("[[providers]]\nid = \"a\"\n\n[[providers]]\nid = \"a\"\n").unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert_eq!(err.field.as_deref(), Some("providers[1].id"));
+        let err = parse_str("[[providers]]\nid = \"a\"\nbase_url = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert!(err.message.contains("http"), "{err}");
+        let err = parse_str("[[providers]]\nid = \"a/b\"\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("providers[0].id"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let err = parse_str("[server\nlisten = 1\n").unwrap_err();
+        assert_eq!(err.line, Some(1), "{err}");
+    }
+}

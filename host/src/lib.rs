@@ -1,0 +1,15 @@
+//! Freeway: a self-hosted LLM gateway that puts free LLM API tiers behind one OpenAI-compatible
+//! endpoint. Provider adapters and routing policies are sandboxed WebAssembly components.
+//!
+//! The request lifecycle is documented in [`pipeline`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod errors;
+pub mod pipeline;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod upstream;
+pub mod wire;

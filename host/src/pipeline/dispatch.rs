@@ -1,0 +1,410 @@
+//! Dispatch: try candidates in order until one answers. Per attempt, a fresh instance of the
+//! provider component plans the upstream call; the host checks the URL against the component's
+//! allowed hosts, attaches the credential, sends, and hands error responses back to the
+//! component to type them. Retryable failures move on to the next candidate as long as nothing
+//! has reached the client.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use url::Url;
+
+use super::account::{Outcome, UsageRecord};
+use super::route::Candidate;
+use super::stream::{Relay, RelayInfo};
+use crate::app::App;
+use crate::errors::{ErrorKind, GatewayError};
+use crate::registry::{ProviderEntry, Snapshot};
+use crate::runtime::ProviderInstance;
+use crate::runtime::bindings::wit;
+use crate::upstream::{attach_auth, forbidden_header, redact, transport_error};
+use crate::wire::chat::{ChatBody, Edit, UpstreamBody};
+use crate::wire::types::{CompletionPeek, Usage};
+
+/// Largest upstream error body read (and shown to the provider component).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+enum Reply {
+    Json { body: Bytes, usage: Option<Usage> },
+    Stream(Box<Relay>),
+}
+
+/// Try the candidates; the response of the first that answers.
+pub async fn run(
+    app: &App,
+    snapshot: &Snapshot,
+    req: &ChatBody<'_>,
+    candidates: &[Candidate],
+    started: Instant,
+) -> Result<Response, GatewayError> {
+    let budget = usize::try_from(snapshot.config.upstream.max_attempts).unwrap_or(usize::MAX).max(1);
+    let mut upstream_wait = Duration::ZERO;
+    let mut failures: Vec<GatewayError> = Vec::new();
+    for (i, cand) in candidates.iter().take(budget).enumerate() {
+        let attempts = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        match attempt(app, req, cand, started, &mut upstream_wait).await {
+            Ok(reply) => return Ok(respond(app, reply, cand, attempts, started, upstream_wait, req.stream)),
+            Err(e) => {
+                tracing::warn!(
+                    provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
+                    code = e.kind.spec().code, "attempt {attempts} failed: {}", e.message
+                );
+                let retry = e.retryable();
+                failures.push(e);
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    let err = summarize(failures);
+    if let Some(last) = candidates.first() {
+        app.usage.record(UsageRecord {
+            at: SystemTime::now(),
+            provider: last.route.provider.id.clone(),
+            model: last.route.model.clone(),
+            account: last.account.id.clone(),
+            usage: None,
+            outcome: Outcome::UpstreamError,
+            stream: req.stream,
+            attempts: u32::try_from(candidates.len().min(budget)).unwrap_or(u32::MAX),
+            latency: started.elapsed(),
+            first_byte: None,
+        });
+    }
+    Err(err)
+}
+
+/// The error to show when every attempt failed: a client mistake wins; if every attempt was
+/// rate-limited, a 429 with the earliest retry time; otherwise the last failure.
+fn summarize(mut failures: Vec<GatewayError>) -> GatewayError {
+    if let Some(pos) = failures.iter().position(|e| e.blame() == crate::errors::Blame::Client) {
+        return failures.swap_remove(pos);
+    }
+    let limited = |k: ErrorKind| matches!(k, ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamQuotaExhausted);
+    if !failures.is_empty() && failures.iter().all(|e| limited(e.kind)) {
+        let soonest = failures.iter().filter_map(|e| e.retry_after).min();
+        let kind = if failures.iter().all(|e| e.kind == ErrorKind::UpstreamQuotaExhausted) {
+            ErrorKind::UpstreamQuotaExhausted
+        } else {
+            ErrorKind::UpstreamRateLimited
+        };
+        let n = failures.len();
+        let last = failures.pop().map(|e| e.message).unwrap_or_default();
+        return GatewayError::new(kind, format!("All {n} candidate(s) are rate-limited upstream; last: {last}"))
+            .with_retry_after(soonest);
+    }
+    failures.pop().unwrap_or_else(|| GatewayError::new(ErrorKind::NoProvider, "No candidate could be tried."))
+}
+
+fn guest_failed(p: &ProviderEntry) -> impl Fn(crate::runtime::GuestFailure) -> GatewayError + '_ {
+    move |f| f.into_gateway(&p.id)
+}
+
+/// A provider error typed by the component -> a gateway error, its message scrubbed of the
+/// account's secret.
+fn provider_error(e: wit::ProviderError, cand: &Candidate) -> GatewayError {
+    use wit::ErrorKind as K;
+    let kind = match e.kind {
+        K::BadRequest => ErrorKind::UpstreamBadRequest,
+        K::Auth | K::Permission => ErrorKind::UpstreamAuth,
+        K::NotFound => ErrorKind::UpstreamNotFound,
+        K::PaymentRequired => ErrorKind::UpstreamPaymentRequired,
+        K::RateLimited => ErrorKind::UpstreamRateLimited,
+        K::QuotaExhausted => ErrorKind::UpstreamQuotaExhausted,
+        K::ContextLength => ErrorKind::ContextLengthExceeded,
+        K::ContentPolicy => ErrorKind::ContentPolicy,
+        K::Upstream => ErrorKind::UpstreamServerError,
+        K::Overloaded => ErrorKind::UpstreamOverloaded,
+        K::Timeout => ErrorKind::UpstreamTimeout,
+        K::InvalidResponse => ErrorKind::UpstreamInvalidResponse,
+    };
+    let provider = &cand.route.provider.id;
+    let message = redact(&e.message, cand.account.secret.as_ref());
+    let status = if e.status > 0 { format!(" (HTTP {})", e.status) } else { String::new() };
+    GatewayError::new(kind, format!("provider '{provider}'{status}: {message}"))
+        .with_provider(provider)
+        .with_retry_after(e.retry_after_ms.map(Duration::from_millis))
+}
+
+fn component_error(p: &ProviderEntry, message: String) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::ComponentFailed,
+        format!("component '{}' for provider '{}': {message}", p.component.name, p.id),
+    )
+    .with_provider(&p.id)
+}
+
+/// Response headers as (lower-case name, value) pairs, secrets scrubbed.
+fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            only.is_none_or(|prefixes| {
+                prefixes.iter().any(|p| k.as_str().starts_with(p.as_str())) || k.as_str() == "retry-after"
+            })
+        })
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                redact(&String::from_utf8_lossy(v.as_bytes()), cand.account.secret.as_ref()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Read a response body up to `cap` bytes.
+async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Result<Bytes, GatewayError> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamInvalidResponse,
+            format!("provider '{provider}' sent a response larger than {cap} bytes"),
+        ));
+    }
+    let mut buf = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transport_error(e, provider))?;
+        if buf.len() + chunk.len() > cap {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamInvalidResponse,
+                format!("provider '{provider}' sent a response larger than {cap} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Report what the upstream's headers say about the account's quota.
+async fn note_limits(
+    inst: &mut ProviderInstance,
+    p: &ProviderEntry,
+    cand: &Candidate,
+    status: u16,
+    headers: &HeaderMap,
+    body: Option<&str>,
+) {
+    let prefixes = &p.component.manifest.limit_headers;
+    if prefixes.is_empty() {
+        return;
+    }
+    let pairs = header_pairs(headers, cand, Some(prefixes));
+    if pairs.is_empty() && body.is_none() {
+        return;
+    }
+    match inst.parse_limits(&p.wit_config, status, &pairs, body).await {
+        Ok(updates) if !updates.is_empty() => {
+            let mut q = cand.account.quota.lock();
+            for u in updates.into_iter().take(32) {
+                q.retain(|old| !(old.dimension == u.dimension && old.window == u.window && old.scope == u.scope));
+                q.push(u);
+            }
+        }
+        Ok(_) => {}
+        Err(f) => tracing::warn!(provider = %p.id, "parse-limits failed: {f}"),
+    }
+}
+
+async fn attempt(
+    app: &App,
+    req: &ChatBody<'_>,
+    cand: &Candidate,
+    started: Instant,
+    upstream_wait: &mut Duration,
+) -> Result<Reply, GatewayError> {
+    let p = &cand.route.provider;
+    let mut inst =
+        p.component.instantiate(Some(p.io.clone()), vec![cand.account.clone()]).await.map_err(guest_failed(p))?;
+    let model = cand.route.model.as_str();
+    let chat_req = wit::ChatRequest {
+        config: p.wit_config.clone(),
+        account: 0,
+        model: model.to_owned(),
+        streaming: req.stream,
+        params: req.keys().map(str::to_owned).collect(),
+        body: if p.component.manifest.needs_body { Some(req.to_upstream_string(model)?) } else { None },
+    };
+    let call = match inst.chat(&chat_req).await.map_err(guest_failed(p))? {
+        Ok(call) => call,
+        Err(e) => return Err(provider_error(e, cand)),
+    };
+
+    let mut url = Url::parse(&call.url).map_err(|e| component_error(p, format!("planned an invalid URL: {e}")))?;
+    if !p.io.allowed.allows(&url) {
+        return Err(GatewayError::new(
+            ErrorKind::ComponentDenied,
+            format!(
+                "component '{}' planned a call to {}, which its manifest does not allow for provider '{}'",
+                p.component.name,
+                url.host_str().unwrap_or("?"),
+                p.id
+            ),
+        )
+        .with_provider(&p.id));
+    }
+    let method = Method::from_bytes(call.method.as_bytes())
+        .map_err(|_| component_error(p, format!("planned an invalid method {:?}", call.method)))?;
+    let mut headers = HeaderMap::with_capacity(call.headers.len() + 1);
+    for (k, v) in &call.headers {
+        let name = HeaderName::try_from(k.as_str())
+            .map_err(|_| component_error(p, format!("planned an invalid header name {k:?}")))?;
+        if forbidden_header(&name) {
+            continue;
+        }
+        let value = HeaderValue::try_from(v.as_str())
+            .map_err(|_| component_error(p, format!("planned an invalid value for header {k}")))?;
+        headers.append(name, value);
+    }
+    attach_auth(&mut url, &mut headers, &p.io.auth, cand.account.secret.as_ref())?;
+    let body: Bytes = match &call.body {
+        wit::RequestBody::Passthrough(edits) => {
+            let edits: Vec<Edit> = edits
+                .iter()
+                .map(|e| match e {
+                    wit::BodyEdit::Remove(k) => Edit::Remove(k.clone()),
+                    wit::BodyEdit::Rename((a, b)) => Edit::Rename(a.clone(), b.clone()),
+                    wit::BodyEdit::Set((k, v)) => Edit::Set(k.clone(), v.clone()),
+                })
+                .collect();
+            let inject_usage =
+                req.stream && !edits.iter().any(|e| matches!(e, Edit::Remove(k) if k == "stream_options"));
+            let mut out = Vec::with_capacity(req.messages.get().len() + 512);
+            req.write_upstream(&UpstreamBody { model, inject_usage, edits: &edits }, &mut out)?;
+            Bytes::from(out)
+        }
+        wit::RequestBody::Replace(text) => Bytes::from(text.clone()),
+    };
+
+    let mut builder = app.http.client().request(method, url).headers(headers).body(body);
+    if !req.stream {
+        builder = builder.timeout(app.http.request_timeout);
+    }
+    let sent = Instant::now();
+    let resp = builder.send().await;
+    *upstream_wait += sent.elapsed();
+    let resp = resp.map_err(|e| transport_error(e, &p.id))?;
+    let status = resp.status();
+
+    if !status.is_success() {
+        let resp_headers = resp.headers().clone();
+        let t = Instant::now();
+        let body = read_body(resp, MAX_ERROR_BODY, &p.id).await;
+        *upstream_wait += t.elapsed();
+        let body = body.unwrap_or_default();
+        let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
+        note_limits(&mut inst, p, cand, status.as_u16(), &resp_headers, Some(&text)).await;
+        let pairs = header_pairs(&resp_headers, cand, None);
+        let typed = inst.map_error(&p.wit_config, status.as_u16(), &pairs, &text).await.map_err(guest_failed(p))?;
+        return Err(provider_error(typed, cand));
+    }
+    note_limits(&mut inst, p, cand, status.as_u16(), resp.headers(), None).await;
+
+    if req.stream {
+        let translator = (call.response == wit::ResponseFormat::Translate).then_some(inst);
+        let info = RelayInfo {
+            provider: p.id.clone(),
+            model: model.to_owned(),
+            account: cand.account.id.clone(),
+            client_wants_usage: req.include_usage,
+            started,
+            idle_timeout: app.http.idle_timeout,
+        };
+        let mut relay = Relay::new(resp, call.framing, translator, info, app.usage.clone());
+        let t = Instant::now();
+        let primed = relay.prime().await;
+        *upstream_wait += t.elapsed();
+        primed?;
+        return Ok(Reply::Stream(Box::new(relay)));
+    }
+
+    let t = Instant::now();
+    let body = read_body(resp, app.http.max_response_bytes, &p.id).await;
+    *upstream_wait += t.elapsed();
+    let body = body?;
+    let body = match call.response {
+        wit::ResponseFormat::Openai => body,
+        wit::ResponseFormat::Translate => {
+            let text = std::str::from_utf8(&body).map_err(|_| {
+                GatewayError::new(
+                    ErrorKind::UpstreamInvalidResponse,
+                    format!("provider '{}' answered with invalid UTF-8", p.id),
+                )
+            })?;
+            match inst.translate_response(text).await.map_err(guest_failed(p))? {
+                Ok(json) => Bytes::from(json),
+                Err(e) => return Err(provider_error(e, cand)),
+            }
+        }
+    };
+    let peek: CompletionPeek = serde_json::from_slice(&body).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::UpstreamInvalidResponse,
+            format!("provider '{}' answered with invalid JSON: {e}", p.id),
+        )
+        .with_provider(&p.id)
+    })?;
+    if peek.choices.is_none() {
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamInvalidResponse,
+            format!("provider '{}' answered without `choices`", p.id),
+        )
+        .with_provider(&p.id));
+    }
+    Ok(Reply::Json { body, usage: peek.usage })
+}
+
+fn respond(
+    app: &App,
+    reply: Reply,
+    cand: &Candidate,
+    attempts: u32,
+    started: Instant,
+    upstream_wait: Duration,
+    stream: bool,
+) -> Response {
+    let overhead = started.elapsed().saturating_sub(upstream_wait);
+    let route = format!(
+        "provider={}; model={}; account={}; attempts={attempts}",
+        cand.route.provider.id, cand.route.model, cand.account.label
+    );
+    let mut builder = Response::builder().status(StatusCode::OK);
+    if let Some(h) = builder.headers_mut() {
+        if let Ok(v) = HeaderValue::try_from(route) {
+            h.insert(HeaderName::from_static("x-freeway-route"), v);
+        }
+        if let Ok(v) = HeaderValue::try_from(format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
+            h.insert(HeaderName::from_static("x-freeway-overhead-ms"), v);
+        }
+    }
+    let response = match reply {
+        Reply::Json { body, usage } => {
+            app.usage.record(UsageRecord {
+                at: SystemTime::now(),
+                provider: cand.route.provider.id.clone(),
+                model: cand.route.model.clone(),
+                account: cand.account.id.clone(),
+                usage,
+                outcome: Outcome::Ok,
+                stream,
+                attempts,
+                latency: started.elapsed(),
+                first_byte: None,
+            });
+            builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body))
+        }
+        Reply::Stream(mut relay) => {
+            relay.set_attempts(attempts);
+            builder
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header("x-accel-buffering", "no")
+                .body(relay.into_body())
+        }
+    };
+    response.unwrap_or_else(|_| Response::new(Body::empty()))
+}

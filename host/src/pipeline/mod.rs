@@ -1,0 +1,61 @@
+//! The request pipeline for `POST /v1/chat/completions`. One module per step; this is the
+//! order they run in, and the one place it is written down:
+//!
+//! ```text
+//! client ──> ingress   parse the OpenAI body once into borrowed top-level entries; validate
+//!                      what the gateway reads (model, messages, stream, max tokens);
+//!                      unknown fields are kept verbatim                       (ingress.rs)
+//!            auth      the gateway's client keys, if configured (constant time) (auth.rs)
+//!            classify  what the request needs: tools, images, JSON, stream,
+//!                      estimated prompt tokens                                (classify.rs)
+//!            route     the snapshot's routes for the model (`model` or
+//!                      `provider/model`) x each provider's accounts, rotated;
+//!                      candidates lacking a needed capability are dropped     (route.rs)
+//!            dispatch  per candidate, until one answers or the attempt budget
+//!                      is spent: a fresh instance of the provider component
+//!                      plans the call (`chat`), the host sends it with the
+//!                      credential attached; an error response is typed by the
+//!                      component (`map-error`) and, when retryable and nothing
+//!                      has reached the client, the next candidate is tried     (dispatch.rs)
+//!            stream    SSE relayed event by event as it arrives: OpenAI-format
+//!                      upstreams pass through natively (no guest call per
+//!                      chunk), others are translated per event by the same
+//!                      instance; the injected usage chunk is stripped when the
+//!                      client did not ask for it; a failure after the first
+//!                      byte ends the stream with a `finish_reason: "error"`
+//!                      chunk and an error event                              (stream.rs)
+//!            account   one usage record per request, handed to a background
+//!                      task without waiting                                   (account.rs)
+//! client <──
+//! ```
+//!
+//! Errors stay typed ([`crate::errors::GatewayError`]) and become HTTP responses only in
+//! `server::edge`.
+
+pub mod account;
+pub mod auth;
+pub mod classify;
+pub mod dispatch;
+pub mod ingress;
+pub mod route;
+pub mod stream;
+
+use std::time::Instant;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::app::App;
+use crate::errors::GatewayError;
+
+/// Serve one chat completion request.
+pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Result<Response, GatewayError> {
+    let started = Instant::now();
+    let snapshot = app.registry.snapshot();
+    auth::check(&snapshot.config.server, headers)?;
+    let req = ingress::parse(headers, &body)?;
+    let needs = classify::needs(&req);
+    let candidates = route::candidates(&snapshot, &req, &needs)?;
+    dispatch::run(app, &snapshot, &req, &candidates, started).await
+}

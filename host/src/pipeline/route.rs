@@ -1,0 +1,74 @@
+//! Routing: the candidates for a request, in the order to try them.
+
+use std::sync::Arc;
+
+use super::classify::Needs;
+use crate::errors::{ErrorKind, GatewayError};
+use crate::registry::{Route, Snapshot};
+use crate::runtime::Account;
+use crate::runtime::bindings::wit::Capabilities;
+use crate::wire::chat::ChatBody;
+
+/// One (provider, model, account) to try.
+#[derive(Clone)]
+pub struct Candidate {
+    pub route: Route,
+    pub account: Arc<Account>,
+}
+
+/// Whether a model is known to lack something the request needs. Unknown capabilities
+/// (models configured by bare id) are not held against it.
+fn lacks(route: &Route, needs: &Needs) -> Option<&'static str> {
+    let info = route.provider.models.iter().find(|m| m.info.id == route.model).map(|m| &m.info)?;
+    let explicit = info.capabilities != Capabilities::STREAMING && info.capabilities != Capabilities::empty();
+    if explicit {
+        if needs.tools && !info.capabilities.contains(Capabilities::TOOLS) {
+            return Some("tool calling");
+        }
+        if needs.vision && !info.capabilities.contains(Capabilities::VISION) {
+            return Some("image input");
+        }
+    }
+    if let Some(window) = info.context_window {
+        let need = u64::from(needs.prompt_tokens) + u64::from(needs.max_tokens.unwrap_or(0));
+        if need > u64::from(window) {
+            return Some("a context window this large");
+        }
+    }
+    None
+}
+
+pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Result<Vec<Candidate>, GatewayError> {
+    let Some(routes) = snapshot.routes(&req.model) else {
+        if snapshot.providers.is_empty() {
+            let why = snapshot.problems.first().cloned().unwrap_or_else(|| "no provider is configured".to_owned());
+            return Err(GatewayError::new(ErrorKind::NoProvider, format!("No provider can serve requests: {why}.")));
+        }
+        return Err(GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{}` does not exist or you do not have access to it. GET /v1/models lists the available models.", req.model),
+        )
+        .with_param("model"));
+    };
+    let mut out = Vec::new();
+    let mut refused = None;
+    for route in routes {
+        if let Some(what) = lacks(route, needs) {
+            refused
+                .get_or_insert_with(|| format!("`{}` on '{}' does not support {what}", route.model, route.provider.id));
+            continue;
+        }
+        for account in route.provider.rotated_accounts() {
+            out.push(Candidate { route: route.clone(), account: account.clone() });
+        }
+    }
+    if out.is_empty() {
+        let why = refused.unwrap_or_else(|| "no account is available".to_owned());
+        return Err(GatewayError::new(
+            ErrorKind::InvalidValue,
+            format!("The model `{}` cannot serve this request: {why}.", req.model),
+        )
+        .with_param("model"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,359 @@
+//! Streaming: the upstream's SSE relayed to the client event by event, as it arrives.
+//!
+//! OpenAI-format upstreams pass through as raw bytes (each event is only peeked at for usage,
+//! `finish_reason` and errors); other upstreams are translated per event by the provider
+//! instance that planned the call. Nothing reaches the client until the first event is ready
+//! ([`Relay::prime`]), so a failure before it can still fall back to another candidate. After
+//! that, a failure ends the stream with a chunk whose `finish_reason` is `"error"` and an error
+//! event (which the OpenAI SDKs raise), never a clean-looking end.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::account::{Outcome, UsageRecord, UsageSink};
+use crate::errors::{ErrorKind, GatewayError};
+use crate::runtime::ProviderInstance;
+use crate::runtime::bindings::wit;
+use crate::wire::sse::{self, Event, SseFramer};
+use crate::wire::types::{ChunkPeek, Usage};
+
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// What the client sees of a stream so far.
+#[derive(Default)]
+struct Tracker {
+    done: bool,
+    finished: bool,
+    usage: Option<Usage>,
+    id: Option<String>,
+    model: Option<String>,
+    created: Option<u64>,
+    events: u64,
+}
+
+impl Tracker {
+    fn observe(&mut self, peek: &ChunkPeek<'_>) {
+        if self.id.is_none() {
+            self.id = peek.id.as_deref().map(str::to_owned);
+            self.model = peek.model.as_deref().map(str::to_owned);
+            self.created = peek.created;
+        }
+        if let Some(u) = &peek.usage {
+            self.usage = Some(u.clone());
+        }
+        if peek.finish_reason().is_some() {
+            self.finished = true;
+        }
+    }
+}
+
+/// One streaming response in flight.
+pub struct Relay {
+    upstream: Upstream,
+    framer: SseFramer,
+    ndjson: bool,
+    translator: Option<ProviderInstance>,
+    client_wants_usage: bool,
+    tracker: Tracker,
+    out: VecDeque<Bytes>,
+    /// the upstream side is over (done, failed or exhausted)
+    ended: bool,
+    /// a data event is ready for the client
+    data_ready: bool,
+    /// the response has been committed to the client; failures are now in-band
+    committed: bool,
+    prime_error: Option<GatewayError>,
+    outcome: Outcome,
+    provider: String,
+    idle_timeout: Duration,
+    // accounting
+    sink: UsageSink,
+    record: Option<UsageRecord>,
+    started: Instant,
+    first_byte: Option<Duration>,
+}
+
+/// What the relay needs to know about the request it serves.
+pub struct RelayInfo {
+    pub provider: String,
+    pub model: String,
+    pub account: String,
+    pub client_wants_usage: bool,
+    pub started: Instant,
+    pub idle_timeout: Duration,
+}
+
+impl Relay {
+    pub fn new(
+        upstream: reqwest::Response,
+        framing: wit::StreamFraming,
+        translator: Option<ProviderInstance>,
+        info: RelayInfo,
+        sink: UsageSink,
+    ) -> Self {
+        let ndjson = framing == wit::StreamFraming::Ndjson;
+        let record = UsageRecord {
+            at: SystemTime::now(),
+            provider: info.provider.clone(),
+            model: info.model,
+            account: info.account,
+            usage: None,
+            outcome: Outcome::ClientGone,
+            stream: true,
+            attempts: 1,
+            latency: Duration::ZERO,
+            first_byte: None,
+        };
+        Self {
+            upstream: Box::pin(upstream.bytes_stream()),
+            framer: if ndjson { SseFramer::ndjson() } else { SseFramer::new() },
+            ndjson,
+            translator,
+            client_wants_usage: info.client_wants_usage,
+            tracker: Tracker::default(),
+            out: VecDeque::new(),
+            ended: false,
+            data_ready: false,
+            committed: false,
+            prime_error: None,
+            outcome: Outcome::ClientGone,
+            provider: info.provider,
+            idle_timeout: info.idle_timeout,
+            sink,
+            record: Some(record),
+            started: info.started,
+            first_byte: None,
+        }
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        if let Some(r) = &mut self.record {
+            r.attempts = attempts;
+        }
+    }
+
+    /// Read until the first event for the client is ready. An error here means nothing was
+    /// sent: the caller may try another candidate.
+    pub async fn prime(&mut self) -> Result<(), GatewayError> {
+        while !self.data_ready && !self.ended {
+            self.pull().await;
+        }
+        if let Some(e) = self.prime_error.take() {
+            // this attempt never reached the client: the request's record is written by whoever
+            // serves it in the end
+            self.record = None;
+            return Err(e);
+        }
+        self.committed = true;
+        Ok(())
+    }
+
+    /// The response body.
+    pub fn into_body(self) -> axum::body::Body {
+        let stream = futures_util::stream::unfold(self, |mut relay| async move {
+            let next = relay.next_bytes().await?;
+            Some((Ok::<Bytes, std::io::Error>(next), relay))
+        });
+        axum::body::Body::from_stream(stream)
+    }
+
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.out.pop_front() {
+                if self.first_byte.is_none() {
+                    self.first_byte = Some(self.started.elapsed());
+                }
+                return Some(b);
+            }
+            if self.ended {
+                return None;
+            }
+            self.pull().await;
+        }
+    }
+
+    /// Read one upstream chunk and turn the events it completes into output.
+    async fn pull(&mut self) {
+        match self.upstream.next().await {
+            Some(Ok(chunk)) => {
+                self.framer.push(&chunk);
+                while let Some(raw) = self.framer.next_event() {
+                    self.handle(raw).await;
+                    if self.ended {
+                        return;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                let msg = if e.is_timeout() {
+                    format!("provider '{}' sent nothing for {} s", self.provider, self.idle_timeout.as_secs())
+                } else {
+                    format!("provider '{}' broke off the stream: {}", self.provider, e.without_url())
+                };
+                self.fail(msg);
+            }
+            None => self.end_of_upstream().await,
+        }
+    }
+
+    async fn handle(&mut self, raw: Bytes) {
+        let event = if self.ndjson { Event::from_line(&raw) } else { Event::parse(&raw) };
+        if !event.has_data {
+            // comments and keep-alives pass through untouched
+            if self.translator.is_none() && !self.ndjson {
+                self.out.push_back(raw);
+            }
+            return;
+        }
+        self.tracker.events += 1;
+        if self.translator.is_some() {
+            let wit_event = wit::SseEvent { event: event.event.map(str::to_owned), data: event.data.into_owned() };
+            self.translate(&wit_event).await;
+            return;
+        }
+        if event.data.trim() == "[DONE]" {
+            self.tracker.done = true;
+            self.push_data(raw);
+            self.ended = true;
+            self.outcome = Outcome::Ok;
+            return;
+        }
+        let peek: ChunkPeek = match serde_json::from_str(&event.data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(format!("provider '{}' sent a malformed stream event: {e}", self.provider));
+                return;
+            }
+        };
+        if let Some(err) = peek.error {
+            let message = serde_json::from_str::<serde_json::Value>(err.get())
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| err.get().to_owned());
+            self.fail(format!("provider '{}' reported an error mid-stream: {message}", self.provider));
+            return;
+        }
+        self.tracker.observe(&peek);
+        if peek.is_usage_only() && !self.client_wants_usage {
+            return;
+        }
+        self.push_data(raw);
+    }
+
+    fn push_data(&mut self, event: Bytes) {
+        self.data_ready = true;
+        self.out.push_back(event);
+    }
+
+    async fn translate(&mut self, event: &wit::SseEvent) {
+        let Some(t) = self.translator.as_mut() else { return };
+        match t.translate_event(event).await {
+            Ok(Ok(chunks)) => self.emit_translated(chunks),
+            Ok(Err(e)) => {
+                self.fail(format!("provider '{}' reported an error mid-stream: {}", self.provider, e.message))
+            }
+            Err(f) => self.fail(f.message),
+        }
+    }
+
+    fn emit_translated(&mut self, chunks: Vec<String>) {
+        for chunk in chunks {
+            match serde_json::from_str::<ChunkPeek>(&chunk) {
+                Ok(peek) => {
+                    self.tracker.observe(&peek);
+                    if peek.is_usage_only() && !self.client_wants_usage {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    self.fail(format!("provider component '{}' produced an invalid chunk: {e}", self.provider));
+                    return;
+                }
+            }
+            self.push_data(sse::data_event(&chunk));
+        }
+    }
+
+    async fn end_of_upstream(&mut self) {
+        if let Some(rest) = self.framer.finish() {
+            self.handle(rest).await;
+            if self.ended {
+                return;
+            }
+        }
+        if let Some(t) = self.translator.as_mut() {
+            match t.finish_stream().await {
+                Ok(Ok(chunks)) => self.emit_translated(chunks),
+                Ok(Err(e)) => {
+                    self.fail(format!(
+                        "provider '{}' reported an error at the end of the stream: {}",
+                        self.provider, e.message
+                    ));
+                    return;
+                }
+                Err(f) => {
+                    self.fail(f.message);
+                    return;
+                }
+            }
+            if self.ended {
+                return;
+            }
+        }
+        if self.tracker.done || self.tracker.finished {
+            if !self.tracker.done {
+                self.push_data(Bytes::from_static(sse::DONE));
+            }
+            self.ended = true;
+            self.outcome = Outcome::Ok;
+        } else {
+            self.fail(format!("provider '{}' ended the stream before the response was complete", self.provider));
+        }
+    }
+
+    /// End the stream because the upstream failed.
+    fn fail(&mut self, message: String) {
+        self.ended = true;
+        self.outcome = Outcome::UpstreamError;
+        tracing::warn!(provider = %self.provider, "stream failed: {message}");
+        if !self.committed {
+            self.out.clear();
+            self.prime_error =
+                Some(GatewayError::new(ErrorKind::UpstreamStreamInterrupted, message).with_provider(&self.provider));
+            return;
+        }
+        let chunk = serde_json::json!({
+            "id": self.tracker.id.as_deref().unwrap_or("chatcmpl-freeway-error"),
+            "object": "chat.completion.chunk",
+            "created": self.tracker.created.unwrap_or(0),
+            "model": self.tracker.model.as_deref().unwrap_or_default(),
+            "choices": [{ "index": 0, "delta": {}, "finish_reason": "error" }],
+        });
+        let spec = ErrorKind::UpstreamStreamInterrupted.spec();
+        let error = serde_json::json!({
+            "error": { "message": message, "type": spec.r#type, "param": null, "code": spec.code }
+        });
+        self.out.push_back(sse::data_event(&chunk.to_string()));
+        self.out.push_back(sse::data_event(&error.to_string()));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.record.take() {
+            r.usage = self.tracker.usage.take();
+            r.outcome = self.outcome;
+            r.latency = self.started.elapsed();
+            r.first_byte = self.first_byte;
+            // a stream dropped before it ended: the client went away
+            if !self.ended {
+                r.outcome = Outcome::ClientGone;
+            }
+            self.sink.record(r);
+        }
+    }
+}

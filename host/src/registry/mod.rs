@@ -1,0 +1,122 @@
+//! The live routing table: configured providers bound to their loaded components, their accounts
+//! and models, published as one immutable [`Snapshot`] that is swapped atomically on every reload.
+//! Requests take the current snapshot once and finish on it, whatever reloads meanwhile.
+
+mod build;
+mod reloader;
+mod watcher;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+pub use reloader::{Event, Reloader, ReloaderHandle};
+
+use crate::config::Config;
+use crate::runtime::bindings::wit;
+use crate::runtime::{Account, GuestIo, PolicyComponent, ProviderComponent};
+
+/// A configured provider, ready to serve.
+pub struct ProviderEntry {
+    pub id: String,
+    pub component: Arc<ProviderComponent>,
+    /// what the component is told about this provider on every call
+    pub wit_config: wit::ProviderConfig,
+    pub io: Arc<GuestIo>,
+    pub accounts: Vec<Arc<Account>>,
+    /// round-robin position, kept across reloads
+    pub cursor: Arc<AtomicUsize>,
+    pub models: Vec<ModelEntry>,
+}
+
+impl ProviderEntry {
+    /// Accounts in the order to try them for the next request (rotating).
+    pub fn rotated_accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
+        let n = self.accounts.len().max(1);
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        self.accounts.iter().cycle().skip(start).take(self.accounts.len())
+    }
+}
+
+/// Where a model entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSource {
+    Config,
+    Manifest,
+    Discovered,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    pub info: wit::ModelInfo,
+    pub source: ModelSource,
+}
+
+/// One way to serve a model: a provider and the model's id there.
+#[derive(Clone)]
+pub struct Route {
+    pub provider: Arc<ProviderEntry>,
+    pub model: String,
+}
+
+/// Everything a request needs, immutable.
+pub struct Snapshot {
+    pub generation: u64,
+    pub config: Arc<Config>,
+    pub config_path: Option<PathBuf>,
+    pub providers: Vec<Arc<ProviderEntry>>,
+    pub policies: Vec<Arc<PolicyComponent>>,
+    index: HashMap<String, Vec<Route>>,
+    /// the `/v1/models` response, rendered once per reload
+    pub models_body: Bytes,
+    /// why the gateway is not ready, if it is not
+    pub problems: Vec<String>,
+}
+
+impl Snapshot {
+    /// Routes for a requested model: `model` served by any provider, or `provider/model`.
+    pub fn routes(&self, model: &str) -> Option<&[Route]> {
+        self.index.get(model).map(Vec::as_slice)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn empty(config: Arc<Config>) -> Self {
+        Self {
+            generation: 0,
+            config,
+            config_path: None,
+            providers: Vec::new(),
+            policies: Vec::new(),
+            index: HashMap::new(),
+            models_body: Bytes::from_static(b"{\"object\":\"list\",\"data\":[]}"),
+            problems: vec!["starting".to_owned()],
+        }
+    }
+}
+
+/// The current snapshot, swapped atomically.
+pub struct Registry {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Registry {
+    pub fn new(initial: Snapshot) -> Self {
+        Self { current: ArcSwap::from_pointee(initial) }
+    }
+
+    /// The snapshot to use for one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

@@ -1,0 +1,105 @@
+//! File watching: the providers folder, the policies folder and the configuration file. Bursts
+//! of events (an editor saving, a copy in progress) settle for a moment before the reloader hears
+//! of them, once per file.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::reloader::Event;
+use crate::config::LoadedConfig;
+
+/// Quiet time before a changed file is reloaded.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
+    let (raw_tx, raw_rx) = mpsc::unbounded_channel::<PathBuf>();
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            for p in ev.paths {
+                let _ = raw_tx.send(p);
+            }
+        }
+        Err(e) => tracing::warn!("file watcher: {e}"),
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("cannot watch files, hot reload is off: {e}");
+            return;
+        }
+    };
+    let rt = &config.config.runtime;
+    let config_file = config.path.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    let mut dirs: Vec<PathBuf> = vec![rt.providers_dir.clone(), rt.policies_dir.clone()];
+    if let Some(parent) = config_file.as_ref().and_then(|p| p.parent()) {
+        dirs.push(parent.to_owned());
+    }
+    let mut watched = HashSet::new();
+    for dir in dirs {
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        if !dir.is_dir() || !watched.insert(dir.clone()) {
+            continue;
+        }
+        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => tracing::debug!("watching {}", dir.display()),
+            Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+        }
+    }
+    tokio::spawn(settle(watcher, raw_rx, config_file, tx));
+}
+
+async fn settle<W: Watcher + Send + 'static>(
+    _watcher: W,
+    mut raw: mpsc::UnboundedReceiver<PathBuf>,
+    config_file: Option<PathBuf>,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut pending: HashSet<PathBuf> = HashSet::new();
+    loop {
+        let next = if pending.is_empty() {
+            raw.recv().await
+        } else {
+            match tokio::time::timeout(SETTLE, raw.recv()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    for path in pending.drain() {
+                        let event = classify(&path, config_file.as_deref());
+                        if let Some(event) = event
+                            && tx.send(event).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some(p) => {
+                pending.insert(std::path::absolute(&p).unwrap_or(p));
+            }
+            None => return,
+        }
+    }
+}
+
+fn classify(path: &Path, config_file: Option<&Path>) -> Option<Event> {
+    if Some(path) == config_file {
+        return Some(Event::ConfigChanged);
+    }
+    if path.extension().is_some_and(|e| e == "wasm") {
+        return Some(if path.exists() {
+            Event::FileChanged(path.to_owned())
+        } else {
+            Event::FileRemoved(path.to_owned())
+        });
+    }
+    None
+}

@@ -1,0 +1,52 @@
+//! Host-side bindings generated from `wit/` (package `freeway:gateway`).
+
+/// The WIT package version this host implements. Components built against another
+/// incompatible version are refused when they load.
+pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_PACKAGE: &str = "freeway:gateway";
+
+pub mod provider {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "provider",
+        imports: {
+            "freeway:gateway/http.send": async,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
+
+pub mod policy {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "policy",
+        imports: { default: trappable },
+        exports: { default: async },
+        with: {
+            "freeway:gateway/types": super::provider::freeway::gateway::types,
+            "freeway:gateway/log": super::provider::freeway::gateway::log,
+            "freeway:gateway/clock": super::provider::freeway::gateway::clock,
+        },
+    });
+}
+
+pub use provider::freeway::gateway::types as wit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wit_version_matches_the_wit_files() {
+        for (name, text) in [
+            ("types.wit", include_str!("../../../wit/types.wit")),
+            ("host.wit", include_str!("../../../wit/host.wit")),
+            ("provider.wit", include_str!("../../../wit/provider.wit")),
+            ("policy.wit", include_str!("../../../wit/policy.wit")),
+            ("worlds.wit", include_str!("../../../wit/worlds.wit")),
+        ] {
+            assert!(text.contains(&format!("package {WIT_PACKAGE}@{WIT_VERSION};")), "{name} declares another version");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Calling into a guest instance under its limits, and turning what went wrong into a typed
+//! failure: CPU budget exceeded, memory limit hit, a refused host call, or a trap (with whatever
+//! the guest printed, e.g. its panic message). A failed instance is never used again.
+
+use std::fmt;
+
+use wasmtime::Store;
+
+use super::bindings::policy::Policy;
+use super::bindings::policy::exports::freeway::gateway::policy_api as wpolicy;
+use super::bindings::provider::Provider;
+use super::bindings::wit;
+use super::state::GuestState;
+use crate::errors::{ErrorKind, GatewayError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// ran past its CPU budget
+    Timeout,
+    /// hit its memory (or table) limit
+    Memory,
+    /// asked for a host or credential its manifest does not allow
+    Denied,
+    /// no free instance slot
+    Busy,
+    /// trapped (panic, unreachable, bad cast, ...)
+    Trap,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuestFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl GuestFailure {
+    pub(crate) fn from_instantiate(e: &wasmtime::Error, component: &str) -> Self {
+        let text = format!("{e:#}");
+        let busy = text.contains("maximum concurrent") || text.contains("pooling") || text.contains("limit of");
+        Self {
+            kind: if busy { FailureKind::Busy } else { FailureKind::Trap },
+            message: format!(
+                "component '{component}' could not be instantiated: {}",
+                text.lines().next().unwrap_or_default()
+            ),
+        }
+    }
+
+    pub fn into_gateway(self, provider: &str) -> GatewayError {
+        let kind = match self.kind {
+            FailureKind::Timeout => ErrorKind::ComponentTimeout,
+            FailureKind::Memory => ErrorKind::ComponentMemory,
+            FailureKind::Denied => ErrorKind::ComponentDenied,
+            FailureKind::Busy => ErrorKind::ComponentBusy,
+            FailureKind::Trap => ErrorKind::ComponentFailed,
+        };
+        GatewayError::new(kind, self.message).with_provider(provider)
+    }
+}
+
+/// Classify a failed call from the store's own records.
+fn classify(store: &Store<GuestState>, e: &wasmtime::Error, component: &str, func: &str) -> GuestFailure {
+    let data = store.data();
+    if data.clock.exceeded {
+        return GuestFailure {
+            kind: FailureKind::Timeout,
+            message: format!(
+                "component '{component}' exceeded its CPU budget of {} ms in {func}()",
+                data.clock.budget.as_millis()
+            ),
+        };
+    }
+    if let Some(hit) = &data.limits.hit {
+        return GuestFailure {
+            kind: FailureKind::Memory,
+            message: format!("component '{component}' ran out of memory in {func}(): {hit}"),
+        };
+    }
+    let out = data.output();
+    let trap = e.downcast_ref::<wasmtime::Trap>().map_or_else(|| format!("{e}"), |t| t.to_string());
+    let mut message = format!("component '{component}' failed in {func}(): {trap}");
+    if !out.is_empty() {
+        message.push_str(" — guest output: ");
+        message.push_str(&out);
+    }
+    GuestFailure { kind: FailureKind::Trap, message }
+}
+
+/// A provider component instance serving one request.
+pub struct ProviderInstance {
+    store: Store<GuestState>,
+    bindings: Provider,
+    component: String,
+    poisoned: bool,
+}
+
+macro_rules! guest_call {
+    ($self:ident, $name:literal, |$b:ident, $s:ident| $call:expr) => {{
+        if $self.poisoned {
+            return Err(GuestFailure {
+                kind: FailureKind::Trap,
+                message: format!("component '{}' instance was already failed", $self.component),
+            });
+        }
+        $self.store.data_mut().clock.begin();
+        $self.store.data_mut().denied = None;
+        let result = {
+            let $b = &$self.bindings;
+            let $s = &mut $self.store;
+            $call.await
+        };
+        match result {
+            Ok(v) => {
+                if let Some(msg) = $self.store.data_mut().denied.take() {
+                    return Err(GuestFailure { kind: FailureKind::Denied, message: msg });
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                $self.poisoned = true;
+                Err(classify(&$self.store, &e, &$self.component, $name))
+            }
+        }
+    }};
+}
+
+impl ProviderInstance {
+    pub(crate) fn new(store: Store<GuestState>, bindings: Provider, component: &str) -> Self {
+        Self { store, bindings, component: component.to_owned(), poisoned: false }
+    }
+
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    pub async fn manifest(&mut self) -> Result<wit::ProviderManifest, GuestFailure> {
+        guest_call!(self, "manifest", |b, s| b.freeway_gateway_provider_api().call_manifest(s))
+    }
+
+    pub async fn chat(
+        &mut self,
+        req: &wit::ChatRequest,
+    ) -> Result<Result<wit::UpstreamCall, wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "chat", |b, s| b.freeway_gateway_provider_api().call_chat(s, req))
+    }
+
+    pub async fn translate_response(&mut self, body: &str) -> Result<Result<String, wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "translate-response", |b, s| b
+            .freeway_gateway_provider_api()
+            .call_translate_response(s, body))
+    }
+
+    pub async fn translate_event(
+        &mut self,
+        event: &wit::SseEvent,
+    ) -> Result<Result<Vec<String>, wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "translate-event", |b, s| b.freeway_gateway_provider_api().call_translate_event(s, event))
+    }
+
+    pub async fn finish_stream(&mut self) -> Result<Result<Vec<String>, wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "finish-stream", |b, s| b.freeway_gateway_provider_api().call_finish_stream(s))
+    }
+
+    pub async fn map_error(
+        &mut self,
+        config: &wit::ProviderConfig,
+        status: u16,
+        headers: &Vec<(String, String)>,
+        body: &str,
+    ) -> Result<wit::ProviderError, GuestFailure> {
+        guest_call!(self, "map-error", |b, s| b
+            .freeway_gateway_provider_api()
+            .call_map_error(s, config, status, headers, body))
+    }
+
+    pub async fn parse_limits(
+        &mut self,
+        config: &wit::ProviderConfig,
+        status: u16,
+        headers: &Vec<(String, String)>,
+        body: Option<&str>,
+    ) -> Result<Vec<wit::QuotaUpdate>, GuestFailure> {
+        guest_call!(self, "parse-limits", |b, s| b
+            .freeway_gateway_provider_api()
+            .call_parse_limits(s, config, status, headers, body))
+    }
+
+    pub async fn list_models(
+        &mut self,
+        config: &wit::ProviderConfig,
+        account: Option<wit::Credential>,
+    ) -> Result<Result<Vec<wit::ModelInfo>, wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "list-models", |b, s| b.freeway_gateway_provider_api().call_list_models(s, config, account))
+    }
+
+    pub async fn check(
+        &mut self,
+        config: &wit::ProviderConfig,
+        account: wit::Credential,
+    ) -> Result<Result<(), wit::ProviderError>, GuestFailure> {
+        guest_call!(self, "check", |b, s| b.freeway_gateway_provider_api().call_check(s, config, account))
+    }
+}
+
+/// A policy component instance.
+pub struct PolicyInstance {
+    store: Store<GuestState>,
+    bindings: Policy,
+    component: String,
+    poisoned: bool,
+}
+
+impl PolicyInstance {
+    pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str) -> Self {
+        Self { store, bindings, component: component.to_owned(), poisoned: false }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    pub async fn rank(
+        &mut self,
+        features: &wpolicy::Features,
+        candidates: &[wpolicy::Candidate],
+    ) -> Result<Vec<wpolicy::Choice>, GuestFailure> {
+        guest_call!(self, "rank", |b, s| b.freeway_gateway_policy_api().call_rank(s, features, candidates))
+    }
+}

@@ -1,0 +1,184 @@
+//! The host functions guests import: `http`, `credentials`, `rate-limit`, `log`, `clock`.
+//!
+//! `http.send` reaches only the hosts the component's manifest allows and attaches credentials
+//! itself; what comes back is scrubbed of the secret before the guest sees it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use url::Url;
+
+use super::bindings::provider::freeway::gateway::{clock, credentials, http as whttp, log, rate_limit, types};
+use super::bindings::wit;
+use super::state::GuestState;
+use crate::upstream::{attach_auth, forbidden_header, redact};
+
+/// Cap on a guest's `http.send` response body.
+const GUEST_HTTP_MAX_BODY: usize = 8 * 1024 * 1024;
+const GUEST_HTTP_DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const GUEST_HTTP_MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl types::Host for GuestState {}
+
+impl whttp::Host for GuestState {
+    async fn send(
+        &mut self,
+        req: wit::HttpRequest,
+        auth: Option<wit::Credential>,
+    ) -> Result<wit::HttpResponse, wit::HttpError> {
+        let started = Instant::now();
+        let result = self.send_inner(req, auth).await;
+        self.clock.add_host_time(started.elapsed());
+        result
+    }
+}
+
+impl GuestState {
+    async fn send_inner(
+        &mut self,
+        req: wit::HttpRequest,
+        auth: Option<wit::Credential>,
+    ) -> Result<wit::HttpResponse, wit::HttpError> {
+        let Some(io) = self.io.clone() else {
+            return Err(wit::HttpError::Denied("this component may not make HTTP requests".into()));
+        };
+        let mut url = Url::parse(&req.url).map_err(|e| wit::HttpError::InvalidUrl(format!("{}: {e}", req.url)))?;
+        if !io.allowed.allows(&url) {
+            let host = url.host_str().unwrap_or("?").to_owned();
+            let msg = format!("component '{}' tried to reach {host}, which its manifest does not allow", io.component);
+            tracing::warn!(provider = %io.provider_id, "{msg}");
+            self.denied = Some(msg.clone());
+            return Err(wit::HttpError::Denied(msg));
+        }
+        let method = Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| wit::HttpError::Other(format!("invalid method {}", req.method)))?;
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
+        for (k, v) in &req.headers {
+            let name = HeaderName::try_from(k.as_str())
+                .map_err(|_| wit::HttpError::Other(format!("invalid header name {k:?}")))?;
+            if forbidden_header(&name) {
+                continue;
+            }
+            let value = HeaderValue::try_from(v.as_str())
+                .map_err(|_| wit::HttpError::Other(format!("invalid value for header {k}")))?;
+            headers.append(name, value);
+        }
+        let account = match auth {
+            Some(handle) => match self.account(handle) {
+                Some(a) => Some(a.clone()),
+                None => {
+                    let msg =
+                        format!("component '{}' used credential handle {handle}, which it was not given", io.component);
+                    self.denied = Some(msg.clone());
+                    return Err(wit::HttpError::Denied(msg));
+                }
+            },
+            None => None,
+        };
+        let secret = account.as_ref().and_then(|a| a.secret.as_ref());
+        attach_auth(&mut url, &mut headers, &io.auth, secret)
+            .map_err(|e| wit::HttpError::Other(e.message.into_owned()))?;
+        let timeout = req
+            .timeout_ms
+            .map_or(GUEST_HTTP_DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)))
+            .min(GUEST_HTTP_MAX_TIMEOUT);
+        let mut builder = io.http.client().request(method, url).headers(headers).timeout(timeout);
+        if !req.body.is_empty() {
+            builder = builder.body(req.body);
+        }
+        let resp = builder.send().await.map_err(map_send_error)?;
+        let status = resp.status().as_u16();
+        let mut out_headers = Vec::with_capacity(resp.headers().len());
+        for (k, v) in resp.headers() {
+            let value = String::from_utf8_lossy(v.as_bytes());
+            out_headers.push((k.as_str().to_owned(), redact(&value, secret).into_owned()));
+        }
+        let mut body = BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(map_send_error)?;
+            if body.len() + chunk.len() > GUEST_HTTP_MAX_BODY {
+                return Err(wit::HttpError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = match (secret, std::str::from_utf8(&body)) {
+            (Some(s), Ok(text)) if s.expose().len() >= 4 => redact(text, Some(s)).into_owned().into_bytes(),
+            _ => body.to_vec(),
+        };
+        Ok(wit::HttpResponse { status, headers: out_headers, body })
+    }
+}
+
+/// The URL is dropped from the message: it may carry a query-string key.
+fn map_send_error(e: reqwest::Error) -> wit::HttpError {
+    if e.is_timeout() {
+        wit::HttpError::Timeout
+    } else if e.is_connect() {
+        wit::HttpError::Connect(e.without_url().to_string())
+    } else {
+        wit::HttpError::Other(e.without_url().to_string())
+    }
+}
+
+impl credentials::Host for GuestState {
+    fn setting(&mut self, account: wit::Credential, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.account(account).and_then(|a| a.settings.get(&key).cloned()))
+    }
+
+    fn label(&mut self, account: wit::Credential) -> wasmtime::Result<String> {
+        Ok(self.account(account).map(|a| a.label.clone()).unwrap_or_default())
+    }
+}
+
+impl rate_limit::Host for GuestState {
+    fn acquire(&mut self, bucket: String, per_minute: u32, cost: u32) -> wasmtime::Result<Result<(), u64>> {
+        let Some(io) = &self.io else { return Ok(Err(u64::MAX)) };
+        Ok(io.buckets.acquire(&io.component, &bucket, per_minute, cost))
+    }
+
+    fn report(&mut self, account: wit::Credential, updates: Vec<wit::QuotaUpdate>) -> wasmtime::Result<()> {
+        if let Some(a) = self.account(account) {
+            let mut q = a.quota.lock();
+            for u in updates.into_iter().take(32) {
+                q.retain(|old| !(old.dimension == u.dimension && old.window == u.window && old.scope == u.scope));
+                q.push(u);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl log::Host for GuestState {
+    fn log(&mut self, level: wit::LogLevel, message: String) -> wasmtime::Result<()> {
+        let component = self.io.as_ref().map_or("policy", |io| io.component.as_str());
+        let mut message = message;
+        if message.len() > 2048 {
+            let cut = (0..=2048).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            message.truncate(cut);
+        }
+        match level {
+            wit::LogLevel::Trace => tracing::trace!(target: "freeway::guest", component, "{message}"),
+            wit::LogLevel::Debug => tracing::debug!(target: "freeway::guest", component, "{message}"),
+            wit::LogLevel::Info => tracing::info!(target: "freeway::guest", component, "{message}"),
+            wit::LogLevel::Warn => tracing::warn!(target: "freeway::guest", component, "{message}"),
+            wit::LogLevel::Error => tracing::error!(target: "freeway::guest", component, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for GuestState {
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        Ok(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    fn monotonic_ns(&mut self) -> wasmtime::Result<u64> {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(Instant::now);
+        Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}

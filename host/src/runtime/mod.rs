@@ -1,0 +1,16 @@
+//! The Wasm component runtime: one wasmtime engine (pooling allocator, epoch interruption), the
+//! components loaded into it, per-call sandbox limits, and the host functions guests import.
+
+pub mod bindings;
+pub mod cache;
+pub mod component;
+pub mod engine;
+pub mod guest;
+pub mod host_impl;
+pub mod hosts;
+pub mod state;
+
+pub use component::{ComponentError, PolicyComponent, ProviderComponent, Runtime};
+pub use guest::{GuestFailure, ProviderInstance};
+pub use hosts::AllowedHosts;
+pub use state::{Account, GuestIo};

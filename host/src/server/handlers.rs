@@ -1,0 +1,156 @@
+//! Thin handlers: read what the request carries, call the pipeline, log the outcome once.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::json;
+
+use crate::app::App;
+use crate::errors::{Blame, ErrorKind, GatewayError};
+use crate::pipeline;
+
+/// Read the body up to the configured limit (413 beyond it).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    let too_large =
+        || GatewayError::new(ErrorKind::BodyTooLarge, format!("The request body exceeds the limit of {limit} bytes."));
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let text = format!("{e}");
+        if text.contains("length limit") {
+            too_large()
+        } else {
+            GatewayError::new(ErrorKind::InvalidJson, format!("Could not read the request body: {text}"))
+        }
+    })
+}
+
+pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let limit = app.registry.snapshot().config.server.max_body_bytes;
+    let result = match read_body(&headers, body, limit).await {
+        Ok(bytes) => pipeline::chat_completions(&app, &headers, bytes).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            match e.blame() {
+                Blame::Client => tracing::info!(code = e.kind.spec().code, "client error: {}", e.message),
+                Blame::Upstream => tracing::warn!(code = e.kind.spec().code, "upstream failure: {}", e.message),
+                Blame::Internal => tracing::error!(code = e.kind.spec().code, "gateway failure: {}", e.message),
+            }
+            e.into_response()
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+pub async fn list_models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let snapshot = app.registry.snapshot();
+    if let Err(e) = pipeline::auth::check(&snapshot.config.server, &headers) {
+        return e.into_response();
+    }
+    json_response(StatusCode::OK, snapshot.models_body.clone())
+}
+
+pub async fn get_model(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let snapshot = app.registry.snapshot();
+    if let Err(e) = pipeline::auth::check(&snapshot.config.server, &headers) {
+        return e.into_response();
+    }
+    let Some(routes) = snapshot.routes(&id) else {
+        return GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{id}` does not exist or you do not have access to it."),
+        )
+        .with_param("model")
+        .into_response();
+    };
+    let owner = routes.first().map_or("freeway", |r| r.provider.id.as_str());
+    let body = json!({ "id": id, "object": "model", "created": 0, "owned_by": owner });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+pub async fn health() -> Response {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+pub async fn ready(State(app): State<Arc<App>>) -> Response {
+    let snapshot = app.registry.snapshot();
+    if app.shutting_down.load(Ordering::Relaxed) {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"status": "shutting_down"}).to_string());
+    }
+    let body = json!({
+        "status": if snapshot.ready() { "ready" } else { "not_ready" },
+        "generation": snapshot.generation,
+        "providers": snapshot.providers.iter().map(|p| json!({
+            "id": p.id,
+            "component": p.component.name,
+            "component_version": p.component.manifest.version,
+            "models": p.models.len(),
+            "accounts": p.accounts.len(),
+        })).collect::<Vec<_>>(),
+        "policies": snapshot.policies.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "problems": snapshot.problems,
+    });
+    let status = if snapshot.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, body.to_string())
+}
+
+/// Prometheus text format: request and token totals per provider and model.
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let totals = app.usage.totals();
+    let _ = writeln!(out, "# TYPE freeway_requests_total counter");
+    for ((provider, model, outcome), t) in &totals {
+        let _ = writeln!(
+            out,
+            "freeway_requests_total{{provider=\"{provider}\",model=\"{}\",outcome=\"{}\"}} {}",
+            escape(model),
+            outcome.as_str(),
+            t.requests
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_tokens_total counter");
+    for ((provider, model, outcome), t) in &totals {
+        let m = escape(model);
+        let o = outcome.as_str();
+        let _ = writeln!(
+            out,
+            "freeway_tokens_total{{provider=\"{provider}\",model=\"{m}\",outcome=\"{o}\",kind=\"prompt\"}} {}",
+            t.prompt_tokens
+        );
+        let _ = writeln!(
+            out,
+            "freeway_tokens_total{{provider=\"{provider}\",model=\"{m}\",outcome=\"{o}\",kind=\"completion\"}} {}",
+            t.completion_tokens
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_usage_records_dropped_total counter");
+    let _ = writeln!(out, "freeway_usage_records_dropped_total {}", app.usage.dropped());
+    let _ = writeln!(out, "# TYPE freeway_config_generation gauge");
+    let _ = writeln!(out, "freeway_config_generation {}", app.registry.snapshot().generation);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}

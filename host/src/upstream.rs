@@ -1,0 +1,193 @@
+//! The one HTTP client every upstream call goes through: pooled connections, rustls, connect and
+//! idle-read timeouts (never a whole-body timeout on streams), no proxy from the environment.
+//! Secrets are attached here and nowhere else, and scrubbed from anything read back.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::config::{SecretString, UpstreamConfig};
+use crate::errors::{ErrorKind, GatewayError};
+use crate::runtime::state::AuthStyle;
+
+#[derive(Clone, Debug)]
+pub struct UpstreamClient {
+    client: reqwest::Client,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl UpstreamClient {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Self, GatewayError> {
+        let idle = Duration::from_millis(cfg.idle_timeout_ms);
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .read_timeout(idle)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("freeway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| GatewayError::internal(format!("cannot build the HTTP client: {}", e.without_url())))?;
+        Ok(Self {
+            client,
+            request_timeout: Duration::from_millis(cfg.request_timeout_ms),
+            idle_timeout: idle,
+            max_response_bytes: cfg.max_response_bytes,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+/// Attach `secret` to a request as `style` says. The header value is marked sensitive so it never
+/// appears in debug output.
+pub fn attach_auth(
+    url: &mut Url,
+    headers: &mut HeaderMap,
+    style: &AuthStyle,
+    secret: Option<&SecretString>,
+) -> Result<(), GatewayError> {
+    let Some(secret) = secret else { return Ok(()) };
+    let bad = || {
+        GatewayError::new(ErrorKind::Internal, "the account's key contains characters that cannot be sent in a header")
+    };
+    match style {
+        AuthStyle::Bearer => {
+            let mut v = HeaderValue::try_from(format!("Bearer {}", secret.expose())).map_err(|_| bad())?;
+            v.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, v);
+        }
+        AuthStyle::Header(name) => {
+            let mut v = HeaderValue::try_from(secret.expose()).map_err(|_| bad())?;
+            v.set_sensitive(true);
+            headers.insert(name.clone(), v);
+        }
+        AuthStyle::Query(param) => {
+            url.query_pairs_mut().append_pair(param, secret.expose());
+        }
+        AuthStyle::None => {}
+    }
+    Ok(())
+}
+
+/// Headers a component may not set on an upstream request.
+pub fn forbidden_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "proxy-authorization"
+    )
+}
+
+/// Replace every occurrence of `secret` (and of long fragments of it) in `text`.
+pub fn redact<'t>(text: &'t str, secret: Option<&SecretString>) -> Cow<'t, str> {
+    let Some(secret) = secret else { return Cow::Borrowed(text) };
+    let s = secret.expose();
+    if s.len() < 8 {
+        return if !s.is_empty() && text.contains(s) {
+            Cow::Owned(text.replace(s, "[redacted]"))
+        } else {
+            Cow::Borrowed(text)
+        };
+    }
+    let mut out = Cow::Borrowed(text);
+    if out.contains(s) {
+        out = Cow::Owned(out.replace(s, "[redacted]"));
+    }
+    // providers echo partial keys ("sk-abc...wxyz"): drop any 8+ char prefix or suffix of the key
+    for len in (8..s.len()).rev() {
+        for fragment in [&s[..len], &s[s.len() - len..]] {
+            if s.is_char_boundary(len) && s.is_char_boundary(s.len() - len) && out.contains(fragment) {
+                out = Cow::Owned(out.replace(fragment, "[redacted]"));
+            }
+        }
+    }
+    out
+}
+
+/// Map a transport error to a typed, retryable upstream error. The URL (which may carry a
+/// query-string key) is dropped from the message.
+pub fn transport_error(e: reqwest::Error, provider: &str) -> GatewayError {
+    let kind = if e.is_timeout() {
+        ErrorKind::UpstreamTimeout
+    } else if e.is_connect() {
+        ErrorKind::UpstreamUnreachable
+    } else if e.is_decode() || e.is_body() {
+        ErrorKind::UpstreamStreamInterrupted
+    } else {
+        ErrorKind::UpstreamUnreachable
+    };
+    let what = match kind {
+        ErrorKind::UpstreamTimeout => "did not answer in time",
+        ErrorKind::UpstreamStreamInterrupted => "broke off its response",
+        _ => "could not be reached",
+    };
+    let detail = describe(&e.without_url());
+    GatewayError::new(kind, format!("provider '{provider}' {what}: {detail}")).with_provider(provider)
+}
+
+/// An error and its causes on one line.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_is_sensitive() {
+        let mut url = Url::parse("http://x/v1").unwrap();
+        let mut h = HeaderMap::new();
+        attach_auth(&mut url, &mut h, &AuthStyle::Bearer, Some(&SecretString::new("sk-abc"))).unwrap();
+        let v = h.get("authorization").unwrap();
+        assert!(v.is_sensitive());
+        assert_eq!(v, "Bearer sk-abc");
+        assert!(!format!("{h:?}").contains("sk-abc"));
+    }
+
+    #[test]
+    fn query_auth_goes_in_the_url() {
+        let mut url = Url::parse("https://x/v1beta/models?alt=sse").unwrap();
+        let mut h = HeaderMap::new();
+        attach_auth(&mut url, &mut h, &AuthStyle::Query("key".into()), Some(&SecretString::new("AIza123"))).unwrap();
+        assert_eq!(url.query(), Some("alt=sse&key=AIza123"));
+    }
+
+    #[test]
+    fn redaction_removes_whole_and_partial_keys() {
+        let key = SecretString::new("sk-live-0123456789abcdef");
+        let msg =
+            "Incorrect API key provided: sk-live-0123456789abcdef. Also sk-live-01******cdef and 0123456789abcdef";
+        let out = redact(msg, Some(&key));
+        assert!(!out.contains("0123456789abcdef"), "{out}");
+        assert!(!out.contains("sk-live-01"), "{out}");
+        assert!(out.starts_with("Incorrect API key provided: [redacted]"), "{out}");
+        assert_eq!(redact("nothing here", Some(&key)), "nothing here");
+    }
+}
