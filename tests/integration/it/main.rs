@@ -1,0 +1,17 @@
+//! Freeway integration tests: the gateway library with real wasm components, serving over a
+//! real socket, against the upstream simulator over real HTTP. One module per feature.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a broken expectation must fail the test loudly"
+)]
+
+mod bad_input;
+mod chat;
+mod config_files;
+mod hot_reload;
+mod sandbox;
+mod shutdown;
+mod streaming;
+mod upstream_failures;

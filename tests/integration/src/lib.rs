@@ -1,0 +1,237 @@
+//! Test harness: a simulator and a gateway (the real library, real components, a real socket)
+//! per test, each on its own port and folder.
+
+#![expect(clippy::expect_used, reason = "test harness: a failed set-up step must fail the test loudly")]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use freeway::app::App;
+use freeway_sim::{SimConfig, Simulator};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A built component (by `cargo xtask build`).
+pub fn artifact(rel: &str) -> PathBuf {
+    let p = root().join(rel);
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` first", p.display());
+    p
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+/// A running simulator.
+pub struct Sim {
+    pub sim: Simulator,
+}
+
+impl Sim {
+    pub async fn start() -> Sim {
+        Self::start_with(SimConfig::default()).await
+    }
+
+    pub async fn start_with(config: SimConfig) -> Sim {
+        let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.expect("simulator");
+        Sim { sim }
+    }
+
+    /// Start from a JSON configuration (the same shape as `POST /_sim/config`).
+    pub async fn start_json(config: Value) -> Sim {
+        let cfg = SimConfig::from_json(&config.to_string()).expect("sim config");
+        Self::start_with(cfg).await
+    }
+
+    pub fn base(&self) -> String {
+        self.sim.base_url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.sim.addr())
+    }
+
+    /// Add scripted rules (`POST /_sim/script`).
+    pub async fn script(&self, rules: Value) {
+        let r = http().post(self.url("/_sim/script")).json(&json!({ "rules": rules })).send().await.expect("script");
+        assert!(r.status().is_success(), "script rejected: {}", r.text().await.unwrap_or_default());
+    }
+
+    /// Requests the simulator received.
+    pub async fn requests(&self) -> Vec<Value> {
+        http().get(self.url("/_sim/requests")).send().await.expect("requests").json().await.expect("json")
+    }
+}
+
+/// A running gateway with its own folder, configuration and providers directory.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Sections a test adds around its providers.
+#[derive(Default, Clone)]
+pub struct Opts {
+    /// lines for `[server]`
+    pub server: String,
+    /// lines for `[upstream]`
+    pub upstream: String,
+    /// lines for `[runtime]`
+    pub runtime: String,
+    pub grace_secs: u64,
+}
+
+impl Gateway {
+    /// Start with `providers` (TOML `[[providers]]` tables) and default options.
+    pub async fn start(providers: &str) -> Gateway {
+        Self::start_opts(providers, Opts::default()).await
+    }
+
+    pub async fn start_opts(providers: &str, opts: Opts) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pdir = dir.path().join("providers");
+        std::fs::create_dir_all(&pdir).expect("providers dir");
+        std::fs::create_dir_all(dir.path().join("policies")).expect("policies dir");
+        std::fs::copy(artifact("providers/openai-compat.wasm"), pdir.join("openai-compat.wasm"))
+            .expect("copy component");
+        let config_path = dir.path().join("freeway.toml");
+        std::fs::write(&config_path, Self::render(dir.path(), providers, &opts)).expect("write config");
+        let loaded = freeway::config::load(&config_path).expect("config");
+        let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
+        let app = App::start(loaded).await.expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(freeway::server::serve(app.clone(), listener, grace, async move {
+            let _ = rx.await;
+        }));
+        Gateway { addr, app, dir, stop: Some(tx), server: Some(server) }
+    }
+
+    fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
+        let cache = root().join("target/test-component-cache");
+        format!(
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n{providers}\n",
+            grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
+            server = opts.server,
+            pdir = dir.join("providers").display(),
+            poldir = dir.join("policies").display(),
+            cache = cache.display(),
+            runtime = opts.runtime,
+            upstream = opts.upstream,
+        )
+    }
+
+    pub fn providers_dir(&self) -> PathBuf {
+        self.dir.path().join("providers")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("freeway.toml")
+    }
+
+    /// Replace the provider tables in the configuration file (the watcher picks it up).
+    pub fn rewrite_config(&self, providers: &str, opts: &Opts) {
+        let tmp = self.dir.path().join("freeway.toml.tmp");
+        std::fs::write(&tmp, Self::render(self.dir.path(), providers, opts)).expect("write");
+        std::fs::rename(&tmp, self.config_path()).expect("rename");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        http().post(self.url("/v1/chat/completions")).json(&body).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        http().get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Model ids from `/v1/models`.
+    pub async fn model_ids(&self) -> Vec<String> {
+        let v: Value = self.get("/v1/models").await.json().await.expect("json");
+        v["data"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Begin a graceful shutdown; the server task's result once it has stopped.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    pub fn begin_shutdown(&mut self) -> Option<tokio::task::JoinHandle<std::io::Result<()>>> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.server.take()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.abort();
+        }
+    }
+}
+
+/// A provider table for the simulator.
+pub fn provider(id: &str, base: &str, keys: &[&str], models: &[&str]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let models: Vec<String> = models.iter().map(|m| format!("\"{m}\"")).collect();
+    format!(
+        "[[providers]]\nid = \"{id}\"\ncomponent = \"openai-compat\"\nbase_url = \"{base}\"\napi_keys = [{}]\nmodels = [{}]\n\n",
+        keys.join(", "),
+        models.join(", ")
+    )
+}
+
+/// A minimal valid chat body.
+pub fn chat_body(model: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "hello there" }] })
+}
+
+/// Read a whole SSE response into its `data:` payloads.
+pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
+    let text = resp.text().await.unwrap_or_default();
+    text.split("\n\n").filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned)).collect()
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
