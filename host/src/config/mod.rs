@@ -70,6 +70,9 @@ pub struct RuntimeConfig {
     pub guest_memory_mib: u64,
     /// guest instances alive at once (pooling allocator slots)
     pub max_instances: u32,
+    /// idle provider instances kept warm per component and reused across requests (an
+    /// instance that failed is never reused); 0 = a fresh instance for every request
+    pub warm_instances: usize,
     /// watch files and reload on change
     pub watch: bool,
 }
@@ -83,6 +86,7 @@ impl Default for RuntimeConfig {
             guest_cpu_ms: 100,
             guest_memory_mib: 64,
             max_instances: 512,
+            warm_instances: 16,
             watch: true,
         }
     }

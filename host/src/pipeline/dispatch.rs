@@ -19,7 +19,7 @@ use super::stream::{Relay, RelayInfo};
 use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{ProviderEntry, Snapshot};
-use crate::runtime::ProviderInstance;
+use crate::runtime::ProviderLease;
 use crate::runtime::bindings::wit;
 use crate::upstream::{attach_auth, forbidden_header, redact, transport_error};
 use crate::wire::chat::{ChatBody, Edit, UpstreamBody};
@@ -180,23 +180,37 @@ async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Resul
     Ok(buf.freeze())
 }
 
+/// The request's provider instance: the one it holds, or a warm one leased now.
+async fn instance<'l>(
+    lease: &'l mut Option<ProviderLease>,
+    cand: &Candidate,
+) -> Result<&'l mut ProviderLease, GatewayError> {
+    if lease.is_none() {
+        let p = &cand.route.provider;
+        *lease =
+            Some(p.component.acquire(Some(p.io.clone()), vec![cand.account.clone()]).await.map_err(guest_failed(p))?);
+    }
+    lease.as_mut().ok_or_else(|| GatewayError::internal("no provider instance"))
+}
+
 /// Report what the upstream's headers say about the account's quota.
 async fn note_limits(
-    inst: &mut ProviderInstance,
-    p: &ProviderEntry,
+    lease: &mut Option<ProviderLease>,
     cand: &Candidate,
     status: u16,
     headers: &HeaderMap,
     body: Option<&str>,
-) {
+) -> Result<(), GatewayError> {
+    let p = &cand.route.provider;
     let prefixes = &p.component.manifest.limit_headers;
     if prefixes.is_empty() {
-        return;
+        return Ok(());
     }
     let pairs = header_pairs(headers, cand, Some(prefixes));
     if pairs.is_empty() && body.is_none() {
-        return;
+        return Ok(());
     }
+    let inst = instance(lease, cand).await?;
     match inst.parse_limits(&p.wit_config, status, &pairs, body).await {
         Ok(updates) if !updates.is_empty() => {
             let mut q = cand.account.quota.lock();
@@ -208,6 +222,7 @@ async fn note_limits(
         Ok(_) => {}
         Err(f) => tracing::warn!(provider = %p.id, "parse-limits failed: {f}"),
     }
+    Ok(())
 }
 
 async fn attempt(
@@ -218,8 +233,7 @@ async fn attempt(
     upstream_wait: &mut Duration,
 ) -> Result<Reply, GatewayError> {
     let p = &cand.route.provider;
-    let mut inst =
-        p.component.instantiate(Some(p.io.clone()), vec![cand.account.clone()]).await.map_err(guest_failed(p))?;
+    let mut lease: Option<ProviderLease> = None;
     let model = cand.route.model.as_str();
     let chat_req = wit::ChatRequest {
         config: p.wit_config.clone(),
@@ -229,10 +243,14 @@ async fn attempt(
         params: req.keys().map(str::to_owned).collect(),
         body: if p.component.manifest.needs_body { Some(req.to_upstream_string(model)?) } else { None },
     };
-    let call = match inst.chat(&chat_req).await.map_err(guest_failed(p))? {
+    let call = match instance(&mut lease, cand).await?.chat(&chat_req).await.map_err(guest_failed(p))? {
         Ok(call) => call,
         Err(e) => return Err(provider_error(e, cand)),
     };
+    if call.response == wit::ResponseFormat::Openai {
+        // nothing more for the guest on the success path: back to the pool while upstream works
+        lease = None;
+    }
 
     let mut url = Url::parse(&call.url).map_err(|e| component_error(p, format!("planned an invalid URL: {e}")))?;
     if !p.io.allowed.allows(&url) {
@@ -297,15 +315,28 @@ async fn attempt(
         *upstream_wait += t.elapsed();
         let body = body.unwrap_or_default();
         let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
-        note_limits(&mut inst, p, cand, status.as_u16(), &resp_headers, Some(&text)).await;
+        note_limits(&mut lease, cand, status.as_u16(), &resp_headers, Some(&text)).await?;
         let pairs = header_pairs(&resp_headers, cand, None);
-        let typed = inst.map_error(&p.wit_config, status.as_u16(), &pairs, &text).await.map_err(guest_failed(p))?;
+        let typed = instance(&mut lease, cand)
+            .await?
+            .map_error(&p.wit_config, status.as_u16(), &pairs, &text)
+            .await
+            .map_err(guest_failed(p))?;
         return Err(provider_error(typed, cand));
     }
-    note_limits(&mut inst, p, cand, status.as_u16(), resp.headers(), None).await;
+    note_limits(&mut lease, cand, status.as_u16(), resp.headers(), None).await?;
+    if call.response == wit::ResponseFormat::Openai {
+        lease = None;
+    }
 
     if req.stream {
-        let translator = (call.response == wit::ResponseFormat::Translate).then_some(inst);
+        let translator = match call.response {
+            wit::ResponseFormat::Translate => {
+                instance(&mut lease, cand).await?;
+                lease.take()
+            }
+            wit::ResponseFormat::Openai => None,
+        };
         let info = RelayInfo {
             provider: p.id.clone(),
             model: model.to_owned(),
@@ -335,7 +366,7 @@ async fn attempt(
                     format!("provider '{}' answered with invalid UTF-8", p.id),
                 )
             })?;
-            match inst.translate_response(text).await.map_err(guest_failed(p))? {
+            match instance(&mut lease, cand).await?.translate_response(text).await.map_err(guest_failed(p))? {
                 Ok(json) => Bytes::from(json),
                 Err(e) => return Err(provider_error(e, cand)),
             }

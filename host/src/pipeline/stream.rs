@@ -16,7 +16,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::account::{Outcome, UsageRecord, UsageSink};
 use crate::errors::{ErrorKind, GatewayError};
-use crate::runtime::ProviderInstance;
+use crate::runtime::ProviderLease;
 use crate::runtime::bindings::wit;
 use crate::wire::sse::{self, Event, SseFramer};
 use crate::wire::types::{ChunkPeek, Usage};
@@ -56,7 +56,7 @@ pub struct Relay {
     upstream: Upstream,
     framer: SseFramer,
     ndjson: bool,
-    translator: Option<ProviderInstance>,
+    translator: Option<ProviderLease>,
     client_wants_usage: bool,
     tracker: Tracker,
     out: VecDeque<Bytes>,
@@ -91,7 +91,7 @@ impl Relay {
     pub fn new(
         upstream: reqwest::Response,
         framing: wit::StreamFraming,
-        translator: Option<ProviderInstance>,
+        translator: Option<ProviderLease>,
         info: RelayInfo,
         sink: UsageSink,
     ) -> Self {

@@ -18,6 +18,7 @@ use super::cache::ArtifactCache;
 use super::engine;
 use super::guest::{GuestFailure, PolicyInstance, ProviderInstance};
 use super::hosts::AllowedHosts;
+use super::pool::{InstancePool, ProviderLease};
 use super::state::{Account, AuthStyle, GuestIo, GuestState};
 use crate::config::RuntimeConfig;
 
@@ -41,6 +42,8 @@ impl std::error::Error for ComponentError {}
 pub struct GuestLimits {
     pub max_memory: usize,
     pub cpu_budget: Duration,
+    /// idle instances kept warm per component (0: a fresh instance for every request)
+    pub warm_instances: usize,
 }
 
 /// The engine, the linkers with every host function, and the compilation cache.
@@ -64,6 +67,7 @@ pub struct ProviderComponent {
     pre: ProviderPre<GuestState>,
     engine: Engine,
     limits: GuestLimits,
+    pool: Arc<InstancePool>,
 }
 
 /// A loaded, validated policy component.
@@ -115,6 +119,7 @@ impl Runtime {
         let limits = GuestLimits {
             max_memory: usize::try_from(cfg.guest_memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
             cpu_budget: Duration::from_millis(cfg.guest_cpu_ms),
+            warm_instances: cfg.warm_instances,
         };
         Ok(Arc::new(Self { engine, provider_linker, policy_linker, cache, limits }))
     }
@@ -177,6 +182,7 @@ impl Runtime {
             pre,
             engine: self.engine.clone(),
             limits: self.limits,
+            pool: Arc::new(InstancePool::new(self.limits.warm_instances)),
         };
         let mut instance = component.instantiate(None, Vec::new()).await.map_err(|f| err(f.to_string()))?;
         let manifest = instance.manifest().await.map_err(|f| err(format!("manifest() failed: {f}")))?;
@@ -337,6 +343,28 @@ fn new_store(
 }
 
 impl ProviderComponent {
+    /// An instance for one request, able to name `accounts` by index: a warm one from the pool
+    /// when there is one, else a fresh one. It returns to the pool when the lease is dropped.
+    pub async fn acquire(
+        &self,
+        io: Option<Arc<GuestIo>>,
+        accounts: Vec<Arc<Account>>,
+    ) -> Result<ProviderLease, GuestFailure> {
+        let inst = match self.pool.take() {
+            Some(mut warm) => {
+                warm.rebind(io, accounts);
+                warm
+            }
+            None => self.instantiate(io, accounts).await?,
+        };
+        Ok(ProviderLease::new(inst, self.pool.clone()))
+    }
+
+    /// Idle warm instances.
+    pub fn warm(&self) -> usize {
+        self.pool.idle()
+    }
+
     /// A fresh instance for one request, able to name `accounts` by index.
     pub async fn instantiate(
         &self,

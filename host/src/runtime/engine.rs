@@ -9,7 +9,7 @@ use crate::config::RuntimeConfig;
 
 /// How often the epoch advances: the granularity of guest CPU accounting and of cooperative
 /// yields from long-running guests.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 pub fn build(cfg: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut config = Config::new();

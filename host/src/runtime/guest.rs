@@ -92,12 +92,14 @@ fn classify(store: &Store<GuestState>, e: &wasmtime::Error, component: &str, fun
     GuestFailure { kind: FailureKind::Trap, message }
 }
 
-/// A provider component instance serving one request.
+/// A provider component instance, serving one request at a time.
 pub struct ProviderInstance {
     store: Store<GuestState>,
     bindings: Provider,
     component: String,
     poisoned: bool,
+    /// guest calls made so far (instances are retired after a while)
+    pub(crate) calls: u32,
 }
 
 macro_rules! guest_call {
@@ -110,6 +112,7 @@ macro_rules! guest_call {
         }
         $self.store.data_mut().clock.begin();
         $self.store.data_mut().denied = None;
+        $self.note_call();
         let result = {
             let $b = &$self.bindings;
             let $s = &mut $self.store;
@@ -132,11 +135,29 @@ macro_rules! guest_call {
 
 impl ProviderInstance {
     pub(crate) fn new(store: Store<GuestState>, bindings: Provider, component: &str) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false }
+        Self { store, bindings, component: component.to_owned(), poisoned: false, calls: 0 }
     }
 
     pub fn component(&self) -> &str {
         &self.component
+    }
+
+    fn note_call(&mut self) {
+        self.calls = self.calls.saturating_add(1);
+    }
+
+    /// Whether the instance may serve another request: it never failed and never asked for
+    /// something it was not allowed.
+    pub fn reusable(&self) -> bool {
+        !self.poisoned && self.store.data().denied.is_none()
+    }
+
+    pub(crate) fn rebind(
+        &mut self,
+        io: Option<std::sync::Arc<super::state::GuestIo>>,
+        accounts: Vec<std::sync::Arc<super::state::Account>>,
+    ) {
+        self.store.data_mut().rebind(io, accounts);
     }
 
     pub async fn manifest(&mut self) -> Result<wit::ProviderManifest, GuestFailure> {
@@ -214,15 +235,20 @@ pub struct PolicyInstance {
     bindings: Policy,
     component: String,
     poisoned: bool,
+    calls: u32,
 }
 
 impl PolicyInstance {
     pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false }
+        Self { store, bindings, component: component.to_owned(), poisoned: false, calls: 0 }
     }
 
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    fn note_call(&mut self) {
+        self.calls = self.calls.saturating_add(1);
     }
 
     pub async fn rank(

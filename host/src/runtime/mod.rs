@@ -8,9 +8,12 @@ pub mod engine;
 pub mod guest;
 pub mod host_impl;
 pub mod hosts;
+pub mod output;
+pub mod pool;
 pub mod state;
 
 pub use component::{ComponentError, PolicyComponent, ProviderComponent, Runtime};
 pub use guest::{GuestFailure, ProviderInstance};
 pub use hosts::AllowedHosts;
+pub use pool::ProviderLease;
 pub use state::{Account, GuestIo};

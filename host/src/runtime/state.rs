@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::wit;
 use super::hosts::AllowedHosts;
+use super::output::GuestOutput;
 use crate::config::SecretString;
 use crate::upstream::UpstreamClient;
 
@@ -162,7 +162,8 @@ impl wasmtime::ResourceLimiter for Limits {
     }
 }
 
-/// Store data of one guest instance. An instance serves one request and is dropped after it.
+/// Store data of one guest instance. An instance serves one request at a time; between
+/// requests it may be reused ([`GuestState::rebind`]).
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -174,18 +175,20 @@ pub struct GuestState {
     pub accounts: Vec<Arc<Account>>,
     /// set when the guest asked for something its manifest does not allow
     pub denied: Option<String>,
-    stderr: MemoryOutputPipe,
+    output: GuestOutput,
 }
-
-/// Bytes of guest stdout/stderr kept per instance (more traps the guest).
-const OUTPUT_CAP: usize = 64 * 1024;
 
 impl GuestState {
     pub fn new(io: Option<Arc<GuestIo>>, accounts: Vec<Arc<Account>>, max_memory: usize, cpu_budget: Duration) -> Self {
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
+        let output = GuestOutput::default();
         // no preopened directories, no environment, no arguments, no sockets
-        let wasi =
-            WasiCtxBuilder::new().stderr(stderr.clone()).stdout(stderr.clone()).allow_ip_name_lookup(false).build();
+        let wasi = WasiCtxBuilder::new()
+            .stderr(output.clone())
+            .stdout(output.clone())
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -194,8 +197,16 @@ impl GuestState {
             io,
             accounts,
             denied: None,
-            stderr,
+            output,
         }
+    }
+
+    /// Point a reused instance at its next request.
+    pub fn rebind(&mut self, io: Option<Arc<GuestIo>>, accounts: Vec<Arc<Account>>) {
+        self.io = io;
+        self.accounts = accounts;
+        self.denied = None;
+        self.output.clear();
     }
 
     pub fn account(&self, handle: u32) -> Option<&Arc<Account>> {
@@ -204,8 +215,7 @@ impl GuestState {
 
     /// What the guest wrote to stdout/stderr (e.g. a panic message), trimmed.
     pub fn output(&self) -> String {
-        let bytes = self.stderr.contents();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = self.output.take();
         let text = text.trim();
         let start = text.len().saturating_sub(1000);
         let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
