@@ -42,7 +42,8 @@ pub enum Command {
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -91,7 +92,9 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 
     };
     let local = listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
     spawn_sighup(app.clone());
-    tracing::info!("freeway listening on http://{local}");
+    // printed whatever the log level: scripts and tests wait for this line
+    println!("freeway listening on http://{local}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     match crate::server::serve(app, listener, grace, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -6,7 +6,15 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = freeway::cli::Cli::parse();
     freeway::cli::init_tracing(cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // one worker per CPU this process may run on (respects taskset/cgroup affinity, unlike the
+    // default, so a gateway pinned to one core does not bounce tasks between two threads)
+    let workers = std::env::var("FREEWAY_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(std::num::NonZeroUsize::get))
+        .unwrap_or(1)
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("freeway: cannot start the async runtime: {e}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -50,6 +51,10 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections; open requests have {} s to finish", grace.as_secs());
         let _ = stop_tx.send(true);
     };
+    // small SSE writes must leave at once, not wait for the previous segment's ACK (Nagle)
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(graceful);
     let deadline = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
