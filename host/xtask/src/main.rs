@@ -72,15 +72,38 @@ fn build_guests() -> Result<(), String> {
         cmd.args(["-p", krate]);
     }
     run("build the wasm components", &mut cmd)?;
+    // the SDK guide's provider, served by an integration test so the guide stays true
+    run(
+        "build the SDK guide's example provider",
+        cargo().args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            GUEST_TARGET,
+            "-p",
+            "freeway-sdk",
+            "--example",
+            "example-provider",
+        ]),
+    )?;
     let out_dir = root().join("target").join(GUEST_TARGET).join("guest");
+    install(&out_dir.join("examples/example_provider.wasm"), &root().join("tests/guests/example-provider.wasm"))?;
     for (_, file, dest) in GUESTS {
-        let dest = root().join(dest);
-        let tmp = dest.with_extension("wasm.tmp");
-        std::fs::copy(out_dir.join(file), &tmp).map_err(|e| format!("copy {file}: {e}"))?;
-        // rename, so a running gateway's watcher sees one complete file
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("install {}: {e}", dest.display()))?;
+        install(&out_dir.join(file), &root().join(dest))?;
     }
     Ok(())
+}
+
+/// Copy a built component into place by rename, so a running gateway's watcher sees one
+/// complete file (and nothing when it did not change).
+fn install(from: &Path, dest: &Path) -> Result<(), String> {
+    if std::fs::read(from).ok() == std::fs::read(dest).ok() {
+        return Ok(());
+    }
+    let tmp = dest.with_extension("wasm.tmp");
+    std::fs::copy(from, &tmp).map_err(|e| format!("copy {}: {e}", from.display()))?;
+    std::fs::rename(&tmp, dest).map_err(|e| format!("install {}: {e}", dest.display()))
 }
 
 fn build(release: bool) -> Result<(), String> {

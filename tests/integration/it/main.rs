@@ -12,6 +12,7 @@ mod chat;
 mod config_files;
 mod hot_reload;
 mod sandbox;
+mod sdk_guide;
 mod shutdown;
 mod streaming;
 mod upstream_failures;

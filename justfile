@@ -1,0 +1,33 @@
+# Everyday commands. Each is a shortcut for plain cargo (see README).
+
+# build everything (release) and run the gateway
+run *ARGS:
+    cargo xtask run {{ARGS}}
+
+# the whole test suite (lint, unit, integration, SDK end-to-end)
+test:
+    cargo xtask test
+
+# build the wasm components and the host (debug)
+build:
+    cargo xtask build
+
+# rustfmt + clippy for host and guests
+lint:
+    cargo xtask lint
+
+# load benchmark: Freeway vs direct calls to the simulator
+bench *ARGS:
+    cargo xtask bench {{ARGS}}
+
+# quick benchmark (3 short rounds)
+bench-quick:
+    cargo xtask bench --quick
+
+# run the upstream simulator on :9000
+sim:
+    cargo run -p freeway-sim -- --listen 127.0.0.1:9000
+
+# the SDK end-to-end suites only
+e2e:
+    cargo xtask e2e
