@@ -44,7 +44,13 @@ impl Provider for Example {
         errors::from_response(status, &headers, &body)
     }
 
-    fn parse_limits(_c: ProviderConfig, _s: u16, headers: Headers, _b: Option<String>) -> Vec<QuotaUpdate> {
+    fn parse_limits(
+        _c: ProviderConfig,
+        _a: Credential,
+        _s: u16,
+        headers: Headers,
+        _b: Option<String>,
+    ) -> Vec<QuotaUpdate> {
         limits::openai_headers(&headers, LimitWindow::Day, LimitWindow::Minute)
     }
 }

@@ -85,6 +85,86 @@ pub fn openai_headers(headers: &Headers, requests: LimitWindow, tokens: LimitWin
     out
 }
 
+/// Every `x-ratelimit-{limit,remaining,reset}-{requests,tokens}[-{minute,hour,day}]` header.
+/// A window suffix (Cerebras: `-requests-day`, `-tokens-minute`) wins; otherwise the provider's
+/// meaning is given (OpenAI: both per minute; Groq: requests per day, tokens per minute).
+pub fn ratelimit_headers(headers: &Headers, requests: LimitWindow, tokens: LimitWindow) -> Vec<QuotaUpdate> {
+    let mut out: Vec<QuotaUpdate> = Vec::new();
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        let Some(rest) = name.strip_prefix("x-ratelimit-") else { continue };
+        let Some((field, tail)) = rest.split_once('-') else { continue };
+        let (dim, window) = match tail.split_once('-') {
+            Some((d, w)) => (d, window_from_name(w)),
+            None => (tail, None),
+        };
+        let (dimension, default) = match dim {
+            "requests" => (QuotaDimension::Requests, requests),
+            "tokens" => (QuotaDimension::Tokens, tokens),
+            _ => continue,
+        };
+        let window = window.unwrap_or(default);
+        let idx = match out.iter().position(|u| u.dimension == dimension && u.window == window) {
+            Some(i) => i,
+            None => {
+                out.push(QuotaUpdate {
+                    dimension,
+                    window,
+                    limit: None,
+                    remaining: None,
+                    reset_after_ms: None,
+                    scope: None,
+                });
+                out.len() - 1
+            }
+        };
+        let u = &mut out[idx];
+        match field {
+            "limit" => u.limit = value.trim().parse::<f64>().ok().and_then(ms),
+            "remaining" => u.remaining = value.trim().parse::<f64>().ok().and_then(ms),
+            "reset" => u.reset_after_ms = parse_duration_ms(value),
+            _ => {}
+        }
+    }
+    out.retain(|u| u.limit.is_some() || u.remaining.is_some());
+    out
+}
+
+/// Milliseconds from `now_ms` (Unix ms) to the next UTC midnight.
+pub fn until_utc_midnight(now_ms: u64) -> u64 {
+    const DAY: u64 = 86_400_000;
+    DAY - now_ms % DAY
+}
+
+/// OpenRouter's `GET /key` answer -> quota updates: the free-model daily request allowance
+/// (resets at UTC midnight) and the credit balance when the key has a limit.
+pub fn openrouter_key_info(body: &serde_json::Value, now_ms: u64) -> Vec<QuotaUpdate> {
+    let data = body.get("data").unwrap_or(body);
+    let mut out = Vec::new();
+    if let Some(free) = data.get("free_model_daily_requests") {
+        let num = |k: &str| free.get(k).and_then(serde_json::Value::as_u64);
+        out.push(QuotaUpdate {
+            dimension: QuotaDimension::Requests,
+            window: LimitWindow::Day,
+            limit: num("limit"),
+            remaining: num("remaining").or_else(|| Some(num("limit")?.saturating_sub(num("used")?))),
+            reset_after_ms: Some(until_utc_midnight(now_ms)),
+            scope: Some("free-models".to_owned()),
+        });
+    }
+    if let Some(remaining) = data.get("limit_remaining").and_then(serde_json::Value::as_f64) {
+        out.push(QuotaUpdate {
+            dimension: QuotaDimension::Credits,
+            window: LimitWindow::Unknown,
+            limit: data.get("limit").and_then(serde_json::Value::as_f64).and_then(ms),
+            remaining: ms(remaining.max(0.0)),
+            reset_after_ms: None,
+            scope: None,
+        });
+    }
+    out
+}
+
 /// A window named in configuration (`"minute"`, `"day"`, ...).
 pub fn window_from_name(name: &str) -> Option<LimitWindow> {
     Some(match name.trim().to_ascii_lowercase().as_str() {
@@ -113,6 +193,56 @@ mod tests {
         assert_eq!(parse_duration_ms("soon"), None);
         assert_eq!(parse_duration_ms("5"), Some(5000));
         assert_eq!(parse_duration_ms("5x"), None);
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn cerebras_day_and_minute_pairs() {
+        let h = headers(&[
+            ("x-ratelimit-limit-requests-day", "14400"),
+            ("x-ratelimit-remaining-requests-day", "14399"),
+            ("x-ratelimit-reset-requests-day", "33011.38"),
+            ("x-ratelimit-limit-tokens-minute", "60000"),
+            ("x-ratelimit-remaining-tokens-minute", "59800"),
+            ("x-ratelimit-reset-tokens-minute", "11.38"),
+        ]);
+        let u = ratelimit_headers(&h, LimitWindow::Minute, LimitWindow::Minute);
+        let day = u.iter().find(|u| u.window == LimitWindow::Day).unwrap();
+        assert_eq!(
+            (day.dimension, day.limit, day.remaining, day.reset_after_ms),
+            (QuotaDimension::Requests, Some(14400), Some(14399), Some(33_011_380))
+        );
+        let min = u.iter().find(|u| u.window == LimitWindow::Minute).unwrap();
+        assert_eq!(
+            (min.dimension, min.remaining, min.reset_after_ms),
+            (QuotaDimension::Tokens, Some(59800), Some(11_380))
+        );
+    }
+
+    #[test]
+    fn groq_meanings_apply_without_suffixes() {
+        let h = headers(&[
+            ("x-ratelimit-limit-requests", "1000"),
+            ("x-ratelimit-remaining-requests", "990"),
+            ("x-ratelimit-limit-tokens", "6000"),
+        ]);
+        let u = ratelimit_headers(&h, LimitWindow::Day, LimitWindow::Minute);
+        assert_eq!(u.len(), 2);
+        assert!(u.iter().any(|u| u.dimension == QuotaDimension::Requests
+            && u.window == LimitWindow::Day
+            && u.remaining == Some(990)));
+    }
+
+    #[test]
+    fn openrouter_key_info_reads_free_daily_requests() {
+        let body: serde_json::Value = serde_json::from_str(r#"{"data":{"label":"x","limit":null,"limit_remaining":null,"usage_daily":0.0,"is_free_tier":true,"free_model_daily_requests":{"limit":50,"remaining":47,"used":3}}}"#).unwrap();
+        let u = openrouter_key_info(&body, 86_400_000 * 3 + 3_600_000);
+        assert_eq!(u.len(), 1);
+        assert_eq!((u[0].limit, u[0].remaining, u[0].window), (Some(50), Some(47), LimitWindow::Day));
+        assert_eq!(u[0].reset_after_ms, Some(23 * 3_600_000));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub trait Provider {
     /// Rate-limit headers -> quota updates. Defaults to OpenAI's `x-ratelimit-*` (per minute).
     fn parse_limits(
         _config: ProviderConfig,
+        _account: Credential,
         _status: u16,
         headers: Headers,
         _body: Option<String>,
@@ -99,11 +100,12 @@ macro_rules! export_provider {
             }
             fn parse_limits(
                 config: $crate::types::ProviderConfig,
+                account: $crate::types::Credential,
                 status: u16,
                 headers: $crate::types::Headers,
                 body: Option<String>,
             ) -> Vec<$crate::types::QuotaUpdate> {
-                <$t as $crate::Provider>::parse_limits(config, status, headers, body)
+                <$t as $crate::Provider>::parse_limits(config, account, status, headers, body)
             }
             fn list_models(
                 config: $crate::types::ProviderConfig,

@@ -193,25 +193,26 @@ async fn instance<'l>(
     lease.as_mut().ok_or_else(|| GatewayError::internal("no provider instance"))
 }
 
-/// Report what the upstream's headers say about the account's quota.
+/// The rate-limit headers worth showing the component, or `None` when there is nothing to read
+/// (no matching header, and the provider does not poll its quota).
+fn limit_headers(cand: &Candidate, headers: &HeaderMap) -> Option<Vec<(String, String)>> {
+    let p = &cand.route.provider;
+    let prefixes = &p.component.manifest.limit_headers;
+    let pairs = if prefixes.is_empty() { Vec::new() } else { header_pairs(headers, cand, Some(prefixes)) };
+    (!pairs.is_empty() || p.poll_limits).then_some(pairs)
+}
+
+/// Let the component read what the upstream said about the account's quota.
 async fn note_limits(
     lease: &mut Option<ProviderLease>,
     cand: &Candidate,
     status: u16,
-    headers: &HeaderMap,
+    pairs: &Vec<(String, String)>,
     body: Option<&str>,
 ) -> Result<(), GatewayError> {
     let p = &cand.route.provider;
-    let prefixes = &p.component.manifest.limit_headers;
-    if prefixes.is_empty() {
-        return Ok(());
-    }
-    let pairs = header_pairs(headers, cand, Some(prefixes));
-    if pairs.is_empty() && body.is_none() {
-        return Ok(());
-    }
     let inst = instance(lease, cand).await?;
-    match inst.parse_limits(&p.wit_config, status, &pairs, body).await {
+    match inst.parse_limits(&p.wit_config, 0, status, pairs, body).await {
         Ok(updates) if !updates.is_empty() => {
             let mut q = cand.account.quota.lock();
             for u in updates.into_iter().take(32) {
@@ -223,6 +224,18 @@ async fn note_limits(
         Err(f) => tracing::warn!(provider = %p.id, "parse-limits failed: {f}"),
     }
     Ok(())
+}
+
+/// After a success, read the quota news off the request path.
+fn note_limits_later(cand: &Candidate, status: u16, headers: &HeaderMap) {
+    let Some(pairs) = limit_headers(cand, headers) else { return };
+    let cand = cand.clone();
+    tokio::spawn(async move {
+        let mut lease = None;
+        if let Err(e) = note_limits(&mut lease, &cand, status, &pairs, None).await {
+            tracing::warn!(provider = %cand.route.provider.id, "reading rate limits failed: {}", e.message);
+        }
+    });
 }
 
 async fn attempt(
@@ -315,7 +328,8 @@ async fn attempt(
         *upstream_wait += t.elapsed();
         let body = body.unwrap_or_default();
         let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
-        note_limits(&mut lease, cand, status.as_u16(), &resp_headers, Some(&text)).await?;
+        let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
+        note_limits(&mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
         let pairs = header_pairs(&resp_headers, cand, None);
         let typed = instance(&mut lease, cand)
             .await?
@@ -324,10 +338,7 @@ async fn attempt(
             .map_err(guest_failed(p))?;
         return Err(provider_error(typed, cand));
     }
-    note_limits(&mut lease, cand, status.as_u16(), resp.headers(), None).await?;
-    if call.response == wit::ResponseFormat::Openai {
-        lease = None;
-    }
+    note_limits_later(cand, status.as_u16(), resp.headers());
 
     if req.stream {
         let translator = match call.response {

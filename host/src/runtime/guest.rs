@@ -203,13 +203,14 @@ impl ProviderInstance {
     pub async fn parse_limits(
         &mut self,
         config: &wit::ProviderConfig,
+        account: wit::Credential,
         status: u16,
         headers: &Vec<(String, String)>,
         body: Option<&str>,
     ) -> Result<Vec<wit::QuotaUpdate>, GuestFailure> {
         guest_call!(self, "parse-limits", |b, s| b
             .freeway_gateway_provider_api()
-            .call_parse_limits(s, config, status, headers, body))
+            .call_parse_limits(s, config, account, status, headers, body))
     }
 
     pub async fn list_models(

@@ -10,6 +10,9 @@
 //! - `requests_window` / `tokens_window` (`minute`, `day`, ...): what its `x-ratelimit-*-requests`
 //!   and `-tokens` headers count (Groq: requests per day, tokens per minute)
 //! - `chat_path` (default `chat/completions`)
+//! - `key_info_path` (OpenRouter: `key`): the upstream reports quota only through this endpoint;
+//!   with the provider's `poll_limits`, it is read (at most twice a minute per account) after
+//!   responses, off the request path
 
 use freeway_sdk::errors;
 use freeway_sdk::provider::{openai_passthrough, setting};
@@ -36,6 +39,23 @@ pub fn quirk_edits(config: &ProviderConfig, params: &[String]) -> Vec<BodyEdit> 
         }
     }
     edits
+}
+
+/// Read the upstream's key-info endpoint (OpenRouter's `GET /key`), paced per account.
+fn poll_key_info(config: &ProviderConfig, account: Credential, path: &str) -> Vec<QuotaUpdate> {
+    use freeway_sdk::provider::bindings::freeway::gateway::{clock, credentials, rate_limit};
+    let bucket = format!("key-info:{}:{}", config.provider_id, credentials::label(account));
+    if rate_limit::acquire(&bucket, 2, 1).is_err() {
+        return Vec::new();
+    }
+    let url = freeway_sdk::provider::join_url(&config.base_url, path);
+    match freeway_sdk::http::get_json(&url, Some(account)) {
+        Ok(body) => limits::openrouter_key_info(&body, clock::now_ms()),
+        Err(e) => {
+            freeway_sdk::provider::log(LogLevel::Warn, &format!("reading {path} failed: {}", e.message));
+            Vec::new()
+        }
+    }
 }
 
 fn window(config: &ProviderConfig, key: &str) -> LimitWindow {
@@ -67,8 +87,19 @@ impl Provider for OpenAiCompat {
         errors::from_response(status, &headers, &body)
     }
 
-    fn parse_limits(config: ProviderConfig, _status: u16, headers: Headers, _body: Option<String>) -> Vec<QuotaUpdate> {
-        limits::openai_headers(&headers, window(&config, "requests_window"), window(&config, "tokens_window"))
+    fn parse_limits(
+        config: ProviderConfig,
+        account: Credential,
+        _status: u16,
+        headers: Headers,
+        _body: Option<String>,
+    ) -> Vec<QuotaUpdate> {
+        let mut updates =
+            limits::ratelimit_headers(&headers, window(&config, "requests_window"), window(&config, "tokens_window"));
+        if let Some(path) = setting(&config, "key_info_path") {
+            updates.extend(poll_key_info(&config, account, path));
+        }
+        updates
     }
 }
 
@@ -125,7 +156,7 @@ mod tests {
             ("x-ratelimit-limit-requests".into(), "1000".into()),
             ("x-ratelimit-remaining-requests".into(), "999".into()),
         ];
-        let u = OpenAiCompat::parse_limits(config(&[("requests_window", "day")]), 200, h, None);
+        let u = OpenAiCompat::parse_limits(config(&[("requests_window", "day")]), 0, 200, h, None);
         assert_eq!(u[0].window, LimitWindow::Day);
     }
 }

@@ -71,7 +71,7 @@ pub async fn measure(n: usize) -> Result<WasmCost, String> {
         std::hint::black_box(call);
         drop(lease);
         let mut lease = component.acquire(Some(io.clone()), vec![account.clone()]).await.map_err(|f| f.to_string())?;
-        std::hint::black_box(lease.parse_limits(&config, 200, &headers, None).await.map_err(|f| f.to_string())?);
+        std::hint::black_box(lease.parse_limits(&config, 0, 200, &headers, None).await.map_err(|f| f.to_string())?);
         drop(lease);
         let warm_t = started.elapsed();
 
@@ -80,7 +80,7 @@ pub async fn measure(n: usize) -> Result<WasmCost, String> {
             component.instantiate(Some(io.clone()), vec![account.clone()]).await.map_err(|f| f.to_string())?;
         let instantiated = started.elapsed();
         std::hint::black_box(inst.chat(&req).await.map_err(|f| f.to_string())?.map_err(|e| e.message)?);
-        std::hint::black_box(inst.parse_limits(&config, 200, &headers, None).await.map_err(|f| f.to_string())?);
+        std::hint::black_box(inst.parse_limits(&config, 0, 200, &headers, None).await.map_err(|f| f.to_string())?);
         drop(inst);
         if i >= 500 {
             warm.push(warm_t);
