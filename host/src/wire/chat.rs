@@ -35,6 +35,8 @@ pub struct ChatBody<'a> {
 /// A change to a top-level entry on the way upstream (from the provider component).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
+    /// a top-level key, or a path into one: `messages[].name` removes `name` from every element
+    /// of `messages`; `response_format.json_schema.strict` a nested field
     Remove(String),
     Rename(String, String),
     /// key, JSON text
@@ -392,6 +394,24 @@ impl<'a> ChatBody<'a> {
                 out.extend_from_slice(v.as_bytes());
                 continue;
             }
+            let nested: Vec<&str> = spec
+                .edits
+                .iter()
+                .filter_map(|e| match e {
+                    Edit::Remove(path) => path.strip_prefix(key.as_ref()).filter(|rest| rest.starts_with(['[', '.'])),
+                    _ => None,
+                })
+                .collect();
+            if !nested.is_empty() && key != "model" {
+                // rare (provider quirks): parse this one value, edit, write it back
+                let mut v: serde_json::Value = serde_json::from_str(value.get()).unwrap_or(serde_json::Value::Null);
+                for path in nested {
+                    remove_path(&mut v, path);
+                }
+                push_key(out, name, &mut first);
+                let _ = serde_json::to_writer(&mut *out, &v);
+                continue;
+            }
             if key == "model" {
                 push_key(out, name, &mut first);
                 let _ = serde_json::to_writer(&mut *out, spec.model);
@@ -436,6 +456,27 @@ impl<'a> ChatBody<'a> {
     /// A rough prompt size in tokens (4 bytes a token) until a real tokenizer is wired in.
     pub fn estimated_prompt_tokens(&self) -> u32 {
         u32::try_from(self.messages.get().len() / 4).unwrap_or(u32::MAX).max(1)
+    }
+}
+
+/// Remove what `path` (`[].name`, `.a.b`, `[].content[].cache_control`) points to inside `v`.
+fn remove_path(v: &mut serde_json::Value, path: &str) {
+    if let Some(rest) = path.strip_prefix("[]") {
+        if let Some(items) = v.as_array_mut() {
+            for item in items {
+                remove_path(item, rest);
+            }
+        }
+        return;
+    }
+    let Some(rest) = path.strip_prefix('.') else { return };
+    let end = rest.find(['.', '[']).unwrap_or(rest.len());
+    let (field, tail) = rest.split_at(end);
+    let Some(obj) = v.as_object_mut() else { return };
+    if tail.is_empty() {
+        obj.shift_remove(field);
+    } else if let Some(child) = obj.get_mut(field) {
+        remove_path(child, tail);
     }
 }
 
@@ -508,6 +549,18 @@ mod tests {
         assert!(v.get("logprobs").is_none());
         assert_eq!(v["max_completion_tokens"], 9);
         assert_eq!(v["safe_prompt"], false);
+    }
+
+    #[test]
+    fn nested_removals_follow_the_path() {
+        let b = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi","name":"bob"},{"role":"assistant","content":"yo"}],"response_format":{"type":"json_schema","json_schema":{"strict":true,"name":"n"}}}"#).unwrap();
+        let edits = [Edit::Remove("messages[].name".into()), Edit::Remove("response_format.json_schema.strict".into())];
+        let v = upstream(&b, "x", false, &edits);
+        assert!(v["messages"][0].get("name").is_none());
+        assert_eq!(v["messages"][0]["content"], "hi");
+        assert_eq!(v["messages"][1]["role"], "assistant");
+        assert!(v["response_format"]["json_schema"].get("strict").is_none());
+        assert_eq!(v["response_format"]["json_schema"]["name"], "n");
     }
 
     #[test]
