@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod errors;
 pub mod pipeline;
 pub mod registry;

@@ -1,5 +1,9 @@
 //! The `freeway` command line.
 
+mod catalog_views;
+mod models;
+mod providers;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +41,13 @@ pub enum Command {
         #[arg(long, short, env = "FREEWAY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The provider catalog, and which providers are configured
+    Providers {
+        #[arg(long, short, env = "FREEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Models of the configured providers (`models sync` lists them from each provider)
+    Models(models::ModelsArgs),
 }
 
 pub fn init_tracing(json: bool) {
@@ -56,6 +67,8 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::CheckConfig { config } => check_config(config).await,
+        Command::Providers { config } => providers::run(config.as_deref()),
+        Command::Models(args) => models::run(args).await,
     }
 }
 

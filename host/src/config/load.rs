@@ -116,12 +116,10 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
         if !ids.insert(id.as_str()) {
             return Err(ctx.err(Some(p.id.span()), field("id"), format!("provider id \"{id}\" is used twice")));
         }
-        if p.component.get_ref().trim().is_empty() {
-            return Err(ctx.err(
-                Some(p.component.span()),
-                field("component"),
-                "must name a built-in component or a .wasm file",
-            ));
+        if let Some(c) = &p.component
+            && c.get_ref().trim().is_empty()
+        {
+            return Err(ctx.err(Some(c.span()), field("component"), "must name a built-in component or a .wasm file"));
         }
         if let Some(url) = &p.base_url {
             match url::Url::parse(url) {
@@ -202,7 +200,10 @@ pub fn load_or_auto(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError
     if default.exists() {
         return load(default);
     }
-    let config = Config { providers: auto::from_env(|v| std::env::var(v).ok()), ..Config::default() };
+    let config = Config {
+        providers: auto::from_env(super::catalog::embedded(), |v| std::env::var(v).ok()),
+        ..Config::default()
+    };
     Ok(LoadedConfig { config, path: None })
 }
 
@@ -228,7 +229,7 @@ models = ["local-model"]
         let c = parse_str(MINIMAL).unwrap();
         let p = &c.providers[0];
         assert_eq!(p.id.get_ref(), "local");
-        assert_eq!(p.component.get_ref(), "openai-compat");
+        assert_eq!(p.component.as_ref().unwrap().get_ref(), "openai-compat");
         assert_eq!(p.base_url.as_deref(), Some("http://127.0.0.1:9000/v1"));
         assert_eq!(p.api_keys[0].expose(), "sk-local-1");
         assert_eq!(p.models[0].id(), "local-model");

@@ -4,8 +4,10 @@
 //! their usual key variables through the embedded catalog) < command-line flags.
 
 mod auto;
+pub mod catalog;
 mod interp;
 mod load;
+mod resolve;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,9 +15,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use auto::{Catalog, CatalogProvider, catalog};
-pub use interp::{Interpolated, SecretString};
+pub use catalog::{Catalog, CatalogModel, CatalogProvider};
+pub use interp::{Interpolated, SecretString, mask};
 pub use load::{ConfigError, LoadedConfig, load, load_or_auto};
+pub use resolve::{ResolvedProvider, resolve};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -28,7 +31,36 @@ pub struct Config {
     #[serde(default)]
     pub upstream: UpstreamConfig,
     #[serde(default)]
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// catalog files merged over the embedded one (entries replace by provider id)
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// list every provider's models this often (0 = only at start-up and on `freeway models sync`)
+    pub interval_secs: u64,
+    /// where the last model listing of each provider is kept
+    pub state_file: PathBuf,
+    /// local servers (catalog ids: ollama, lmstudio, llamacpp, vllm) to look for on their usual
+    /// ports; each one found serves its models with no key
+    pub local: Vec<String>,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self { interval_secs: 6 * 3600, state_file: PathBuf::from("data/models.json"), local: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,19 +150,25 @@ impl Default for UpstreamConfig {
     }
 }
 
-/// One upstream provider instance.
+/// One upstream provider instance. A provider whose `id` (or `catalog`) names a catalog entry
+/// takes its component, base URL, settings and models from the catalog unless set here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub id: toml::Spanned<String>,
-    /// a built-in component name (`openai-compat`, looked up in `providers_dir`) or a path to a `.wasm`
-    #[serde(default = "default_component")]
-    pub component: toml::Spanned<String>,
-    /// defaults to the component's own default base URL
+    /// the catalog entry this provider is (default: the one with the same id, if any)
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// a built-in component name (`openai-compat`, looked up in `providers_dir`) or a path to a
+    /// `.wasm`; default: the catalog's, else `openai-compat`
+    #[serde(default)]
+    pub component: Option<toml::Spanned<String>>,
+    /// default: the catalog's, else the component's own default base URL
     #[serde(default)]
     pub base_url: Option<Interpolated>,
+    /// keys, as strings or tables `{ key = "...", label = "...", settings = { account_id = "..." } }`
     #[serde(default)]
-    pub api_keys: Vec<SecretString>,
+    pub api_keys: Vec<ApiKey>,
     /// model ids served, as names or tables with details; empty = ask the provider
     #[serde(default)]
     pub models: Vec<ModelSpec>,
@@ -142,10 +180,62 @@ pub struct ProviderConfig {
     /// list the provider's models through its component when `models` is empty
     #[serde(default = "yes")]
     pub discover_models: bool,
+    /// let the component read quota after every response, not only when rate-limit headers
+    /// came (for upstreams that report it only through an endpoint, like OpenRouter's `/key`)
+    #[serde(default)]
+    pub poll_limits: bool,
 }
 
-fn default_component() -> toml::Spanned<String> {
-    toml::Spanned::new(0..0, "openai-compat".to_owned())
+/// One account's key, with optional label and non-secret per-account settings.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub key: SecretString,
+    pub label: Option<String>,
+    pub settings: BTreeMap<String, String>,
+}
+
+impl ApiKey {
+    pub fn new(key: SecretString) -> Self {
+        Self { key, label: None, settings: BTreeMap::new() }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.key.expose()
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ApiKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key string, or a table { key = \"...\", label = \"...\", settings = { ... } }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ApiKey, E> {
+                let key = SecretString::deserialize(serde::de::value::StrDeserializer::<E>::new(v))?;
+                Ok(ApiKey::new(key))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ApiKey, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Table {
+                    key: SecretString,
+                    #[serde(default)]
+                    label: Option<String>,
+                    #[serde(default)]
+                    settings: BTreeMap<String, Interpolated>,
+                }
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ApiKey {
+                    key: t.key,
+                    label: t.label,
+                    settings: t.settings.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn yes() -> bool {

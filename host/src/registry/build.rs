@@ -1,6 +1,6 @@
 //! Building a [`Snapshot`] from the configuration and the loaded components.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{ModelEntry, ModelSource, ProviderEntry, Route, Snapshot};
-use crate::config::{Config, ModelSpec, ProviderConfig, RuntimeConfig};
+use super::{Availability, ModelEntry, ModelSource, ProviderEntry, Route, Snapshot};
+use crate::config::{Catalog, CatalogModel, Config, ModelSpec, ResolvedProvider, RuntimeConfig};
+use crate::discovery::DiscoveryState;
 use crate::runtime::bindings::wit;
 use crate::runtime::state::GuestBuckets;
 use crate::runtime::{Account, PolicyComponent, ProviderComponent};
@@ -36,10 +37,12 @@ pub fn component_name(path: &Path) -> String {
 pub struct Inputs<'a> {
     pub config: &'a Config,
     pub config_path: Option<&'a Path>,
+    pub catalog: &'a Arc<Catalog>,
+    pub providers: &'a [ResolvedProvider],
     pub components: &'a HashMap<PathBuf, Arc<ProviderComponent>>,
     pub failures: &'a HashMap<PathBuf, String>,
     pub policies: &'a HashMap<PathBuf, Arc<PolicyComponent>>,
-    pub discovered: &'a HashMap<String, Vec<wit::ModelInfo>>,
+    pub discovered: &'a DiscoveryState,
     pub cursors: &'a mut HashMap<String, Arc<AtomicUsize>>,
     pub accounts: &'a mut HashMap<String, Arc<Account>>,
     pub http: &'a UpstreamClient,
@@ -47,52 +50,155 @@ pub struct Inputs<'a> {
     pub generation: u64,
 }
 
-fn model_from_spec(spec: &ModelSpec) -> wit::ModelInfo {
-    let mut caps = wit::Capabilities::STREAMING;
-    let (context_window, max_output_tokens) = match spec {
-        ModelSpec::Id(_) => (None, None),
-        ModelSpec::Detailed(d) => {
-            for (flag, cap) in [
-                (d.tools, wit::Capabilities::TOOLS),
-                (d.vision, wit::Capabilities::VISION),
-                (d.reasoning, wit::Capabilities::REASONING),
-                (d.json_mode, wit::Capabilities::JSON_MODE),
-            ] {
-                if flag == Some(true) {
-                    caps |= cap;
-                }
+fn model_from_spec(spec: &ModelSpec, catalog: Option<&CatalogModel>) -> wit::ModelInfo {
+    let mut info = catalog.map_or_else(|| bare(spec.id()), model_from_catalog);
+    info.id = spec.id().to_owned();
+    if let ModelSpec::Detailed(d) = spec {
+        for (flag, cap) in [
+            (d.tools, wit::Capabilities::TOOLS),
+            (d.vision, wit::Capabilities::VISION),
+            (d.reasoning, wit::Capabilities::REASONING),
+            (d.json_mode, wit::Capabilities::JSON_MODE),
+        ] {
+            match flag {
+                Some(true) => info.capabilities |= cap,
+                Some(false) => info.capabilities &= !cap,
+                None => {}
             }
-            (d.context_window, d.max_output_tokens)
         }
-    };
+        info.context_window = d.context_window.or(info.context_window);
+        info.max_output_tokens = d.max_output_tokens.or(info.max_output_tokens);
+    }
+    info
+}
+
+fn bare(id: &str) -> wit::ModelInfo {
     wit::ModelInfo {
-        id: spec.id().to_owned(),
-        context_window,
-        max_output_tokens,
-        capabilities: caps,
+        id: id.to_owned(),
+        context_window: None,
+        max_output_tokens: None,
+        capabilities: wit::Capabilities::STREAMING,
         free: None,
         owned_by: None,
     }
 }
 
-fn accounts_for(p: &ProviderConfig, cache: &mut HashMap<String, Arc<Account>>) -> Vec<Arc<Account>> {
-    let id = p.id.get_ref();
-    if p.api_keys.is_empty() {
+fn model_from_catalog(m: &CatalogModel) -> wit::ModelInfo {
+    let mut info = bare(&m.id);
+    for (flag, cap) in [
+        (m.tools, wit::Capabilities::TOOLS),
+        (m.vision, wit::Capabilities::VISION),
+        (m.reasoning, wit::Capabilities::REASONING),
+        (m.json_mode, wit::Capabilities::JSON_MODE),
+    ] {
+        if flag == Some(true) {
+            info.capabilities |= cap;
+        }
+    }
+    info.context_window = m.context_window;
+    info.max_output_tokens = m.max_output_tokens;
+    info.free = Some(m.free);
+    info
+}
+
+/// A listed model, with the catalog's facts where the listing is silent.
+fn merge_listed(listed: &wit::ModelInfo, catalog: Option<&CatalogModel>) -> wit::ModelInfo {
+    let mut info = listed.clone();
+    if let Some(c) = catalog {
+        let known = model_from_catalog(c);
+        info.capabilities |= known.capabilities;
+        info.context_window = info.context_window.or(known.context_window);
+        info.max_output_tokens = info.max_output_tokens.or(known.max_output_tokens);
+        info.free = info.free.or(known.free);
+    }
+    info
+}
+
+/// The provider's models: the configuration's when it lists them; otherwise what the provider
+/// last listed (catalog models it no longer lists are unavailable), or, before any listing,
+/// the catalog's and the component's models.
+fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &DiscoveryState) -> Vec<ModelEntry> {
+    let catalog_model = |id: &str| p.catalog.as_ref().and_then(|c| c.models.iter().find(|m| m.id == id));
+    if !p.models.is_empty() {
+        return p
+            .models
+            .iter()
+            .map(|m| ModelEntry {
+                info: model_from_spec(m, catalog_model(m.id())),
+                source: ModelSource::Config,
+                availability: Availability::Available,
+                catalog: catalog_model(m.id()).cloned(),
+            })
+            .collect();
+    }
+    let mut out: Vec<ModelEntry> = Vec::new();
+    let listing = discovered.providers.get(&p.id).filter(|l| l.succeeded() && p.discover_models);
+    if let Some(listing) = listing {
+        for m in &listing.models {
+            let info = merge_listed(&m.to_wit(), catalog_model(&m.id));
+            out.push(ModelEntry {
+                info,
+                source: ModelSource::Discovered,
+                availability: Availability::Available,
+                catalog: catalog_model(&m.id).cloned(),
+            });
+        }
+    }
+    let listed = |id: &str| out.iter().any(|m| m.info.id == id);
+    let mut extra = Vec::new();
+    for m in p.catalog.iter().flat_map(|c| &c.models) {
+        if !listed(&m.id) {
+            extra.push(ModelEntry {
+                info: model_from_catalog(m),
+                source: ModelSource::Catalog,
+                availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
+                catalog: Some(m.clone()),
+            });
+        }
+    }
+    for m in &component.manifest.models {
+        if !listed(&m.id) && !extra.iter().any(|e: &ModelEntry| e.info.id == m.id) {
+            extra.push(ModelEntry {
+                info: merge_listed(m, catalog_model(&m.id)),
+                source: ModelSource::Manifest,
+                availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
+                catalog: catalog_model(&m.id).cloned(),
+            });
+        }
+    }
+    if p.local && listing.is_none() {
+        // a local server that was never reached serves nothing (yet)
+        return out;
+    }
+    out.extend(extra);
+    out
+}
+
+fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>) -> Vec<Arc<Account>> {
+    let id = &p.id;
+    if p.keys.is_empty() {
         let account_id = format!("{id}#keyless");
         let a = cache.entry(account_id.clone()).or_insert_with(|| Arc::new(Account::new(account_id, id.clone(), None)));
         return vec![a.clone()];
     }
-    p.api_keys
+    p.keys
         .iter()
         .enumerate()
         .map(|(i, key)| {
             let account_id = format!("{id}#{}", i + 1);
-            let reuse =
-                cache.get(&account_id).filter(|a| a.secret.as_ref().is_some_and(|s| s.expose() == key.expose()));
+            let label = key.label.clone().unwrap_or_else(|| account_id.clone());
+            let reuse = cache.get(&account_id).filter(|a| {
+                a.secret.as_ref().is_some_and(|s| s.expose() == key.expose())
+                    && a.label == label
+                    && a.settings == key.settings
+            });
             match reuse {
                 Some(a) => a.clone(),
                 None => {
-                    let a = Arc::new(Account::new(account_id.clone(), id.clone(), Some(key.clone())));
+                    let mut account = Account::new(account_id.clone(), id.clone(), Some(key.key.clone()));
+                    account.label = label;
+                    account.settings = key.settings.clone();
+                    let a = Arc::new(account);
                     cache.insert(account_id, a.clone());
                     a
                 }
@@ -106,15 +212,15 @@ fn accounts_for(p: &ProviderConfig, cache: &mut HashMap<String, Arc<Account>>) -
 pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
     let mut problems = Vec::new();
     let mut providers = Vec::new();
-    for p in inp.config.providers.iter().filter(|p| p.enabled) {
-        let id = p.id.get_ref().clone();
-        let path = component_path(&inp.config.runtime, p.component.get_ref());
+    for p in inp.providers {
+        let id = p.id.clone();
+        let path = component_path(&inp.config.runtime, &p.component);
         let Some(component) = inp.components.get(&path) else {
             let why = inp.failures.get(&path).cloned().unwrap_or_else(|| format!("{} is not loaded", path.display()));
             problems.push(format!("provider '{id}': {why}"));
             continue;
         };
-        let base = p.base_url.as_ref().map(|u| u.0.clone()).or_else(|| component.manifest.default_base_url.clone());
+        let base = p.base_url.clone().or_else(|| component.manifest.default_base_url.clone());
         let Some(base) = base else {
             problems.push(format!("provider '{id}': no base_url, and component '{}' has no default", component.name));
             continue;
@@ -133,27 +239,12 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
                 continue;
             }
         };
-        let settings: BTreeMap<&String, &String> = p.settings.iter().map(|(k, v)| (k, &v.0)).collect();
         let wit_config = wit::ProviderConfig {
             provider_id: id.clone(),
             base_url: base.trim_end_matches('/').to_owned(),
-            settings: settings.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            settings: p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
-        let mut models: Vec<ModelEntry> =
-            p.models.iter().map(|m| ModelEntry { info: model_from_spec(m), source: ModelSource::Config }).collect();
-        if models.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            for info in component.manifest.models.iter().chain(inp.discovered.get(&id).into_iter().flatten()) {
-                if seen.insert(info.id.clone()) {
-                    let source = if component.manifest.models.iter().any(|m| m.id == info.id) {
-                        ModelSource::Manifest
-                    } else {
-                        ModelSource::Discovered
-                    };
-                    models.push(ModelEntry { info: info.clone(), source });
-                }
-            }
-        }
+        let models = models_for(p, component, inp.discovered);
         let cursor = inp.cursors.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
         providers.push(Arc::new(ProviderEntry {
             accounts: accounts_for(p, inp.accounts),
@@ -163,9 +254,13 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             io,
             cursor,
             models,
+            poll_limits: p.poll_limits,
+            catalog: p.catalog.clone(),
+            local: p.local,
+            discover: p.models.is_empty() && p.discover_models,
         }));
     }
-    if inp.config.providers.iter().all(|p| !p.enabled) {
+    if inp.providers.is_empty() {
         problems.push(if inp.config_path.is_some() {
             "no provider is enabled in the configuration".to_owned()
         } else {
@@ -176,7 +271,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
 
     let mut index: HashMap<String, Vec<Route>> = HashMap::new();
     for p in &providers {
-        for m in &p.models {
+        for m in p.models.iter().filter(|m| m.routable()) {
             let route = Route { provider: p.clone(), model: m.info.id.clone() };
             index.entry(m.info.id.clone()).or_default().push(route.clone());
             let qualified = format!("{}/{}", p.id, m.info.id);
@@ -191,6 +286,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
     Snapshot {
         generation: inp.generation,
         config: Arc::new(inp.config.clone()),
+        catalog: inp.catalog.clone(),
         config_path: inp.config_path.map(Path::to_owned),
         providers,
         policies,
@@ -205,7 +301,7 @@ fn render_models(providers: &[Arc<ProviderEntry>]) -> Bytes {
     let mut order: Vec<&str> = Vec::new();
     let mut by_id: HashMap<&str, (Vec<&str>, &wit::ModelInfo)> = HashMap::new();
     for p in providers {
-        for m in &p.models {
+        for m in p.models.iter().filter(|m| m.routable()) {
             let e = by_id.entry(m.info.id.as_str()).or_insert_with(|| {
                 order.push(m.info.id.as_str());
                 (Vec::new(), &m.info)
@@ -235,6 +331,7 @@ fn render_models(providers: &[Arc<ProviderEntry>]) -> Bytes {
                 "owned_by": provs.first().copied().unwrap_or("freeway"),
                 "providers": provs,
                 "context_window": info.context_window,
+                "free": info.free,
                 "capabilities": caps,
             })
         })

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-pub use reloader::{Event, Reloader, ReloaderHandle};
+pub use reloader::{Event, Reloader, ReloaderHandle, SyncReport};
 
 use crate::config::Config;
 use crate::runtime::bindings::wit;
@@ -31,6 +31,14 @@ pub struct ProviderEntry {
     /// round-robin position, kept across reloads
     pub cursor: Arc<AtomicUsize>,
     pub models: Vec<ModelEntry>,
+    /// call `parse-limits` after every success (see `ProviderConfig::poll_limits`)
+    pub poll_limits: bool,
+    /// the catalog entry, when the provider has one
+    pub catalog: Option<crate::config::CatalogProvider>,
+    /// a local server found by probing
+    pub local: bool,
+    /// list models through the component (no explicit `models`)
+    pub discover: bool,
 }
 
 impl ProviderEntry {
@@ -45,15 +53,40 @@ impl ProviderEntry {
 /// Where a model entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelSource {
+    /// listed in the configuration file
     Config,
+    /// known to the provider component
     Manifest,
+    /// known to the catalog
+    Catalog,
+    /// listed by the provider (discovery)
     Discovered,
+}
+
+/// Whether a model can be routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// configured, or listed by the provider's last model listing
+    Available,
+    /// not listed yet (no successful listing so far): assumed available
+    Assumed,
+    /// the provider's last listing does not have it
+    Unavailable,
 }
 
 #[derive(Debug, Clone)]
 pub struct ModelEntry {
     pub info: wit::ModelInfo,
     pub source: ModelSource,
+    pub availability: Availability,
+    /// the catalog's facts about this model (limits, notes)
+    pub catalog: Option<crate::config::CatalogModel>,
+}
+
+impl ModelEntry {
+    pub fn routable(&self) -> bool {
+        self.availability != Availability::Unavailable
+    }
 }
 
 /// One way to serve a model: a provider and the model's id there.
@@ -67,6 +100,7 @@ pub struct Route {
 pub struct Snapshot {
     pub generation: u64,
     pub config: Arc<Config>,
+    pub catalog: Arc<crate::config::Catalog>,
     pub config_path: Option<PathBuf>,
     pub providers: Vec<Arc<ProviderEntry>>,
     pub policies: Vec<Arc<PolicyComponent>>,
@@ -91,6 +125,7 @@ impl Snapshot {
         Self {
             generation: 0,
             config,
+            catalog: Arc::new(crate::config::catalog::embedded().clone()),
             config_path: None,
             providers: Vec::new(),
             policies: Vec::new(),

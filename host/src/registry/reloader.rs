@@ -1,7 +1,7 @@
-//! The reloader: one task that owns everything a snapshot is built from (configuration, loaded
-//! components, discovered models) and rebuilds and publishes a snapshot whenever one of them
-//! changes. Compilation happens here, never on the request path. A change that fails to load is
-//! reported in one log line and the previous version keeps serving.
+//! The reloader: one task that owns everything a snapshot is built from (configuration, catalog,
+//! loaded components, discovered models) and rebuilds and publishes a snapshot whenever one of
+//! them changes. Compilation happens here, never on the request path. A change that fails to
+//! load is reported in one log line and the previous version keeps serving.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -9,15 +9,19 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
 use super::{Registry, Snapshot, watcher};
-use crate::config::{self, LoadedConfig};
+use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider};
+use crate::discovery::{self, DiscoveryState};
 use crate::runtime::bindings::wit;
 use crate::runtime::state::GuestBuckets;
 use crate::runtime::{Account, PolicyComponent, ProviderComponent, Runtime};
 use crate::upstream::UpstreamClient;
+
+/// The outcome of a model sync, per provider: model count or the failure.
+pub type SyncReport = Vec<(String, Result<usize, String>)>;
 
 /// Something the reloader should react to.
 #[derive(Debug)]
@@ -26,10 +30,14 @@ pub enum Event {
     /// a `.wasm` file was created or written
     FileChanged(PathBuf),
     FileRemoved(PathBuf),
+    /// the discovery state file changed (e.g. `freeway models sync` ran)
+    DiscoveryFileChanged,
     Discovered {
         provider: String,
         result: Result<Vec<wit::ModelInfo>, String>,
     },
+    /// list every provider's models now; the report goes to `reply` when all are done
+    SyncModels(Option<oneshot::Sender<SyncReport>>),
 }
 
 /// How the rest of the gateway talks to the reloader.
@@ -43,6 +51,20 @@ impl ReloaderHandle {
     pub async fn send(&self, event: Event) {
         let _ = self.tx.send(event).await;
     }
+
+    /// List every provider's models now and wait for the result.
+    pub async fn sync_models(&self) -> SyncReport {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::SyncModels(Some(tx))).await;
+        rx.await.unwrap_or_default()
+    }
+}
+
+/// A sync in progress: who is still listing, and who asked.
+struct PendingSync {
+    waiting: HashSet<String>,
+    report: SyncReport,
+    reply: oneshot::Sender<SyncReport>,
 }
 
 pub struct Reloader {
@@ -50,11 +72,14 @@ pub struct Reloader {
     http: UpstreamClient,
     registry: Arc<Registry>,
     config: LoadedConfig,
+    catalog: Arc<Catalog>,
+    resolved: Vec<ResolvedProvider>,
     components: HashMap<PathBuf, Arc<ProviderComponent>>,
     policies: HashMap<PathBuf, Arc<PolicyComponent>>,
     failures: HashMap<PathBuf, String>,
-    discovered: HashMap<String, Vec<wit::ModelInfo>>,
+    discovered: DiscoveryState,
     discovering: HashSet<String>,
+    syncs: Vec<PendingSync>,
     cursors: HashMap<String, Arc<AtomicUsize>>,
     accounts: HashMap<String, Arc<Account>>,
     buckets: Arc<GuestBuckets>,
@@ -64,22 +89,37 @@ pub struct Reloader {
 
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
+fn load_catalog(config: &LoadedConfig) -> Arc<Catalog> {
+    match Catalog::load(&config.config.catalog.files) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!("catalog file rejected, using the embedded catalog: {e}");
+            Arc::new(config::catalog::embedded().clone())
+        }
+    }
+}
+
 impl Reloader {
     /// Load every component the configuration needs, publish the first snapshot, then keep
     /// reloading in the background (watching files when `runtime.watch` is on).
     pub async fn start(config: LoadedConfig, runtime: Arc<Runtime>, http: UpstreamClient) -> ReloaderHandle {
         let (tx, rx) = mpsc::channel(256);
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
+        let catalog = load_catalog(&config);
+        let discovered = DiscoveryState::load(&config.config.discovery.state_file);
         let mut this = Reloader {
             runtime,
             http,
             registry: registry.clone(),
+            resolved: config::resolve(&config.config, &catalog),
+            catalog,
             config,
             components: HashMap::new(),
             policies: HashMap::new(),
             failures: HashMap::new(),
-            discovered: HashMap::new(),
+            discovered,
             discovering: HashSet::new(),
+            syncs: Vec::new(),
             cursors: HashMap::new(),
             accounts: HashMap::new(),
             buckets: Arc::new(GuestBuckets::default()),
@@ -92,6 +132,7 @@ impl Reloader {
         if this.config.config.runtime.watch {
             watcher::spawn(&this.config, tx.clone());
         }
+        spawn_periodic_sync(this.config.config.discovery.interval_secs, tx.clone());
         tokio::spawn(this.run(rx));
         ReloaderHandle { registry, tx }
     }
@@ -109,19 +150,47 @@ impl Reloader {
                         );
                     }
                 }
-                Event::Discovered { provider, result } => {
-                    self.discovering.remove(&provider);
-                    match result {
-                        Ok(models) => {
-                            tracing::info!(provider = %provider, "discovered {} models", models.len());
-                            self.discovered.insert(provider, models);
-                            self.rebuild();
-                        }
-                        Err(e) => tracing::warn!(provider = %provider, "model discovery failed: {e}"),
+                Event::DiscoveryFileChanged => {
+                    let state = DiscoveryState::load(&self.config.config.discovery.state_file);
+                    if state != self.discovered {
+                        self.discovered = state;
+                        self.rebuild();
                     }
                 }
+                Event::Discovered { provider, result } => self.discovered_models(provider, result),
+                Event::SyncModels(reply) => self.sync_all(reply),
             }
         }
+    }
+
+    fn discovered_models(&mut self, provider: String, result: Result<Vec<wit::ModelInfo>, String>) {
+        self.discovering.remove(&provider);
+        let outcome = match &result {
+            Ok(models) => {
+                tracing::info!(provider = %provider, "listed {} models", models.len());
+                Ok(models.len())
+            }
+            Err(e) => {
+                tracing::warn!(provider = %provider, "model listing failed: {e}");
+                Err(e.clone())
+            }
+        };
+        self.discovered.record(&provider, result);
+        if let Err(e) = self.discovered.save(&self.config.config.discovery.state_file) {
+            tracing::warn!("cannot save the model state {}: {e}", self.config.config.discovery.state_file.display());
+        }
+        for sync in &mut self.syncs {
+            if sync.waiting.remove(&provider) {
+                sync.report.push((provider.clone(), outcome.clone()));
+            }
+        }
+        let (done, pending): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.syncs).into_iter().partition(|s| s.waiting.is_empty());
+        self.syncs = pending;
+        for sync in done {
+            let _ = sync.reply.send(sync.report);
+        }
+        self.rebuild();
     }
 
     fn config_path(&self) -> Option<&Path> {
@@ -144,8 +213,8 @@ impl Reloader {
                     );
                 }
                 self.config = new;
-                // providers may have changed: rediscover their models
-                self.discovered.retain(|id, _| self.config.config.providers.iter().any(|p| p.id.get_ref() == id));
+                self.catalog = load_catalog(&self.config);
+                self.resolved = config::resolve(&self.config.config, &self.catalog);
                 self.ensure_components().await;
                 self.rebuild();
                 tracing::info!("configuration {} reloaded", path.display());
@@ -156,14 +225,8 @@ impl Reloader {
 
     /// Load components the configuration names that are not loaded yet.
     async fn ensure_components(&mut self) {
-        let wanted: Vec<PathBuf> = self
-            .config
-            .config
-            .providers
-            .iter()
-            .filter(|p| p.enabled)
-            .map(|p| component_path(&self.config.config.runtime, p.component.get_ref()))
-            .collect();
+        let wanted: Vec<PathBuf> =
+            self.resolved.iter().map(|p| component_path(&self.config.config.runtime, &p.component)).collect();
         for path in wanted {
             if self.components.contains_key(&path) {
                 continue;
@@ -230,6 +293,7 @@ impl Reloader {
         let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_wasm(p)).collect();
         paths.sort();
         for p in paths {
+            let p = std::path::absolute(&p).unwrap_or(p);
             self.load_policy(&p).await;
         }
     }
@@ -251,6 +315,8 @@ impl Reloader {
         let snapshot = build::snapshot(build::Inputs {
             config: &self.config.config,
             config_path: self.config.path.as_deref(),
+            catalog: &self.catalog,
+            providers: &self.resolved,
             components: &self.components,
             failures: &self.failures,
             policies: &self.policies,
@@ -264,40 +330,66 @@ impl Reloader {
         for problem in &snapshot.problems {
             tracing::warn!("not ready: {problem}");
         }
-        self.start_discovery(&snapshot);
+        self.start_discovery(&snapshot, false);
         self.registry.publish(snapshot);
     }
 
-    /// List models for providers configured without a model list.
-    fn start_discovery(&mut self, snapshot: &Snapshot) {
+    /// List models of providers that have none listed yet (or of all of them, with `force`).
+    /// Returns the providers whose listing started.
+    fn start_discovery(&mut self, snapshot: &Snapshot, force: bool) -> HashSet<String> {
+        let mut started = HashSet::new();
         for p in &snapshot.providers {
-            let cfg = self.config.config.providers.iter().find(|c| c.id.get_ref() == &p.id);
-            let wants = cfg.is_some_and(|c| c.models.is_empty() && c.discover_models);
-            if !wants || self.discovered.contains_key(&p.id) || self.discovering.contains(&p.id) {
+            let listed = self.discovered.providers.get(&p.id).is_some_and(|l| l.attempted_at_ms > 0);
+            if !p.discover || (listed && !force) || self.discovering.contains(&p.id) {
                 continue;
             }
             self.discovering.insert(p.id.clone());
+            started.insert(p.id.clone());
             let provider = p.clone();
             let tx = self.tx.clone();
             tokio::spawn(async move {
-                let result = tokio::time::timeout(DISCOVERY_TIMEOUT, discover(&provider))
+                let result = tokio::time::timeout(DISCOVERY_TIMEOUT, discovery::list(&provider))
                     .await
                     .unwrap_or_else(|_| Err("timed out".to_owned()));
                 let _ = tx.send(Event::Discovered { provider: provider.id.clone(), result }).await;
             });
         }
+        started
+    }
+
+    fn sync_all(&mut self, reply: Option<oneshot::Sender<SyncReport>>) {
+        let snapshot = self.registry.snapshot();
+        let mut waiting = self.start_discovery(&snapshot, true);
+        // listings already in flight count too
+        waiting.extend(
+            snapshot.providers.iter().filter(|p| p.discover && self.discovering.contains(&p.id)).map(|p| p.id.clone()),
+        );
+        if let Some(reply) = reply {
+            if waiting.is_empty() {
+                let _ = reply.send(Vec::new());
+            } else {
+                self.syncs.push(PendingSync { waiting, report: Vec::new(), reply });
+            }
+        }
     }
 }
 
-async fn discover(p: &super::ProviderEntry) -> Result<Vec<wit::ModelInfo>, String> {
-    let account = p.accounts.first().cloned();
-    let mut instance =
-        p.component.instantiate(Some(p.io.clone()), account.into_iter().collect()).await.map_err(|f| f.to_string())?;
-    match instance.list_models(&p.wit_config, Some(0)).await {
-        Ok(Ok(models)) => Ok(models),
-        Ok(Err(e)) => Err(e.message),
-        Err(f) => Err(f.to_string()),
+/// Ask for a full model sync every `secs` (0: never).
+fn spawn_periodic_sync(secs: u64, tx: mpsc::Sender<Event>) {
+    if secs == 0 {
+        return;
     }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(secs));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if tx.send(Event::SyncModels(None)).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 fn is_wasm(p: &Path) -> bool {

@@ -37,8 +37,15 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
     };
     let rt = &config.config.runtime;
     let config_file = config.path.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+    let state = &config.config.discovery.state_file;
+    let state_file = std::path::absolute(state).unwrap_or_else(|_| state.clone());
     let mut dirs: Vec<PathBuf> = vec![rt.providers_dir.clone(), rt.policies_dir.clone()];
     if let Some(parent) = config_file.as_ref().and_then(|p| p.parent()) {
+        dirs.push(parent.to_owned());
+    }
+    if let Some(parent) = state_file.parent() {
+        // the data folder may not exist yet; model listings will be saved there
+        let _ = std::fs::create_dir_all(parent);
         dirs.push(parent.to_owned());
     }
     let mut watched = HashSet::new();
@@ -52,13 +59,19 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
     }
-    tokio::spawn(settle(watcher, raw_rx, config_file, tx));
+    tokio::spawn(settle(watcher, raw_rx, Watched { config_file, state_file }, tx));
+}
+
+/// Files (besides components) whose changes matter.
+struct Watched {
+    config_file: Option<PathBuf>,
+    state_file: PathBuf,
 }
 
 async fn settle<W: Watcher + Send + 'static>(
     _watcher: W,
     mut raw: mpsc::UnboundedReceiver<PathBuf>,
-    config_file: Option<PathBuf>,
+    watched: Watched,
     tx: mpsc::Sender<Event>,
 ) {
     let mut pending: HashSet<PathBuf> = HashSet::new();
@@ -70,7 +83,7 @@ async fn settle<W: Watcher + Send + 'static>(
                 Ok(p) => p,
                 Err(_) => {
                     for path in pending.drain() {
-                        let event = classify(&path, config_file.as_deref());
+                        let event = classify(&path, &watched);
                         if let Some(event) = event
                             && tx.send(event).await.is_err()
                         {
@@ -90,9 +103,12 @@ async fn settle<W: Watcher + Send + 'static>(
     }
 }
 
-fn classify(path: &Path, config_file: Option<&Path>) -> Option<Event> {
-    if Some(path) == config_file {
+fn classify(path: &Path, watched: &Watched) -> Option<Event> {
+    if Some(path) == watched.config_file.as_deref() {
         return Some(Event::ConfigChanged);
+    }
+    if path == watched.state_file {
+        return Some(Event::DiscoveryFileChanged);
     }
     if path.extension().is_some_and(|e| e == "wasm") {
         return Some(if path.exists() {

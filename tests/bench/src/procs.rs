@@ -157,6 +157,10 @@ policies_dir = "{dir}/policies"
 cache_dir = "{dir}/component-cache"
 watch = false
 
+[discovery]
+interval_secs = 0
+state_file = "{dir}/models.json"
+
 [[providers]]
 id = "sim"
 component = "openai-compat"

@@ -158,6 +158,9 @@ class Gateway:
             "max_instances = 64\n"
             "[upstream]\n"
             "max_attempts = 3\n"
+            "[discovery]\n"
+            "interval_secs = 0\n"
+            f"state_file = {_toml_str(workdir / 'models.json')}\n"
             "[[providers]]\n"
             'id = "local"\n'
             'component = "openai-compat"\n'

@@ -7,7 +7,9 @@ use serde_json::json;
 
 #[tokio::test]
 async fn the_guide_provider_serves_its_models_and_drops_what_the_upstream_rejects() {
-    let sim = Sim::start().await;
+    // the upstream lists the model the component's manifest knows, and one more
+    let sim =
+        Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "models": ["example-large", "sim-model"]}]})).await;
     let opts = Opts::default();
     let gw = Gateway::start_opts("", opts.clone()).await;
     std::fs::copy(artifact("tests/guests/example-provider.wasm"), gw.providers_dir().join("example.wasm")).unwrap();

@@ -88,6 +88,8 @@ pub struct Opts {
     pub upstream: String,
     /// lines for `[runtime]`
     pub runtime: String,
+    /// lines for `[discovery]`
+    pub discovery: String,
     pub grace_secs: u64,
 }
 
@@ -121,7 +123,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n{discovery}\n\n{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -129,6 +131,8 @@ impl Gateway {
             cache = cache.display(),
             runtime = opts.runtime,
             upstream = opts.upstream,
+            state = dir.join("data/models.json").display(),
+            discovery = opts.discovery,
         )
     }
 
