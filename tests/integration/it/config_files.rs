@@ -60,3 +60,55 @@ fn check_config_loads_the_components() {
     assert!(text.contains("provider local") && text.contains("openai-compat"), "{text}");
     assert!(!text.contains("sk-local-1"));
 }
+
+#[tokio::test]
+async fn models_sync_then_models_shows_what_each_provider_serves() {
+    let sim = freeway_integration::Sim::start_json(
+        serde_json::json!({"upstreams": [{"prefix": "/v1", "models": ["m-one", "m-two"]}]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("freeway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[runtime]\ncache_dir = \"{cache}\"\nmax_instances = 8\nwatch = false\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n\n\
+             [[providers]]\nid = \"simmed\"\nbase_url = \"{base}\"\napi_keys = [\"sk-simmed-secret-99\"]\n",
+            cache = dir.path().join("cache").display(),
+            state = dir.path().join("models.json").display(),
+            base = sim.base()
+        ),
+    )
+    .unwrap();
+    let sync = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || freeway().args(["models", "sync", "--config"]).arg(&path).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&sync.stdout);
+    assert_eq!(sync.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&sync.stderr));
+    assert!(out.contains("simmed") && out.contains("2 models"), "{out}");
+    let list = freeway().args(["models", "--config"]).arg(&path).output().unwrap();
+    let out = String::from_utf8_lossy(&list.stdout);
+    assert!(out.contains("m-one") && out.contains("m-two") && out.contains("available"), "{out}");
+    let filtered = freeway().args(["models", "--provider", "nobody", "--config"]).arg(&path).output().unwrap();
+    assert!(!String::from_utf8_lossy(&filtered.stdout).contains("m-one"));
+    for o in [&sync, &list] {
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("sk-simmed-secret-99"));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("sk-simmed-secret-99"));
+    }
+}
+
+#[test]
+fn providers_lists_the_catalog_with_limits_and_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.toml");
+    std::fs::write(&path, "").unwrap();
+    let out = freeway().args(["providers", "--config"]).arg(&path).env_remove("GROQ_API_KEY").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for id in ["openrouter", "groq", "cerebras", "gemini", "mistral"] {
+        assert!(text.contains(id), "{id} missing:\n{text}");
+    }
+}

@@ -10,6 +10,7 @@
 mod bad_input;
 mod chat;
 mod config_files;
+mod discovery;
 mod hot_reload;
 mod sandbox;
 mod sdk_guide;

@@ -64,6 +64,12 @@ impl Sim {
         assert!(r.status().is_success(), "script rejected: {}", r.text().await.unwrap_or_default());
     }
 
+    /// Replace the simulator's configuration (`POST /_sim/config`).
+    pub async fn configure(&self, config: Value) {
+        let r = http().post(self.url("/_sim/config")).json(&config).send().await.expect("config");
+        assert!(r.status().is_success(), "config rejected: {}", r.text().await.unwrap_or_default());
+    }
+
     /// Requests the simulator received.
     pub async fn requests(&self) -> Vec<Value> {
         http().get(self.url("/_sim/requests")).send().await.expect("requests").json().await.expect("json")
@@ -123,7 +129,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n{discovery}\n\n{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -133,6 +139,8 @@ impl Gateway {
             upstream = opts.upstream,
             state = dir.join("data/models.json").display(),
             discovery = opts.discovery,
+            // background sync stays off in tests unless a test asks for it
+            interval = if opts.discovery.contains("interval_secs") { "" } else { "interval_secs = 0\n" },
         )
     }
 
