@@ -25,6 +25,7 @@ impl App {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
         let runtime = Runtime::new(&config.config.runtime)?;
         let reloader = Reloader::start(config, runtime.clone(), http.clone()).await;
+        crate::accounts::recheck::spawn(reloader.registry.clone());
         Ok(Arc::new(Self {
             registry: reloader.registry.clone(),
             reloader,

@@ -3,6 +3,7 @@
 //!
 //! The request lifecycle is documented in [`pipeline`].
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -13,4 +14,5 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod upstream;
+pub mod vault;
 pub mod wire;

@@ -7,6 +7,22 @@ use comfy_table::{ContentArrangement, Table};
 
 use crate::config::{self, Catalog, LoadedConfig};
 
+/// The vault's accounts for a view: with their secrets when the vault opens, otherwise with a
+/// placeholder (views never use secrets).
+pub fn vault_for_view(loaded: &LoadedConfig) -> Vec<(crate::vault::Record, crate::config::SecretString)> {
+    let paths = loaded.config.vault.paths();
+    if !paths.vault.exists() {
+        return Vec::new();
+    }
+    match crate::vault::Vault::open(&paths, None) {
+        Ok(v) => v.records().iter().map(|r| (r.clone(), crate::config::SecretString::new("(sealed)"))).collect(),
+        Err(e) => {
+            eprintln!("freeway: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// The configuration (or the environment's providers), and the catalog it extends.
 pub fn load(config_path: Option<&Path>) -> Result<(LoadedConfig, Catalog), String> {
     let loaded = config::load_or_auto(config_path).map_err(|e| e.to_string())?;

@@ -16,7 +16,8 @@ pub fn run(config_path: Option<&Path>) -> i32 {
             return 2;
         }
     };
-    let resolved = resolve(&loaded.config, &catalog);
+    let vault = super::catalog_views::vault_for_view(&loaded);
+    let resolved = resolve(&loaded.config, &catalog, &vault);
     let state = DiscoveryState::load(&loaded.config.discovery.state_file);
     let mut t = table(&["PROVIDER", "NAME", "COMPONENT", "CONFIGURED", "FREE TIER", "TERMS", "MODELS"]);
     for p in &catalog.providers {

@@ -23,6 +23,7 @@ pub fn from_env(catalog: &Catalog, lookup: impl Fn(&str) -> Option<String>) -> V
                 enabled: true,
                 discover_models: true,
                 poll_limits: false,
+                rotation: Default::default(),
             })
         })
         .collect()

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use catalog::{Catalog, CatalogModel, CatalogProvider};
 pub use interp::{Interpolated, SecretString, mask};
 pub use load::{ConfigError, LoadedConfig, load, load_or_auto};
-pub use resolve::{ResolvedProvider, resolve};
+pub use resolve::{ResolvedKey, ResolvedProvider, resolve};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -31,11 +31,52 @@ pub struct Config {
     #[serde(default)]
     pub upstream: UpstreamConfig,
     #[serde(default)]
+    pub vault: VaultConfig,
+    #[serde(default)]
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub discovery: DiscoveryConfig,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// the encrypted credentials file
+    pub path: PathBuf,
+    /// the master key file (created on first use unless FREEWAY_MASTER_KEY or
+    /// FREEWAY_MASTER_PASSPHRASE is set)
+    pub key_file: PathBuf,
+    /// adding a second account where the provider's terms forbid it: "warn" or "block"
+    pub accounts_policy: AccountsPolicy,
+    /// append-only record of account changes and key rotations
+    pub audit_log: PathBuf,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/vault.json"),
+            key_file: PathBuf::from("data/master.key"),
+            accounts_policy: AccountsPolicy::Warn,
+            audit_log: PathBuf::from("data/audit.log"),
+        }
+    }
+}
+
+impl VaultConfig {
+    pub fn paths(&self) -> crate::vault::VaultPaths {
+        crate::vault::VaultPaths { vault: self.path.clone(), key_file: self.key_file.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountsPolicy {
+    #[default]
+    Warn,
+    Block,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -74,6 +115,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// keys clients must present (`Authorization: Bearer`); empty = no client auth
     pub api_keys: Vec<SecretString>,
+    /// the key for `/admin/` (`Authorization: Bearer`); unset = the admin API is off
+    pub admin_key: Option<SecretString>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +126,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             shutdown_grace_secs: 30,
             api_keys: Vec::new(),
+            admin_key: None,
         }
     }
 }
@@ -184,6 +228,22 @@ pub struct ProviderConfig {
     /// came (for upstreams that report it only through an endpoint, like OpenRouter's `/key`)
     #[serde(default)]
     pub poll_limits: bool,
+    /// how requests spread over this provider's accounts
+    #[serde(default)]
+    pub rotation: Rotation,
+}
+
+/// How requests spread over a provider's accounts. Always across quota pools first: keys that
+/// share one pool share one quota.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rotation {
+    #[default]
+    RoundRobin,
+    /// the pool that served the fewest requests recently
+    LeastUsed,
+    /// the pool with the most quota left (least-used while quota is unknown)
+    MostHeadroom,
 }
 
 /// One account's key, with optional label and non-secret per-account settings.

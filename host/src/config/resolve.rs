@@ -4,7 +4,22 @@
 use std::collections::BTreeMap;
 
 use super::catalog::{Catalog, CatalogProvider};
-use super::{ApiKey, Config, ModelSpec};
+use super::{Config, ModelSpec, Rotation, SecretString};
+use crate::vault::Record;
+
+/// One account's credential, from the configuration or the vault.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    /// the vault's id, or `provider#n` for keys in the configuration
+    pub id: String,
+    pub secret: SecretString,
+    pub label: String,
+    /// `None`: a pool of its own
+    pub pool: Option<String>,
+    pub settings: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub from_vault: bool,
+}
 
 /// A provider ready to be built into the routing table.
 #[derive(Debug, Clone)]
@@ -14,7 +29,7 @@ pub struct ResolvedProvider {
     pub component: String,
     /// `None`: the component's default
     pub base_url: Option<String>,
-    pub keys: Vec<ApiKey>,
+    pub keys: Vec<ResolvedKey>,
     /// catalog settings overlaid with the configuration's
     pub settings: BTreeMap<String, String>,
     /// models the configuration lists explicitly (always routed)
@@ -24,11 +39,42 @@ pub struct ResolvedProvider {
     pub poll_limits: bool,
     /// a local server found by probing: unreachable is not a configuration problem
     pub local: bool,
+    pub rotation: Rotation,
 }
 
-/// The enabled providers of `config`, plus the local servers `[discovery] local` asks to look
-/// for (unless configured explicitly).
-pub fn resolve(config: &Config, catalog: &Catalog) -> Vec<ResolvedProvider> {
+fn config_keys(id: &str, keys: &[super::ApiKey]) -> Vec<ResolvedKey> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let key_id = format!("{id}#{}", i + 1);
+            ResolvedKey {
+                label: k.label.clone().unwrap_or_else(|| key_id.clone()),
+                id: key_id,
+                secret: k.key.clone(),
+                pool: None,
+                settings: k.settings.clone(),
+                enabled: true,
+                from_vault: false,
+            }
+        })
+        .collect()
+}
+
+fn vault_key(r: &Record, secret: &SecretString) -> ResolvedKey {
+    ResolvedKey {
+        id: r.id.clone(),
+        secret: secret.clone(),
+        label: r.label.clone(),
+        pool: Some(r.pool.clone()),
+        settings: r.settings.clone(),
+        enabled: r.enabled,
+        from_vault: true,
+    }
+}
+
+/// The enabled providers of `config` (with their vault accounts), catalog providers that only
+/// the vault has accounts for, and the local servers `[discovery] local` asks to look for.
+pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretString)]) -> Vec<ResolvedProvider> {
     let mut out: Vec<ResolvedProvider> = Vec::new();
     for p in config.providers.iter().filter(|p| p.enabled) {
         let id = p.id.get_ref().clone();
@@ -43,14 +89,45 @@ pub fn resolve(config: &Config, catalog: &Catalog) -> Vec<ResolvedProvider> {
                 .or_else(|| entry.as_ref().map(|e| e.component.clone()))
                 .unwrap_or_else(|| "openai-compat".to_owned()),
             base_url: p.base_url.as_ref().map(|u| u.0.clone()).or_else(|| entry.as_ref().map(|e| e.base_url.clone())),
-            keys: p.api_keys.clone(),
+            keys: config_keys(&id, &p.api_keys)
+                .into_iter()
+                .chain(vault.iter().filter(|(r, _)| r.provider == id).map(|(r, s)| vault_key(r, s)))
+                .collect(),
             settings,
             models: p.models.clone(),
             discover_models: p.discover_models,
             poll_limits: p.poll_limits || entry.as_ref().is_some_and(|e| e.poll_limits),
             local: entry.as_ref().is_some_and(|e| e.local),
+            rotation: p.rotation,
             catalog: entry,
             id,
+        });
+    }
+    // providers the vault has accounts for but the configuration does not mention
+    let mut vault_only: Vec<&str> = Vec::new();
+    for (r, _) in vault {
+        if !config.providers.iter().any(|p| p.id.get_ref() == &r.provider) && !vault_only.contains(&r.provider.as_str())
+        {
+            vault_only.push(&r.provider);
+        }
+    }
+    for provider in vault_only {
+        let Some(entry) = catalog.provider(provider).filter(|e| !e.local) else {
+            tracing::warn!("the vault has accounts for '{provider}', which is neither configured nor in the catalog");
+            continue;
+        };
+        out.push(ResolvedProvider {
+            id: entry.id.clone(),
+            component: entry.component.clone(),
+            base_url: Some(entry.base_url.clone()),
+            keys: vault.iter().filter(|(r, _)| r.provider == provider).map(|(r, s)| vault_key(r, s)).collect(),
+            settings: entry.settings.clone(),
+            models: Vec::new(),
+            catalog: Some(entry.clone()),
+            discover_models: true,
+            poll_limits: entry.poll_limits,
+            local: false,
+            rotation: Rotation::default(),
         });
     }
     for name in &config.discovery.local {
@@ -69,6 +146,7 @@ pub fn resolve(config: &Config, catalog: &Catalog) -> Vec<ResolvedProvider> {
                 discover_models: true,
                 poll_limits: false,
                 local: true,
+                rotation: Rotation::default(),
             }),
             None => tracing::warn!("[discovery] local names \"{name}\", which is not a local server in the catalog"),
         }
@@ -118,7 +196,7 @@ local = true
         let c = config(
             "[[providers]]\nid = \"groq\"\napi_keys = [\"gsk_1\"]\n[providers.settings]\ndrop_params = \"logprobs,n\"\n",
         );
-        let r = resolve(&c, &catalog());
+        let r = resolve(&c, &catalog(), &[]);
         assert_eq!(r[0].component, "openai-compat");
         assert_eq!(r[0].base_url.as_deref(), Some("https://api.groq.com/openai/v1"));
         assert_eq!(r[0].settings["requests_window"], "day");
@@ -128,7 +206,7 @@ local = true
     #[test]
     fn a_differently_named_instance_can_point_at_an_entry() {
         let c = config("[[providers]]\nid = \"gemini-work\"\ncatalog = \"gemini\"\napi_keys = [\"AIza\"]\n");
-        let r = resolve(&c, &catalog());
+        let r = resolve(&c, &catalog(), &[]);
         assert_eq!(r[0].component, "gemini");
         assert_eq!(r[0].id, "gemini-work");
     }
@@ -136,7 +214,7 @@ local = true
     #[test]
     fn unknown_ids_default_to_openai_compat() {
         let c = config("[[providers]]\nid = \"mine\"\nbase_url = \"http://127.0.0.1:9/v1\"\n");
-        let r = resolve(&c, &catalog());
+        let r = resolve(&c, &catalog(), &[]);
         assert_eq!(r[0].component, "openai-compat");
         assert!(r[0].catalog.is_none());
     }
@@ -144,9 +222,40 @@ local = true
     #[test]
     fn local_servers_are_added_when_asked_for() {
         let c = config("[discovery]\nlocal = [\"ollama\", \"groq\"]\n");
-        let r = resolve(&c, &catalog());
+        let r = resolve(&c, &catalog(), &[]);
         assert_eq!(r.len(), 1, "groq is not a local server");
         assert!(r[0].local && r[0].keys.is_empty());
+    }
+
+    #[test]
+    fn vault_accounts_join_their_provider_or_enable_it_from_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::vault::VaultPaths { vault: dir.path().join("v.json"), key_file: dir.path().join("k") };
+        let mut v = crate::vault::Vault::open_or_create(&paths, None).unwrap();
+        for (provider, key) in
+            [("groq", "gsk_vault_key_0001"), ("gemini", "AIza_vault_key_0002"), ("nowhere", "x_key_0003")]
+        {
+            v.add(crate::vault::NewAccount {
+                provider: provider.into(),
+                label: None,
+                pool: Some("shared".into()),
+                secret: SecretString::new(key),
+                settings: BTreeMap::new(),
+                tier: crate::vault::AccountTier::Free,
+            })
+            .unwrap();
+        }
+        let unsealed = v.unsealed().unwrap();
+        let c = config("[[providers]]\nid = \"groq\"\napi_keys = [\"gsk_config_key\"]\n");
+        let r = resolve(&c, &catalog(), &unsealed);
+        assert_eq!(r.len(), 2, "groq configured, gemini from the catalog, 'nowhere' skipped");
+        let groq = &r[0];
+        assert_eq!(groq.keys.len(), 2);
+        assert_eq!(groq.keys[0].id, "groq#1");
+        assert!(!groq.keys[0].from_vault && groq.keys[1].from_vault);
+        assert_eq!(groq.keys[1].pool.as_deref(), Some("shared"));
+        assert_eq!(r[1].id, "gemini");
+        assert_eq!(r[1].component, "gemini");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use url::Url;
 use super::account::{Outcome, UsageRecord};
 use super::route::Candidate;
 use super::stream::{Relay, RelayInfo};
+use crate::accounts::Trouble;
 use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{ProviderEntry, Snapshot};
@@ -47,8 +48,13 @@ pub async fn run(
     for (i, cand) in candidates.iter().take(budget).enumerate() {
         let attempts = u32::try_from(i + 1).unwrap_or(u32::MAX);
         match attempt(app, req, cand, started, &mut upstream_wait).await {
-            Ok(reply) => return Ok(respond(app, reply, cand, attempts, started, upstream_wait, req.stream)),
+            Ok(reply) => {
+                cand.account.health.success();
+                cand.account.recent.note(Instant::now());
+                return Ok(respond(app, reply, cand, attempts, started, upstream_wait, req.stream));
+            }
             Err(e) => {
+                note_trouble(cand, &e);
                 tracing::warn!(
                     provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
                     code = e.kind.spec().code, "attempt {attempts} failed: {}", e.message
@@ -77,6 +83,46 @@ pub async fn run(
         });
     }
     Err(err)
+}
+
+/// What a failed attempt says about the account: a refused credential disables it, a rate
+/// limit rests its whole quota pool, upstream trouble rests it briefly. Client mistakes and
+/// component failures say nothing about the account.
+fn note_trouble(cand: &Candidate, e: &GatewayError) {
+    let trouble = match e.kind {
+        ErrorKind::UpstreamAuth => Trouble::Rejected,
+        ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
+        ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
+        ErrorKind::UpstreamQuotaExhausted => {
+            Trouble::RateLimited(Some(e.retry_after.unwrap_or(Duration::from_secs(3600))))
+        }
+        ErrorKind::UpstreamServerError
+        | ErrorKind::UpstreamOverloaded
+        | ErrorKind::UpstreamTimeout
+        | ErrorKind::UpstreamUnreachable
+        | ErrorKind::UpstreamInvalidResponse
+        | ErrorKind::UpstreamStreamInterrupted => Trouble::Upstream,
+        _ => return,
+    };
+    let now = Instant::now();
+    let account = &cand.account;
+    match trouble {
+        Trouble::RateLimited(_) => {
+            for a in cand.route.provider.pool_of(account) {
+                a.health.failure(trouble, &e.message, now);
+            }
+        }
+        Trouble::Rejected | Trouble::OutOfCredit => {
+            account.health.failure(trouble, &e.message, now);
+            tracing::warn!(
+                provider = %cand.route.provider.id, account = %account.label,
+                "account taken out of rotation until a re-check passes: {}", e.message
+            );
+        }
+        Trouble::Upstream => {
+            account.health.failure(trouble, &e.message, now);
+        }
+    }
 }
 
 /// The error to show when every attempt failed: a client mistake wins; if every attempt was

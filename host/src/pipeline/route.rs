@@ -1,8 +1,11 @@
-//! Routing: the candidates for a request, in the order to try them.
+//! Routing: the candidates for a request, in the order to try them: each provider serving the
+//! model, its accounts in rotation order (pools first), those resting or disabled left out.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::classify::Needs;
+use crate::accounts::Health;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{Route, Snapshot};
 use crate::runtime::Account;
@@ -46,23 +49,62 @@ pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Res
         }
         return Err(GatewayError::new(
             ErrorKind::ModelNotFound,
-            format!("The model `{}` does not exist or you do not have access to it. GET /v1/models lists the available models.", req.model),
+            format!(
+                "The model `{}` does not exist or you do not have access to it. GET /v1/models lists the available models.",
+                req.model
+            ),
         )
         .with_param("model"));
     };
+    let now = Instant::now();
     let mut out = Vec::new();
+    let mut last_resort = Vec::new();
     let mut refused = None;
+    let mut resting: Option<Instant> = None;
+    let mut disabled: Vec<String> = Vec::new();
     for route in routes {
         if let Some(what) = lacks(route, needs) {
             refused
                 .get_or_insert_with(|| format!("`{}` on '{}' does not support {what}", route.model, route.provider.id));
             continue;
         }
-        for account in route.provider.rotated_accounts() {
-            out.push(Candidate { route: route.clone(), account: account.clone() });
+        for account in route.provider.accounts_in_order(now) {
+            if account.health.available(now) {
+                out.push(Candidate { route: route.clone(), account });
+                continue;
+            }
+            if account.health.last_resort(now) {
+                last_resort.push(Candidate { route: route.clone(), account });
+                continue;
+            }
+            match account.health.get() {
+                Health::Cooling { until, .. } => resting = Some(resting.map_or(until, |r| r.min(until))),
+                Health::Disabled { reason, .. } => disabled.push(format!("{} ({reason})", account.label)),
+                Health::Ok => {}
+            }
         }
     }
+    // accounts resting after upstream trouble go last, not nowhere
+    out.extend(last_resort);
     if out.is_empty() {
+        if let Some(until) = resting {
+            let wait = until.saturating_duration_since(now).max(Duration::from_secs(1));
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamRateLimited,
+                format!(
+                    "Every account that serves `{}` is resting after a rate limit; try again in {} s.",
+                    req.model,
+                    wait.as_secs()
+                ),
+            )
+            .with_retry_after(Some(wait)));
+        }
+        if !disabled.is_empty() {
+            return Err(GatewayError::new(
+                ErrorKind::NoProvider,
+                format!("Every account that serves `{}` is disabled: {}.", req.model, disabled.join("; ")),
+            ));
+        }
         let why = refused.unwrap_or_else(|| "no account is available".to_owned());
         return Err(GatewayError::new(
             ErrorKind::InvalidValue,

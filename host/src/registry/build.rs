@@ -48,6 +48,8 @@ pub struct Inputs<'a> {
     pub http: &'a UpstreamClient,
     pub buckets: &'a Arc<GuestBuckets>,
     pub generation: u64,
+    /// problems found outside the build (an unreadable vault)
+    pub extra_problems: Vec<String>,
 }
 
 fn model_from_spec(spec: &ModelSpec, catalog: Option<&CatalogModel>) -> wit::ModelInfo {
@@ -174,6 +176,8 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
     out
 }
 
+/// The provider's enabled accounts. An account that is unchanged keeps its object; one whose
+/// label, pool or settings changed is rebuilt but keeps its health, recent use and quota news.
 fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>) -> Vec<Arc<Account>> {
     let id = &p.id;
     if p.keys.is_empty() {
@@ -183,26 +187,26 @@ fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>)
     }
     p.keys
         .iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let account_id = format!("{id}#{}", i + 1);
-            let label = key.label.clone().unwrap_or_else(|| account_id.clone());
-            let reuse = cache.get(&account_id).filter(|a| {
-                a.secret.as_ref().is_some_and(|s| s.expose() == key.expose())
-                    && a.label == label
-                    && a.settings == key.settings
-            });
-            match reuse {
-                Some(a) => a.clone(),
-                None => {
-                    let mut account = Account::new(account_id.clone(), id.clone(), Some(key.key.clone()));
-                    account.label = label;
-                    account.settings = key.settings.clone();
-                    let a = Arc::new(account);
-                    cache.insert(account_id, a.clone());
-                    a
-                }
+        .filter(|k| k.enabled)
+        .map(|key| {
+            let pool = key.pool.clone().unwrap_or_else(|| key.id.clone());
+            let old =
+                cache.get(&key.id).filter(|a| a.secret.as_ref().is_some_and(|s| s.expose() == key.secret.expose()));
+            if let Some(a) = old.filter(|a| a.label == key.label && a.pool == pool && a.settings == key.settings) {
+                return a.clone();
             }
+            let mut account = Account::new(key.id.clone(), id.clone(), Some(key.secret.clone()));
+            account.label = key.label.clone();
+            account.pool = pool;
+            account.settings = key.settings.clone();
+            if let Some(old) = old {
+                account.health = old.health.clone();
+                account.recent = old.recent.clone();
+                *account.quota.lock() = old.quota.lock().clone();
+            }
+            let a = Arc::new(account);
+            cache.insert(key.id.clone(), a.clone());
+            a
         })
         .collect()
 }
@@ -210,7 +214,7 @@ fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>)
 /// Build the routing table. Providers that cannot be built are left out and named in
 /// `problems`.
 pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
-    let mut problems = Vec::new();
+    let mut problems = inp.extra_problems.clone();
     let mut providers = Vec::new();
     for p in inp.providers {
         let id = p.id.clone();
@@ -258,6 +262,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             catalog: p.catalog.clone(),
             local: p.local,
             discover: p.models.is_empty() && p.discover_models,
+            rotation: p.rotation,
         }));
     }
     if inp.providers.is_empty() {

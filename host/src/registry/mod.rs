@@ -9,7 +9,7 @@ mod watcher;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -39,14 +39,18 @@ pub struct ProviderEntry {
     pub local: bool,
     /// list models through the component (no explicit `models`)
     pub discover: bool,
+    pub rotation: crate::config::Rotation,
 }
 
 impl ProviderEntry {
-    /// Accounts in the order to try them for the next request (rotating).
-    pub fn rotated_accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
-        let n = self.accounts.len().max(1);
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
-        self.accounts.iter().cycle().skip(start).take(self.accounts.len())
+    /// Accounts in the order to try them for the next request (see `accounts::rotation`).
+    pub fn accounts_in_order(&self, now: std::time::Instant) -> Vec<Arc<Account>> {
+        crate::accounts::rotation::order(&self.accounts, self.rotation, &self.cursor, now)
+    }
+
+    /// The accounts sharing `account`'s quota pool (itself included).
+    pub fn pool_of<'a>(&'a self, account: &'a Account) -> impl Iterator<Item = &'a Arc<Account>> {
+        self.accounts.iter().filter(move |a| a.pool == account.pool)
     }
 }
 

@@ -13,12 +13,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
 use super::{Registry, Snapshot, watcher};
-use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider};
+use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider, SecretString};
 use crate::discovery::{self, DiscoveryState};
 use crate::runtime::bindings::wit;
 use crate::runtime::state::GuestBuckets;
 use crate::runtime::{Account, PolicyComponent, ProviderComponent, Runtime};
 use crate::upstream::UpstreamClient;
+use crate::vault::{Record, Vault};
 
 /// The outcome of a model sync, per provider: model count or the failure.
 pub type SyncReport = Vec<(String, Result<usize, String>)>;
@@ -32,6 +33,8 @@ pub enum Event {
     FileRemoved(PathBuf),
     /// the discovery state file changed (e.g. `freeway models sync` ran)
     DiscoveryFileChanged,
+    /// the vault changed (accounts added, removed, enabled or disabled)
+    VaultChanged,
     Discovered {
         provider: String,
         result: Result<Vec<wit::ModelInfo>, String>,
@@ -74,6 +77,10 @@ pub struct Reloader {
     config: LoadedConfig,
     catalog: Arc<Catalog>,
     resolved: Vec<ResolvedProvider>,
+    /// the vault's accounts with their secrets
+    vault: Vec<(Record, SecretString)>,
+    /// why the vault could not be read, if it could not
+    vault_problem: Option<String>,
     components: HashMap<PathBuf, Arc<ProviderComponent>>,
     policies: HashMap<PathBuf, Arc<PolicyComponent>>,
     failures: HashMap<PathBuf, String>,
@@ -88,6 +95,15 @@ pub struct Reloader {
 }
 
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The vault's accounts (none when there is no vault yet), or why it cannot be opened.
+pub fn load_vault(config: &LoadedConfig) -> Result<Vec<(Record, SecretString)>, String> {
+    let paths = config.config.vault.paths();
+    if !paths.vault.exists() {
+        return Ok(Vec::new());
+    }
+    Vault::open(&paths, None).and_then(|v| v.unsealed()).map_err(|e| format!("vault {}: {e}", paths.vault.display()))
+}
 
 fn load_catalog(config: &LoadedConfig) -> Arc<Catalog> {
     match Catalog::load(&config.config.catalog.files) {
@@ -107,11 +123,20 @@ impl Reloader {
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
         let catalog = load_catalog(&config);
         let discovered = DiscoveryState::load(&config.config.discovery.state_file);
+        let (vault, vault_problem) = match load_vault(&config) {
+            Ok(v) => (v, None),
+            Err(e) => {
+                tracing::error!("{e}");
+                (Vec::new(), Some(e))
+            }
+        };
         let mut this = Reloader {
             runtime,
             http,
             registry: registry.clone(),
-            resolved: config::resolve(&config.config, &catalog),
+            resolved: config::resolve(&config.config, &catalog, &vault),
+            vault,
+            vault_problem,
             catalog,
             config,
             components: HashMap::new(),
@@ -157,6 +182,7 @@ impl Reloader {
                         self.rebuild();
                     }
                 }
+                Event::VaultChanged => self.reload_vault().await,
                 Event::Discovered { provider, result } => self.discovered_models(provider, result),
                 Event::SyncModels(reply) => self.sync_all(reply),
             }
@@ -193,6 +219,24 @@ impl Reloader {
         self.rebuild();
     }
 
+    async fn reload_vault(&mut self) {
+        match load_vault(&self.config) {
+            Ok(accounts) => {
+                self.vault = accounts;
+                self.vault_problem = None;
+                self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
+                self.ensure_components().await;
+                self.rebuild();
+                tracing::info!("vault reloaded: {} account(s)", self.vault.len());
+            }
+            Err(e) => {
+                tracing::error!("{e}; the previous accounts keep serving");
+                self.vault_problem = Some(e);
+                self.rebuild();
+            }
+        }
+    }
+
     fn config_path(&self) -> Option<&Path> {
         self.config.path.as_deref()
     }
@@ -214,7 +258,10 @@ impl Reloader {
                 }
                 self.config = new;
                 self.catalog = load_catalog(&self.config);
-                self.resolved = config::resolve(&self.config.config, &self.catalog);
+                if let Ok(v) = load_vault(&self.config) {
+                    self.vault = v;
+                }
+                self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
                 self.ensure_components().await;
                 self.rebuild();
                 tracing::info!("configuration {} reloaded", path.display());
@@ -326,6 +373,7 @@ impl Reloader {
             http: &self.http,
             buckets: &self.buckets,
             generation: self.generation,
+            extra_problems: self.vault_problem.iter().cloned().collect(),
         });
         for problem in &snapshot.problems {
             tracing::warn!("not ready: {problem}");

@@ -39,14 +39,18 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
     let config_file = config.path.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     let state = &config.config.discovery.state_file;
     let state_file = std::path::absolute(state).unwrap_or_else(|_| state.clone());
+    let vault = &config.config.vault.path;
+    let vault_file = std::path::absolute(vault).unwrap_or_else(|_| vault.clone());
     let mut dirs: Vec<PathBuf> = vec![rt.providers_dir.clone(), rt.policies_dir.clone()];
     if let Some(parent) = config_file.as_ref().and_then(|p| p.parent()) {
         dirs.push(parent.to_owned());
     }
-    if let Some(parent) = state_file.parent() {
-        // the data folder may not exist yet; model listings will be saved there
-        let _ = std::fs::create_dir_all(parent);
-        dirs.push(parent.to_owned());
+    for file in [&state_file, &vault_file] {
+        if let Some(parent) = file.parent() {
+            // the data folder may not exist yet; model listings and the vault are saved there
+            let _ = std::fs::create_dir_all(parent);
+            dirs.push(parent.to_owned());
+        }
     }
     let mut watched = HashSet::new();
     for dir in dirs {
@@ -59,13 +63,14 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
     }
-    tokio::spawn(settle(watcher, raw_rx, Watched { config_file, state_file }, tx));
+    tokio::spawn(settle(watcher, raw_rx, Watched { config_file, state_file, vault_file }, tx));
 }
 
 /// Files (besides components) whose changes matter.
 struct Watched {
     config_file: Option<PathBuf>,
     state_file: PathBuf,
+    vault_file: PathBuf,
 }
 
 async fn settle<W: Watcher + Send + 'static>(
@@ -109,6 +114,9 @@ fn classify(path: &Path, watched: &Watched) -> Option<Event> {
     }
     if path == watched.state_file {
         return Some(Event::DiscoveryFileChanged);
+    }
+    if path == watched.vault_file {
+        return Some(Event::VaultChanged);
     }
     if path.extension().is_some_and(|e| e == "wasm") {
         return Some(if path.exists() {

@@ -19,20 +19,34 @@ use crate::upstream::UpstreamClient;
 /// One upstream account: a credential the host holds for a provider.
 #[derive(Debug)]
 pub struct Account {
-    /// stable id, e.g. `groq#1`
+    /// stable id: the vault's (`acc_…`) or, for keys in the configuration, `provider#n`
     pub id: String,
     pub label: String,
     pub provider: String,
+    /// accounts in one pool draw on one quota
+    pub pool: String,
     pub secret: Option<SecretString>,
     /// non-secret per-account settings the component may read
     pub settings: BTreeMap<String, String>,
     /// the latest quota figures the provider reported for this account
     pub quota: Mutex<Vec<wit::QuotaUpdate>>,
+    pub health: Arc<crate::accounts::AccountHealth>,
+    pub recent: Arc<crate::accounts::RecentUse>,
 }
 
 impl Account {
     pub fn new(id: String, provider: String, secret: Option<SecretString>) -> Self {
-        Self { label: id.clone(), id, provider, secret, settings: BTreeMap::new(), quota: Mutex::new(Vec::new()) }
+        Self {
+            label: id.clone(),
+            pool: id.clone(),
+            id,
+            provider,
+            secret,
+            settings: BTreeMap::new(),
+            quota: Mutex::new(Vec::new()),
+            health: Arc::default(),
+            recent: Arc::default(),
+        }
     }
 }
 

@@ -1,0 +1,276 @@
+//! Account health: whether an account may take requests now, and why not.
+//!
+//! - a rejected credential (401/403) disables the account with the provider's reason; it is
+//!   re-checked with the provider's cheapest call, with backoff (1 min doubling to 1 h), and
+//!   comes back by itself when a check passes
+//! - out of credit (402) disables it the same way, re-checked every 6 hours
+//! - a rate limit (429) cools it down until the provider's retry time
+//! - upstream errors (5xx, timeouts) cool it down briefly, doubling while they repeat
+//! - a success clears the error streak
+//!
+//! Time is passed in, so the state machine is tested without sleeping.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// resting until `until`: after a rate limit (`hard`: not tried at all before then), or
+    /// after upstream trouble (tried only when nothing else is left)
+    Cooling {
+        until: Instant,
+        reason: String,
+        hard: bool,
+    },
+    /// not used until a check passes
+    Disabled {
+        reason: String,
+        since: Instant,
+        next_check: Instant,
+        checks: u32,
+    },
+}
+
+/// Why an account was taken out of rotation, for the health machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// 401/403: the credential was refused
+    Rejected,
+    /// 402: out of credit
+    OutOfCredit,
+    /// 429 (the retry delay, if the provider said)
+    RateLimited(Option<Duration>),
+    /// 5xx, timeouts, broken connections
+    Upstream,
+}
+
+const FIRST_RECHECK: Duration = Duration::from_secs(60);
+const MAX_RECHECK: Duration = Duration::from_secs(3600);
+const CREDIT_RECHECK: Duration = Duration::from_secs(6 * 3600);
+const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
+const FIRST_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(2);
+const MAX_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct State {
+    health: Health,
+    /// consecutive upstream failures
+    streak: u32,
+}
+
+/// The live health of one account, shared by every snapshot that has the account.
+#[derive(Debug)]
+pub struct AccountHealth {
+    state: Mutex<State>,
+}
+
+impl Default for AccountHealth {
+    fn default() -> Self {
+        Self { state: Mutex::new(State { health: Health::Ok, streak: 0 }) }
+    }
+}
+
+impl AccountHealth {
+    pub fn get(&self) -> Health {
+        self.state.lock().health.clone()
+    }
+
+    /// Whether the account may take a request at `now`; expired cool-downs end here.
+    pub fn available(&self, now: Instant) -> bool {
+        let mut s = self.state.lock();
+        match &s.health {
+            Health::Ok => true,
+            Health::Cooling { until, .. } if *until <= now => {
+                s.health = Health::Ok;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Resting after upstream trouble (not a rate limit): worth a try when nothing else is left.
+    pub fn last_resort(&self, now: Instant) -> bool {
+        matches!(&self.state.lock().health, Health::Cooling { until, hard: false, .. } if *until > now)
+    }
+
+    /// When the account may be tried again, if it is resting.
+    pub fn available_at(&self) -> Option<Instant> {
+        match &self.state.lock().health {
+            Health::Cooling { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    pub fn success(&self) {
+        let mut s = self.state.lock();
+        s.streak = 0;
+        if matches!(s.health, Health::Cooling { .. }) {
+            s.health = Health::Ok;
+        }
+    }
+
+    /// Record a failure; returns the new state.
+    pub fn failure(&self, trouble: Trouble, reason: &str, now: Instant) -> Health {
+        let mut s = self.state.lock();
+        s.health = match trouble {
+            Trouble::Rejected => {
+                Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + FIRST_RECHECK, checks: 0 }
+            }
+            Trouble::OutOfCredit => {
+                Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + CREDIT_RECHECK, checks: 0 }
+            }
+            Trouble::RateLimited(after) => {
+                let until = now + after.unwrap_or(DEFAULT_RATE_LIMIT);
+                match &s.health {
+                    // a disabled account stays disabled; a longer rest is not shortened
+                    Health::Disabled { .. } => s.health.clone(),
+                    Health::Cooling { until: u, hard: true, .. } if *u > until => s.health.clone(),
+                    _ => Health::Cooling { until, reason: reason.to_owned(), hard: true },
+                }
+            }
+            Trouble::Upstream => {
+                s.streak = s.streak.saturating_add(1);
+                let pause = FIRST_UPSTREAM_COOLDOWN
+                    .saturating_mul(1 << s.streak.saturating_sub(1).min(6))
+                    .min(MAX_UPSTREAM_COOLDOWN);
+                match &s.health {
+                    Health::Disabled { .. } => s.health.clone(),
+                    Health::Cooling { until: u, .. } if *u > now + pause => s.health.clone(),
+                    _ => Health::Cooling { until: now + pause, reason: reason.to_owned(), hard: false },
+                }
+            }
+        };
+        s.health.clone()
+    }
+
+    /// Disabled accounts whose re-check is due.
+    pub fn check_due(&self, now: Instant) -> bool {
+        matches!(&self.state.lock().health, Health::Disabled { next_check, .. } if *next_check <= now)
+    }
+
+    /// Take the due re-check (so only one runs): true if it was due; the next one is pushed
+    /// out until [`AccountHealth::checked`] reports.
+    pub fn claim_check(&self, now: Instant) -> bool {
+        let mut s = self.state.lock();
+        match &mut s.health {
+            Health::Disabled { next_check, .. } if *next_check <= now => {
+                *next_check = now + MAX_RECHECK;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The outcome of a re-check: back in rotation, or the next check further out.
+    pub fn checked(&self, passed: bool, reason: Option<&str>, now: Instant) {
+        let mut s = self.state.lock();
+        if passed {
+            s.health = Health::Ok;
+            s.streak = 0;
+            return;
+        }
+        if let Health::Disabled { reason: r, checks, next_check, .. } = &mut s.health {
+            *checks += 1;
+            let wait = FIRST_RECHECK.saturating_mul(1 << (*checks).min(6)).min(MAX_RECHECK);
+            *next_check = now + wait;
+            if let Some(new) = reason {
+                *r = new.to_owned();
+            }
+        }
+    }
+
+    /// Put an account back into rotation by hand.
+    pub fn reset(&self) {
+        let mut s = self.state.lock();
+        s.health = Health::Ok;
+        s.streak = 0;
+    }
+}
+
+/// `ok`, `cooling down (23 s): ...`, `disabled: ...`
+pub fn describe(h: &Health, now: Instant) -> String {
+    match h {
+        Health::Ok => "ok".to_owned(),
+        Health::Cooling { until, reason, .. } => {
+            format!("cooling down ({} s): {reason}", until.saturating_duration_since(now).as_secs().max(1))
+        }
+        Health::Disabled { reason, next_check, .. } => {
+            format!("disabled (re-check in {} s): {reason}", next_check.saturating_duration_since(now).as_secs())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_key_is_disabled_and_rechecked_with_backoff() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::Rejected, "Invalid API Key", t0);
+        assert!(!h.available(t0 + Duration::from_secs(3600)), "not by time alone");
+        assert!(!h.check_due(t0 + Duration::from_secs(59)));
+        assert!(h.check_due(t0 + Duration::from_secs(60)));
+        h.checked(false, Some("still invalid"), t0 + Duration::from_secs(60));
+        assert!(!h.check_due(t0 + Duration::from_secs(150)));
+        assert!(h.check_due(t0 + Duration::from_secs(181)));
+        assert!(matches!(h.get(), Health::Disabled { reason, checks: 1, .. } if reason == "still invalid"));
+        assert!(h.claim_check(t0 + Duration::from_secs(181)));
+        assert!(!h.claim_check(t0 + Duration::from_secs(182)), "one check at a time");
+        h.checked(true, None, t0 + Duration::from_secs(181));
+        assert!(h.available(t0 + Duration::from_secs(181)));
+    }
+
+    #[test]
+    fn a_rate_limit_cools_down_until_the_retry_time() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::RateLimited(Some(Duration::from_secs(7))), "429", t0);
+        assert!(!h.available(t0 + Duration::from_secs(6)));
+        assert!(!h.last_resort(t0 + Duration::from_secs(6)), "never before the retry time");
+        assert_eq!(h.available_at(), Some(t0 + Duration::from_secs(7)));
+        assert!(h.available(t0 + Duration::from_secs(7)));
+        assert_eq!(h.get(), Health::Ok);
+        // without a retry time: a minute
+        h.failure(Trouble::RateLimited(None), "429", t0);
+        assert!(!h.available(t0 + Duration::from_secs(59)));
+    }
+
+    #[test]
+    fn a_shorter_limit_does_not_cut_a_longer_rest() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::RateLimited(Some(Duration::from_secs(3600))), "daily", t0);
+        h.failure(Trouble::RateLimited(Some(Duration::from_secs(5))), "minute", t0);
+        assert!(!h.available(t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn upstream_errors_back_off_and_a_success_resets() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::Upstream, "502", t0);
+        assert!(!h.available(t0 + Duration::from_millis(1900)));
+        assert!(h.last_resort(t0 + Duration::from_millis(1900)), "still worth a try when nothing else is left");
+        assert!(h.available(t0 + Duration::from_secs(2)));
+        h.failure(Trouble::Upstream, "502", t0 + Duration::from_secs(2));
+        assert!(!h.available(t0 + Duration::from_secs(5)), "4 s the second time");
+        assert!(h.available(t0 + Duration::from_secs(6)));
+        h.success();
+        h.failure(Trouble::Upstream, "502", t0 + Duration::from_secs(10));
+        assert!(h.available(t0 + Duration::from_secs(12)), "streak reset: 2 s again");
+    }
+
+    #[test]
+    fn a_rate_limit_does_not_revive_a_disabled_account() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::Rejected, "revoked", t0);
+        h.failure(Trouble::RateLimited(Some(Duration::from_secs(1))), "429", t0);
+        assert!(matches!(h.get(), Health::Disabled { .. }));
+        assert!(describe(&h.get(), t0).starts_with("disabled (re-check in 60 s): revoked"));
+    }
+}

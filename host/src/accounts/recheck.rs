@@ -1,0 +1,97 @@
+//! Re-checking disabled accounts: every few seconds, each account whose re-check is due gets the
+//! provider's cheapest call through its component (`check`). A pass puts it back into rotation;
+//! a refusal keeps it out with the next check further away; anything inconclusive (the
+//! provider is down, rate-limited) tries again later.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::registry::{ProviderEntry, Registry};
+use crate::runtime::Account;
+use crate::runtime::bindings::wit;
+
+const EVERY: Duration = Duration::from_secs(5);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The verdict of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid(String),
+    RateLimited(String),
+    Unreachable(String),
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid(_) => "invalid",
+            Verdict::RateLimited(_) => "rate-limited",
+            Verdict::Unreachable(_) => "unreachable",
+        }
+    }
+}
+
+/// Check one account with its provider's cheapest call.
+pub async fn check(p: &ProviderEntry, account: &Arc<Account>) -> Verdict {
+    let run = async {
+        let mut lease = p.component.acquire(Some(p.io.clone()), vec![account.clone()]).await.map_err(|f| f.message)?;
+        lease.check(&p.wit_config, 0).await.map_err(|f| f.message)
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, run).await {
+        Err(_) => Verdict::Unreachable("the check timed out".into()),
+        Ok(Err(component)) => Verdict::Unreachable(component),
+        Ok(Ok(Ok(()))) => Verdict::Valid,
+        Ok(Ok(Err(e))) => {
+            let message = crate::upstream::redact(&e.message, account.secret.as_ref()).into_owned();
+            match e.kind {
+                wit::ErrorKind::Auth | wit::ErrorKind::Permission | wit::ErrorKind::PaymentRequired => {
+                    Verdict::Invalid(message)
+                }
+                wit::ErrorKind::RateLimited | wit::ErrorKind::QuotaExhausted => Verdict::RateLimited(message),
+                _ => Verdict::Unreachable(message),
+            }
+        }
+    }
+}
+
+/// Keep re-checking disabled accounts in the background.
+pub fn spawn(registry: Arc<Registry>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let snapshot = registry.snapshot();
+            let now = Instant::now();
+            for p in &snapshot.providers {
+                for a in &p.accounts {
+                    if !a.health.claim_check(now) {
+                        continue;
+                    }
+                    let (p, a) = (p.clone(), a.clone());
+                    tokio::spawn(async move {
+                        let verdict = check(&p, &a).await;
+                        let now = Instant::now();
+                        match &verdict {
+                            // a rate-limited key is a working key
+                            Verdict::Valid | Verdict::RateLimited(_) => {
+                                tracing::info!(provider = %p.id, account = %a.label, "account passed its re-check and is back in rotation");
+                                a.health.checked(true, None, now);
+                            }
+                            Verdict::Invalid(reason) => {
+                                tracing::warn!(provider = %p.id, account = %a.label, "account still refused: {reason}");
+                                a.health.checked(false, Some(reason), now);
+                            }
+                            Verdict::Unreachable(reason) => {
+                                tracing::info!(provider = %p.id, account = %a.label, "re-check inconclusive: {reason}");
+                                a.health.checked(false, None, now);
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+}

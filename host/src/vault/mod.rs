@@ -1,0 +1,526 @@
+//! The vault: upstream credentials, encrypted at rest in one JSON file.
+//!
+//! Each account's secret is sealed separately (XSalsa20-Poly1305, fresh nonce, bound to the
+//! account id; see [`key`]). The rest of a record (provider, label, pool, settings, a masked
+//! form of the key) is plain, so listing accounts needs no decryption. Every write replaces the
+//! file atomically (temp file, fsync, rename): a crash leaves the old vault or the new one.
+//! A key check value tells a wrong master key apart from a damaged file.
+
+pub mod key;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SecretString, mask};
+use key::{Kdf, Sealed, write_atomic};
+pub use key::{KeyKind, MasterKey};
+
+const VERSION: u32 = 1;
+const CHECK_ID: &str = "__freeway_key_check__";
+const CHECK_TEXT: &[u8] = b"freeway vault key check";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultError {
+    /// the master key does not open this vault
+    WrongKey,
+    /// the key given is malformed (length, encoding, too-short passphrase)
+    BadKey(String),
+    /// the vault needs a key source that is not available
+    KeyUnavailable(String),
+    Corrupt(String),
+    NotFound(String),
+    Invalid(String),
+    Io(String),
+}
+
+impl fmt::Display for VaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaultError::WrongKey => {
+                f.write_str("the master key does not open this vault (a different key, or the wrong passphrase)")
+            }
+            VaultError::BadKey(m) | VaultError::KeyUnavailable(m) | VaultError::Invalid(m) | VaultError::Io(m) => {
+                f.write_str(m)
+            }
+            VaultError::Corrupt(m) => write!(f, "the vault is damaged: {m}"),
+            VaultError::NotFound(what) => write!(f, "no account {what}"),
+        }
+    }
+}
+
+impl std::error::Error for VaultError {}
+
+/// What an account's credits are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountTier {
+    #[default]
+    Free,
+    /// paid credits (trial or bought)
+    Credits,
+}
+
+/// One stored account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub provider: String,
+    pub label: String,
+    /// accounts with the same pool draw on one quota (several keys of one provider account)
+    pub pool: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub tier: AccountTier,
+    /// non-secret per-account settings (Cloudflare's `account_id`, a base URL override, ...)
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// `gsk_…a1b2`
+    pub masked: String,
+    pub created_at_ms: u64,
+    pub secret: Sealed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyHeader {
+    kind: KeyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kdf: Option<Kdf>,
+    check: Sealed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VaultFile {
+    version: u32,
+    key: KeyHeader,
+    #[serde(default)]
+    accounts: Vec<Record>,
+}
+
+/// Where the vault and its key file live.
+#[derive(Debug, Clone)]
+pub struct VaultPaths {
+    pub vault: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// A new account to store.
+pub struct NewAccount {
+    pub provider: String,
+    pub label: Option<String>,
+    pub pool: Option<String>,
+    pub secret: SecretString,
+    pub settings: BTreeMap<String, String>,
+    pub tier: AccountTier,
+}
+
+/// An open vault.
+pub struct Vault {
+    paths: VaultPaths,
+    key: MasterKey,
+    records: Vec<Record>,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Vault({}, {} accounts)", self.paths.vault.display(), self.records.len())
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The key-file path of a rotation in progress.
+fn next_key_file(path: &Path) -> PathBuf {
+    path.with_extension("key.next")
+}
+
+impl Vault {
+    /// Open the vault, or create an empty one (and, without another key source, a key file).
+    /// `passphrase` is used when the vault is (or should be) passphrase-sealed.
+    pub fn open_or_create(paths: &VaultPaths, passphrase: Option<&str>) -> Result<Vault, VaultError> {
+        if paths.vault.exists() {
+            return Self::open(paths, passphrase);
+        }
+        let key = if let Some(k) = env(key::ENV_KEY) {
+            MasterKey::from_base64(&k, KeyKind::Env)?
+        } else if let Some(p) = passphrase.map(str::to_owned).or_else(|| env(key::ENV_PASSPHRASE)) {
+            MasterKey::from_passphrase(&p, Kdf::new()?)?
+        } else {
+            key::key_from_file(&paths.key_file, true)?
+        };
+        let vault = Vault { paths: paths.clone(), key, records: Vec::new() };
+        vault.save()?;
+        Ok(vault)
+    }
+
+    /// Open an existing vault. A wrong key is an error, never garbage.
+    pub fn open(paths: &VaultPaths, passphrase: Option<&str>) -> Result<Vault, VaultError> {
+        let text = std::fs::read(&paths.vault).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => VaultError::Io(format!("no vault at {}", paths.vault.display())),
+            _ => VaultError::Io(format!("cannot read {}: {e}", paths.vault.display())),
+        })?;
+        let file: VaultFile = serde_json::from_slice(&text).map_err(|e| VaultError::Corrupt(e.to_string()))?;
+        if file.version != VERSION {
+            return Err(VaultError::Corrupt(format!("vault format {} is not {VERSION}", file.version)));
+        }
+        let key = Self::find_key(paths, &file.key, passphrase)?;
+        Ok(Vault { paths: paths.clone(), key, records: file.accounts })
+    }
+
+    /// Try each available key source against the check value.
+    fn find_key(paths: &VaultPaths, header: &KeyHeader, passphrase: Option<&str>) -> Result<MasterKey, VaultError> {
+        let opens = |k: &MasterKey| k.open(CHECK_ID, &header.check).is_ok_and(|v| v.as_slice() == CHECK_TEXT);
+        let mut tried = false;
+        if let Some(k) = env(key::ENV_KEY) {
+            tried = true;
+            let key = MasterKey::from_base64(&k, header.kind)?;
+            if opens(&key) {
+                return Ok(key);
+            }
+        }
+        if let Some(kdf) = &header.kdf
+            && let Some(p) = passphrase.map(str::to_owned).or_else(|| env(key::ENV_PASSPHRASE))
+        {
+            tried = true;
+            let key = MasterKey::from_passphrase(&p, kdf.clone())?;
+            if opens(&key) {
+                return Ok(key);
+            }
+        }
+        if header.kind == KeyKind::File || paths.key_file.exists() {
+            if paths.key_file.exists() {
+                tried = true;
+                let key = key::key_from_file(&paths.key_file, false)?;
+                if opens(&key) {
+                    // a rotation that finished writing the vault cannot have left a newer key
+                    let _ = std::fs::remove_file(next_key_file(&paths.key_file));
+                    return Ok(key);
+                }
+            }
+            // a rotation interrupted after the vault was written: finish it
+            let next = next_key_file(&paths.key_file);
+            if next.exists() {
+                let key = key::key_from_file(&next, false)?;
+                if opens(&key) {
+                    std::fs::rename(&next, &paths.key_file).map_err(|e| VaultError::Io(e.to_string()))?;
+                    tracing::warn!("finished an interrupted key rotation ({})", paths.key_file.display());
+                    return Ok(key);
+                }
+            }
+        }
+        if !tried {
+            return Err(VaultError::KeyUnavailable(match header.kind {
+                KeyKind::Env => format!("this vault is sealed with a key from {}; set it", key::ENV_KEY),
+                KeyKind::Passphrase => format!("this vault is sealed with a passphrase; set {}", key::ENV_PASSPHRASE),
+                KeyKind::File => format!("the vault key file {} is missing", paths.key_file.display()),
+            }));
+        }
+        Err(VaultError::WrongKey)
+    }
+
+    pub fn paths(&self) -> &VaultPaths {
+        &self.paths
+    }
+
+    pub fn key_kind(&self) -> KeyKind {
+        self.key.kind
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// An account by id or label.
+    pub fn find(&self, id_or_label: &str) -> Option<&Record> {
+        self.records
+            .iter()
+            .find(|r| r.id == id_or_label)
+            .or_else(|| self.records.iter().find(|r| r.label == id_or_label))
+    }
+
+    fn index(&self, id_or_label: &str) -> Result<usize, VaultError> {
+        let id =
+            self.find(id_or_label).map(|r| r.id.clone()).ok_or_else(|| VaultError::NotFound(id_or_label.to_owned()))?;
+        self.records.iter().position(|r| r.id == id).ok_or(VaultError::NotFound(id))
+    }
+
+    /// The plaintext key of an account.
+    pub fn secret(&self, id: &str) -> Result<SecretString, VaultError> {
+        let r = self.records.iter().find(|r| r.id == id).ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
+        let bytes = self.key.open(&r.id, &r.secret)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| VaultError::Corrupt(format!("record {id}: not UTF-8")))?;
+        Ok(SecretString::new(text))
+    }
+
+    /// Every account with its secret (for the gateway).
+    pub fn unsealed(&self) -> Result<Vec<(Record, SecretString)>, VaultError> {
+        self.records.iter().map(|r| Ok((r.clone(), self.secret(&r.id)?))).collect()
+    }
+
+    /// Store a new account; returns its record. Nothing is written until [`Vault::save`].
+    pub fn add(&mut self, new: NewAccount) -> Result<Record, VaultError> {
+        let secret = new.secret.expose().trim().to_owned();
+        if secret.is_empty() {
+            return Err(VaultError::Invalid("the key is empty".into()));
+        }
+        if new.provider.trim().is_empty() {
+            return Err(VaultError::Invalid("the provider is empty".into()));
+        }
+        if self
+            .records
+            .iter()
+            .any(|r| r.provider == new.provider && self.secret(&r.id).is_ok_and(|s| s.expose() == secret))
+        {
+            return Err(VaultError::Invalid(format!("this {} key is already in the vault", new.provider)));
+        }
+        let id = loop {
+            let candidate = format!("acc_{}", hex::encode(key::random::<4>()?));
+            if !self.records.iter().any(|r| r.id == candidate) {
+                break candidate;
+            }
+        };
+        let label = match new.label.filter(|l| !l.trim().is_empty()) {
+            Some(l) => l,
+            None => {
+                let n = self.records.iter().filter(|r| r.provider == new.provider).count() + 1;
+                (n..)
+                    .map(|i| format!("{}-{i}", new.provider))
+                    .find(|l| !self.records.iter().any(|r| &r.label == l))
+                    .unwrap_or_default()
+            }
+        };
+        if self.records.iter().any(|r| r.label == label) {
+            return Err(VaultError::Invalid(format!("the label {label} is taken")));
+        }
+        let record = Record {
+            secret: self.key.seal(&id, secret.as_bytes())?,
+            masked: mask(&secret),
+            pool: new.pool.filter(|p| !p.trim().is_empty()).unwrap_or_else(|| id.clone()),
+            id,
+            provider: new.provider,
+            label,
+            enabled: true,
+            tier: new.tier,
+            settings: new.settings,
+            created_at_ms: crate::discovery::now_ms(),
+        };
+        self.records.push(record.clone());
+        Ok(record)
+    }
+
+    pub fn remove(&mut self, id_or_label: &str) -> Result<Record, VaultError> {
+        let i = self.index(id_or_label)?;
+        Ok(self.records.remove(i))
+    }
+
+    pub fn set_enabled(&mut self, id_or_label: &str, enabled: bool) -> Result<Record, VaultError> {
+        let i = self.index(id_or_label)?;
+        self.records[i].enabled = enabled;
+        Ok(self.records[i].clone())
+    }
+
+    fn file(&self) -> Result<VaultFile, VaultError> {
+        Ok(VaultFile {
+            version: VERSION,
+            key: KeyHeader {
+                kind: self.key.kind,
+                kdf: self.key.kdf.clone(),
+                check: self.key.seal(CHECK_ID, CHECK_TEXT)?,
+            },
+            accounts: self.records.clone(),
+        })
+    }
+
+    /// Write the vault (atomically).
+    pub fn save(&self) -> Result<(), VaultError> {
+        let bytes = serde_json::to_vec_pretty(&self.file()?).map_err(|e| VaultError::Io(e.to_string()))?;
+        write_atomic(&self.paths.vault, &bytes)
+            .map_err(|e| VaultError::Io(format!("{}: {e}", self.paths.vault.display())))
+    }
+
+    /// Re-encrypt everything under `new`, atomically. With a key file, the new key is written
+    /// beside the old one first and takes its place only after the vault is written, so a crash
+    /// at any point leaves a vault that opens.
+    pub fn rotate_key(&mut self, new: MasterKey) -> Result<(), VaultError> {
+        let mut records = self.records.clone();
+        for r in &mut records {
+            let secret = self.key.open(&r.id, &r.secret)?;
+            r.secret = new.seal(&r.id, &secret)?;
+        }
+        let next = next_key_file(&self.paths.key_file);
+        if new.kind == KeyKind::File {
+            write_atomic(&next, new.to_base64().as_bytes())
+                .map_err(|e| VaultError::Io(format!("{}: {e}", next.display())))?;
+        }
+        let old_key = std::mem::replace(&mut self.key, new);
+        let old_records = std::mem::replace(&mut self.records, records);
+        if let Err(e) = self.save() {
+            self.key = old_key;
+            self.records = old_records;
+            let _ = std::fs::remove_file(&next);
+            return Err(e);
+        }
+        if self.key.kind == KeyKind::File {
+            std::fs::rename(&next, &self.paths.key_file)
+                .map_err(|e| VaultError::Io(format!("{}: {e}", self.paths.key_file.display())))?;
+        }
+        Ok(())
+    }
+
+    /// An encrypted backup of every account, sealed under `passphrase` (argon2id).
+    pub fn export(&self, passphrase: &str) -> Result<String, VaultError> {
+        let key = MasterKey::from_passphrase(passphrase, Kdf::new()?)?;
+        let mut records = self.records.clone();
+        for r in &mut records {
+            let secret = self.key.open(&r.id, &r.secret)?;
+            r.secret = key.seal(&r.id, &secret)?;
+        }
+        let file = VaultFile {
+            version: VERSION,
+            key: KeyHeader { kind: KeyKind::Passphrase, kdf: key.kdf.clone(), check: key.seal(CHECK_ID, CHECK_TEXT)? },
+            accounts: records,
+        };
+        serde_json::to_string_pretty(&file).map_err(|e| VaultError::Io(e.to_string()))
+    }
+
+    /// The accounts of a backup made by [`Vault::export`], with their secrets.
+    pub fn read_backup(text: &str, passphrase: &str) -> Result<Vec<(Record, SecretString)>, VaultError> {
+        let file: VaultFile = serde_json::from_str(text).map_err(|e| VaultError::Corrupt(format!("backup: {e}")))?;
+        let kdf = file.key.kdf.clone().ok_or_else(|| VaultError::Corrupt("backup has no key parameters".into()))?;
+        let key = MasterKey::from_passphrase(passphrase, kdf)?;
+        if !key.open(CHECK_ID, &file.key.check).is_ok_and(|v| v.as_slice() == CHECK_TEXT) {
+            return Err(VaultError::WrongKey);
+        }
+        file.accounts
+            .into_iter()
+            .map(|r| {
+                let bytes = key.open(&r.id, &r.secret)?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| VaultError::Corrupt(format!("record {}", r.id)))?;
+                let secret = SecretString::new(text);
+                Ok((r, secret))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path) -> VaultPaths {
+        VaultPaths { vault: dir.join("vault.json"), key_file: dir.join("master.key") }
+    }
+
+    fn new(provider: &str, key: &str) -> NewAccount {
+        NewAccount {
+            provider: provider.into(),
+            label: None,
+            pool: None,
+            secret: SecretString::new(key),
+            settings: BTreeMap::new(),
+            tier: AccountTier::Free,
+        }
+    }
+
+    #[test]
+    fn accounts_survive_a_reopen_and_the_file_holds_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let a = v.add(new("groq", "gsk_aaaaaaaaaaaaaaaaaaaa1111")).unwrap();
+        let b = v.add(new("groq", "gsk_bbbbbbbbbbbbbbbbbbbb2222")).unwrap();
+        v.save().unwrap();
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("groq-1", "groq-2"));
+        assert_eq!(a.masked, "gsk_…1111");
+        let text = std::fs::read_to_string(&p.vault).unwrap();
+        assert!(!text.contains("aaaaaaaaaaaa") && !text.contains("bbbbbbbbbbbb"), "{text}");
+        let v2 = Vault::open(&p, None).unwrap();
+        assert_eq!(v2.secret(&a.id).unwrap().expose(), "gsk_aaaaaaaaaaaaaaaaaaaa1111");
+        assert_eq!(v2.find("groq-2").unwrap().id, b.id);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p.vault).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_wrong_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = Vault::open_or_create(&p, None).unwrap();
+        v.add(new("groq", "gsk_secret_secret_secret")).unwrap();
+        v.save().unwrap();
+        std::fs::write(&p.key_file, MasterKey::generate(KeyKind::File).unwrap().to_base64().as_bytes()).unwrap();
+        assert_eq!(Vault::open(&p, None).unwrap_err(), VaultError::WrongKey);
+        std::fs::remove_file(&p.key_file).unwrap();
+        assert!(
+            matches!(Vault::open(&p, None).unwrap_err(), VaultError::KeyUnavailable(m) if m.contains("master.key"))
+        );
+    }
+
+    #[test]
+    fn rotation_re_encrypts_everything_and_the_old_key_stops_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let a = v.add(new("groq", "gsk_rotate_me_please_1234")).unwrap();
+        v.save().unwrap();
+        let before = std::fs::read_to_string(&p.vault).unwrap();
+        let old_key = std::fs::read_to_string(&p.key_file).unwrap();
+        v.rotate_key(MasterKey::generate(KeyKind::File).unwrap()).unwrap();
+        let after = std::fs::read_to_string(&p.vault).unwrap();
+        assert_ne!(before, after);
+        assert_ne!(old_key, std::fs::read_to_string(&p.key_file).unwrap());
+        let v2 = Vault::open(&p, None).unwrap();
+        assert_eq!(v2.secret(&a.id).unwrap().expose(), "gsk_rotate_me_please_1234");
+        std::fs::write(&p.key_file, old_key).unwrap();
+        assert_eq!(Vault::open(&p, None).unwrap_err(), VaultError::WrongKey);
+    }
+
+    #[test]
+    fn an_interrupted_rotation_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let a = v.add(new("groq", "gsk_interrupted_rotation_1")).unwrap();
+        v.save().unwrap();
+        // as if the process died after writing the vault under the new key, before the rename
+        let old_key = std::fs::read_to_string(&p.key_file).unwrap();
+        v.rotate_key(MasterKey::generate(KeyKind::File).unwrap()).unwrap();
+        let new_key = std::fs::read_to_string(&p.key_file).unwrap();
+        std::fs::write(next_key_file(&p.key_file), &new_key).unwrap();
+        std::fs::write(&p.key_file, &old_key).unwrap();
+        let v2 = Vault::open(&p, None).unwrap();
+        assert_eq!(v2.secret(&a.id).unwrap().expose(), "gsk_interrupted_rotation_1");
+        assert_eq!(std::fs::read_to_string(&p.key_file).unwrap(), new_key);
+        assert!(!next_key_file(&p.key_file).exists());
+    }
+
+    #[test]
+    fn duplicate_keys_and_labels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vault::open_or_create(&paths(dir.path()), None).unwrap();
+        v.add(new("groq", "gsk_same_same_same_same")).unwrap();
+        assert!(matches!(v.add(new("groq", "gsk_same_same_same_same")), Err(VaultError::Invalid(_))));
+        let mut labelled = new("groq", "gsk_other_other_other_1");
+        labelled.label = Some("groq-1".into());
+        assert!(matches!(v.add(labelled), Err(VaultError::Invalid(_))));
+    }
+
+    #[test]
+    fn backups_open_only_with_their_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vault::open_or_create(&paths(dir.path()), None).unwrap();
+        v.add(new("openrouter", "sk-or-v1-backup-me-0000")).unwrap();
+        let text = v.export("a long passphrase").unwrap();
+        assert!(!text.contains("backup-me"));
+        let back = Vault::read_backup(&text, "a long passphrase").unwrap();
+        assert_eq!(back[0].1.expose(), "sk-or-v1-backup-me-0000");
+        assert_eq!(Vault::read_backup(&text, "the wrong passphrase").unwrap_err(), VaultError::WrongKey);
+    }
+}
