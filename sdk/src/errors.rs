@@ -19,6 +19,8 @@ pub struct ParsedError {
     pub retry_after_ms: Option<u64>,
     /// from Google's `QuotaFailure` quota ids (`...PerDay...`, `...PerMinute...`)
     pub window: Option<LimitWindow>,
+    /// from Google's `ErrorInfo.reason` (e.g. `API_KEY_INVALID`)
+    pub reason: Option<String>,
 }
 
 fn as_code(v: &Value) -> Option<String> {
@@ -76,6 +78,9 @@ pub fn parse_body(body: &str) -> ParsedError {
             if let Some(delay) = d.get("retryDelay").and_then(Value::as_str) {
                 out.retry_after_ms = crate::limits::parse_duration_ms(delay);
             }
+            if let Some(reason) = d.get("reason").and_then(Value::as_str) {
+                out.reason.get_or_insert_with(|| reason.to_owned());
+            }
             if let Some(violations) = d.get("violations").and_then(Value::as_array) {
                 for viol in violations {
                     let id = viol.get("quotaId").and_then(Value::as_str).unwrap_or_default();
@@ -94,7 +99,18 @@ pub fn parse_body(body: &str) -> ParsedError {
             }
         }
     }
+    if out.retry_after_ms.is_none() {
+        // Google without `RetryInfo`: "... Please retry in 20.04s."
+        out.retry_after_ms = out.message.as_deref().and_then(retry_in_message);
+    }
     out
+}
+
+/// The delay in a "Please retry in 20.04s" sentence.
+fn retry_in_message(message: &str) -> Option<u64> {
+    let (_, rest) = message.split_once("retry in ")?;
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(rest.len());
+    crate::limits::parse_duration_ms(rest[..end].trim_end_matches('.'))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -150,7 +166,14 @@ fn refine(kind: ErrorKind, parsed: &ParsedError) -> ErrorKind {
     )
     .to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    // Google answers a bad key with 400 INVALID_ARGUMENT (ErrorInfo reason API_KEY_INVALID)
+    if parsed.reason.as_deref().is_some_and(|r| r.starts_with("API_KEY_"))
+        || has(&["api key not valid", "api key expired", "api key not found"])
+    {
+        return ErrorKind::Auth;
+    }
     if has(&[
+        "exceeds the maximum number of tokens",
         "context_length",
         "context length",
         "maximum context",
@@ -266,6 +289,19 @@ mod tests {
         assert_eq!(e.window, Some(LimitWindow::Day));
         assert_eq!(e.retry_after_ms, Some(37_000));
         assert_eq!(e.code.as_deref(), Some("429"));
+    }
+
+    #[test]
+    fn google_bad_key_context_and_retry_in_message() {
+        let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        let e = from_response(400, &h(&[]), body);
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert_eq!(parse_body(body).reason.as_deref(), Some("API_KEY_INVALID"));
+        let body = r#"{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(from_response(400, &h(&[]), body).kind, ErrorKind::ContextLength);
+        let body = r#"[{"error":{"code":429,"message":"You exceeded your current quota. Please retry in 20.04s.","status":"RESOURCE_EXHAUSTED"}}]"#;
+        assert_eq!(from_response(429, &h(&[]), body).retry_after_ms, Some(20_040));
+        assert_eq!(parse_body(r#"{"message":"Please retry in a moment."}"#).retry_after_ms, None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ const GUEST_TARGET: &str = "wasm32-wasip2";
 /// Components built by `cargo xtask build`: (crate, file name, destination folder).
 const GUESTS: &[(&str, &str, &str)] = &[
     ("openai-compat", "openai_compat.wasm", "providers/openai-compat.wasm"),
+    ("gemini", "gemini.wasm", "providers/gemini.wasm"),
+    ("cloudflare", "cloudflare.wasm", "providers/cloudflare.wasm"),
     ("misbehave", "misbehave.wasm", "tests/guests/misbehave.wasm"),
     ("future-version", "future_version.wasm", "tests/guests/future-version.wasm"),
 ];
@@ -119,23 +121,13 @@ fn build(release: bool) -> Result<(), String> {
 fn lint() -> Result<(), String> {
     run("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     run("clippy (host)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // every component in GUESTS, and the SDK they build on
     let mut guests = cargo();
-    guests.args([
-        "clippy",
-        "--target",
-        GUEST_TARGET,
-        "--profile",
-        "guest",
-        "-p",
-        "freeway-sdk",
-        "-p",
-        "openai-compat",
-        "-p",
-        "misbehave",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    guests.args(["clippy", "--target", GUEST_TARGET, "--profile", "guest", "-p", "freeway-sdk"]);
+    for (krate, _, _) in GUESTS {
+        guests.args(["-p", krate]);
+    }
+    guests.args(["--", "-D", "warnings"]);
     run("clippy (guests)", &mut guests)
 }
 

@@ -11,6 +11,7 @@ mod bad_input;
 mod chat;
 mod config_files;
 mod discovery;
+mod gemini;
 mod hot_reload;
 mod sandbox;
 mod sdk_guide;

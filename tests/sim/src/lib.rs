@@ -16,12 +16,14 @@
 //! Modules: [`config`] (the TOML/JSON config), [`profiles`] (per-provider headers and error
 //! bodies), [`limits`] (rpm/rpd/tpm/tpd counters), [`script`] (per-test rules), [`chat`] and
 //! [`stream`] (the completions themselves), [`record`] (recorded requests and stats),
-//! `provider` (the provider API), `control` (`/_sim` endpoints) and `server` (accept loop).
+//! `provider` (the provider API), `native` (profiles with their own API, e.g. Gemini's
+//! `generateContent`), `control` (`/_sim` endpoints) and `server` (accept loop).
 
 pub mod chat;
 pub mod config;
 mod control;
 pub mod limits;
+mod native;
 pub mod profiles;
 mod provider;
 pub mod record;

@@ -26,6 +26,9 @@ pub enum Profile {
     Mistral,
     #[serde(rename = "gemini-openai")]
     GeminiOpenAi,
+    /// Gemini's native API (`generateContent`), served by `native::gemini`.
+    #[serde(rename = "gemini")]
+    Gemini,
 }
 
 /// A header and the value it carries.
@@ -71,6 +74,8 @@ enum ErrorStyle {
     OpenRouter,
     /// `[{"error":{"code","message","status",...}}]` (array-wrapped on the OpenAI endpoint).
     Gemini,
+    /// `{"error":{"code","message","status",...}}` (Gemini's native API).
+    GeminiNative,
 }
 
 #[derive(Debug)]
@@ -162,6 +167,16 @@ const MISTRAL: Spec = Spec {
 const GEMINI: Spec =
     Spec { headers: &[], style: ErrorStyle::Gemini, retry_after: false, minute_axis: Axis::Rpm, day_axis: Axis::Rpd };
 
+/// Gemini's native API: no rate-limit headers, not even `retry-after` on a scripted 429 (the
+/// delay is in the body's `RetryInfo`).
+const GEMINI_NATIVE: Spec = Spec {
+    headers: &[],
+    style: ErrorStyle::GeminiNative,
+    retry_after: false,
+    minute_axis: Axis::Rpm,
+    day_axis: Axis::Rpd,
+};
+
 /// Everything needed to describe a 429.
 #[derive(Debug, Clone)]
 pub struct RateLimitHit<'a> {
@@ -198,6 +213,7 @@ impl Profile {
             Profile::OpenRouter => "openrouter",
             Profile::Mistral => "mistral",
             Profile::GeminiOpenAi => "gemini-openai",
+            Profile::Gemini => "gemini",
         }
     }
 
@@ -209,6 +225,7 @@ impl Profile {
             Profile::OpenRouter => &OPENROUTER,
             Profile::Mistral => &MISTRAL,
             Profile::GeminiOpenAi => &GEMINI,
+            Profile::Gemini => &GEMINI_NATIVE,
         }
     }
 
@@ -251,7 +268,7 @@ impl Profile {
         } else {
             self.rate_limit_headers(hit.snapshot)
         };
-        if spec.retry_after || hit.retry_after_s.is_some() {
+        if (spec.retry_after || hit.retry_after_s.is_some()) && spec.style != ErrorStyle::GeminiNative {
             headers.push(("retry-after", retry_s.to_string()));
         }
         let body = match spec.style {
@@ -310,7 +327,8 @@ impl Profile {
                     "provider_name": null,
                 }}})
             }
-            ErrorStyle::Gemini => gemini_quota_error(hit, &usage, retry_s),
+            ErrorStyle::Gemini => json!([gemini_quota_error(hit, &usage, retry_s)]),
+            ErrorStyle::GeminiNative => gemini_quota_error(hit, &usage, retry_s),
         };
         (headers, body)
     }
@@ -334,6 +352,9 @@ impl Profile {
             ErrorStyle::Gemini => json!([{"error": {
                 "code": err.status, "message": err.message, "status": grpc_status(err.status),
             }}]),
+            ErrorStyle::GeminiNative => json!({"error": {
+                "code": err.status, "message": err.message, "status": grpc_status(err.status),
+            }}),
         }
     }
 
@@ -362,6 +383,7 @@ impl Profile {
             Profile::GeminiOpenAi => {
                 ("API key not valid. Please pass a valid API key.", "invalid_request_error", None, None)
             }
+            Profile::Gemini => return gemini_auth_error(key).1,
         };
         self.error_body(&ApiError { status: 401, message, kind, code, param })
     }
@@ -486,6 +508,32 @@ pub fn grpc_status(status: u16) -> &'static str {
     }
 }
 
+/// Status and body of Gemini's answer to an unknown key (400 `INVALID_ARGUMENT`, `ErrorInfo`
+/// reason `API_KEY_INVALID`) or a missing one (403 `PERMISSION_DENIED`).
+pub fn gemini_auth_error(key: Option<&str>) -> (u16, Value) {
+    if key.is_none() {
+        let message = "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.";
+        return (403, json!({"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}));
+    }
+    let message = "API key not valid. Please pass a valid API key.";
+    let body = json!({"error": {
+        "code": 400,
+        "message": message,
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+        ],
+    }});
+    (400, body)
+}
+
+/// The `{"error": {...}}` of a Gemini 429 (the OpenAI endpoint wraps it in an array).
 fn gemini_quota_error(hit: &RateLimitHit<'_>, usage: &Usage, retry_s: u64) -> Value {
     let (metric, quota_id) = match hit.axis {
         Axis::Rpm => ("generate_content_free_tier_requests", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"),
@@ -502,7 +550,7 @@ fn gemini_quota_error(hit: &RateLimitHit<'_>, usage: &Usage, retry_s: u64) -> Va
         "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota exceeded for metric: {metric}, limit: {}, model: {}\nPlease retry in {retry_s}s.",
         usage.limit, hit.model
     );
-    json!([{"error": {
+    json!({"error": {
         "code": 429,
         "message": message,
         "status": "RESOURCE_EXHAUSTED",
@@ -522,7 +570,7 @@ fn gemini_quota_error(hit: &RateLimitHit<'_>, usage: &Usage, retry_s: u64) -> Va
             },
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{retry_s}s")},
         ],
-    }}])
+    }})
 }
 
 #[cfg(test)]
@@ -724,6 +772,26 @@ mod tests {
     }
 
     #[test]
+    fn gemini_native_errors_are_not_wrapped_and_429s_have_no_retry_after() {
+        let snap = snapshot(&[(Axis::Rpd, 20, 20, 1_000)], 1);
+        let mut scripted = hit(Axis::Rpd, &snap);
+        scripted.retry_after_s = Some(37);
+        let (headers, body) = Profile::Gemini.too_many_requests(&scripted);
+        assert!(headers.is_empty(), "{headers:?}");
+        assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+        let details = body["error"]["details"].as_array().unwrap();
+        assert!(details[0]["violations"][0]["quotaId"].as_str().unwrap().contains("PerDay"));
+        assert_eq!(details[2]["retryDelay"], "37s");
+        assert_eq!(Profile::Gemini.status_error(500)["error"]["status"], "INTERNAL");
+        let (status, bad_key) = gemini_auth_error(Some("AIza-wrong"));
+        assert_eq!(status, 400);
+        assert_eq!(bad_key["error"]["details"][0]["reason"], "API_KEY_INVALID");
+        assert!(!bad_key.to_string().contains("AIza-wrong"));
+        assert_eq!(gemini_auth_error(None).0, 403);
+        assert_eq!(Profile::Gemini.unauthorized(Some("k")), bad_key);
+    }
+
+    #[test]
     fn unauthorized_bodies_follow_profile_shapes() {
         let body = Profile::OpenAi.unauthorized(Some("sk-xyz123456"));
         assert_eq!(body["error"]["code"], "invalid_api_key");
@@ -763,6 +831,7 @@ mod tests {
             Profile::OpenRouter,
             Profile::Mistral,
             Profile::GeminiOpenAi,
+            Profile::Gemini,
         ] {
             let text = serde_json::to_string(&profile).unwrap();
             assert_eq!(text, format!("\"{}\"", profile.name()));

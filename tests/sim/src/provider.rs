@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::chat::{self, ChatRequest, Custom};
 use crate::config::CONTROL_PREFIX;
 use crate::limits::{Decision, Usage, until_utc_midnight};
+use crate::native::Api;
 use crate::profiles::{ApiError, Header, Profile, RateLimitHit, default_limit, mask_key};
 use crate::record::{RecordedRequest, header_map};
 use crate::script::{Action, RequestFacts, Window};
@@ -24,7 +25,7 @@ use crate::stream::{HOLD, Shape, StreamPlan, broken_body, default_stream_error};
 /// Largest request body read.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
-fn json_type() -> HeaderValue {
+pub(crate) fn json_type() -> HeaderValue {
     HeaderValue::from_static("application/json")
 }
 const MALFORMED_JSON: &[u8] = b"{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[{not json";
@@ -47,11 +48,19 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         }
     };
     let json: Option<Value> = if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() };
-    let key = bearer(&parts.headers);
-    let model = json.as_ref().and_then(|v| v.get("model")).and_then(Value::as_str);
+    let runtime = shared.runtime();
+    let upstream = runtime.route(path);
+    // native APIs carry the key and the model their own way
+    let native = upstream.and_then(|u| Api::of(u.config.profile).map(|api| (api, u.prefix().len())));
+    let native_key = native.and_then(|(api, _)| api.key(&parts.headers, parts.uri.query()));
+    let (key, model) = match native {
+        Some((api, prefix_len)) => {
+            (native_key.as_deref(), api.model(path.get(prefix_len..).unwrap_or(""), json.as_ref()))
+        }
+        None => (bearer(&parts.headers), json.as_ref().and_then(|v| v.get("model")).and_then(Value::as_str)),
+    };
     let seq = shared.next_seq();
     let now = now_ms();
-    let runtime = shared.runtime();
     if runtime.config.record {
         shared.recorder.push(RecordedRequest {
             seq,
@@ -69,7 +78,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         });
     }
     shared.stats.request(key, model);
-    let response = match runtime.route(path) {
+    let response = match upstream {
         None => openai_error(StatusCode::NOT_FOUND, &unknown_url(&parts.method, path), "unknown_url"),
         Some(upstream) => {
             let ctx = Ctx {
@@ -77,6 +86,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 upstream,
                 method: &parts.method,
                 path,
+                query: parts.uri.query(),
                 key,
                 model,
                 json: json.as_ref(),
@@ -99,31 +109,37 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// One request being served by one upstream.
-struct Ctx<'a> {
-    shared: &'a Shared,
-    upstream: &'a Upstream,
-    method: &'a Method,
-    path: &'a str,
-    key: Option<&'a str>,
-    model: Option<&'a str>,
-    json: Option<&'a Value>,
-    seq: u64,
-    now_ms: u64,
+pub(crate) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub upstream: &'a Upstream,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The caller's key (bearer token, or where a native API carries it).
+    pub key: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub json: Option<&'a Value>,
+    pub seq: u64,
+    pub now_ms: u64,
 }
 
 impl Ctx<'_> {
-    fn profile(&self) -> Profile {
+    pub fn profile(&self) -> Profile {
         self.upstream.config.profile
     }
 
     /// The path after the upstream prefix, e.g. "/chat/completions".
-    fn suffix(&self) -> &str {
+    pub fn suffix(&self) -> &str {
         self.path.get(self.upstream.prefix().len()..).unwrap_or("")
     }
 
     async fn serve(&self) -> Response {
         let config = &self.upstream.config;
+        let native = Api::of(self.profile());
         if !config.keys.is_empty() && !self.key.is_some_and(|key| config.keys.iter().any(|k| k == key)) {
+            if let Some(api) = native {
+                return api.unauthorized(self.key);
+            }
             return json_response(StatusCode::UNAUTHORIZED, &self.profile().unauthorized(self.key), &[]);
         }
         let facts = RequestFacts { prefix: self.upstream.prefix(), path: self.path, key: self.key, model: self.model };
@@ -149,6 +165,9 @@ impl Ctx<'_> {
             }
             other => other,
         };
+        if let Some(api) = native {
+            return api.serve(self, action).await;
+        }
         let suffix = self.suffix();
         match (self.method, suffix) {
             (&Method::POST, "/chat/completions") => self.chat(action).await,
@@ -338,7 +357,8 @@ impl Ctx<'_> {
         )
     }
 
-    fn error(&self, status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
+    /// An error in this profile's shape.
+    pub fn error(&self, status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
         let body = self.profile().error_body(&ApiError { status: status.as_u16(), message, kind, code, param: None });
         json_response(status, &body, &[])
     }
@@ -349,13 +369,13 @@ fn estimated_tokens(request: &ChatRequest<'_>, reply_tokens: u32) -> u64 {
     request.prompt_tokens + request.max_tokens.map_or(completion, |max| max.min(completion))
 }
 
-fn rate_limited(profile: Profile, hit: &RateLimitHit<'_>) -> Response {
+pub(crate) fn rate_limited(profile: Profile, hit: &RateLimitHit<'_>) -> Response {
     let (headers, body) = profile.too_many_requests(hit);
     json_response(StatusCode::TOO_MANY_REQUESTS, &body, &headers)
 }
 
 /// A 200 JSON body, or its scripted breakage.
-fn deliver_json(bytes: Bytes, headers: Vec<Header>, action: Option<&Action>) -> Response {
+pub(crate) fn deliver_json(bytes: Bytes, headers: Vec<Header>, action: Option<&Action>) -> Response {
     let body = match action {
         Some(Action::Malformed) => Body::from(Bytes::from_static(MALFORMED_JSON)),
         Some(Action::DropAfter { .. }) => broken_body(bytes.slice(..bytes.len() / 2), false),
@@ -390,7 +410,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value, headers: &[Header]
     response(status, json_type(), Body::from(to_bytes(body)), headers)
 }
 
-fn response(status: StatusCode, content_type: HeaderValue, body: Body, headers: &[Header]) -> Response {
+pub(crate) fn response(status: StatusCode, content_type: HeaderValue, body: Body, headers: &[Header]) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let map = response.headers_mut();
@@ -403,7 +423,7 @@ fn response(status: StatusCode, content_type: HeaderValue, body: Body, headers: 
     response
 }
 
-async fn sleep_ms(ms: u64) {
+pub(crate) async fn sleep_ms(ms: u64) {
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
