@@ -96,24 +96,54 @@ pub fn forbidden_header(name: &HeaderName) -> bool {
 
 /// Replace every occurrence of `secret` (and of long fragments of it) in `text`.
 pub fn redact<'t>(text: &'t str, secret: Option<&SecretString>) -> Cow<'t, str> {
-    let Some(secret) = secret else { return Cow::Borrowed(text) };
-    let s = secret.expose();
-    if s.len() < 8 {
-        return if !s.is_empty() && text.contains(s) {
-            Cow::Owned(text.replace(s, "[redacted]"))
-        } else {
-            Cow::Borrowed(text)
-        };
+    match secret {
+        Some(s) => redact_all(text, std::iter::once(s)),
+        None => Cow::Borrowed(text),
     }
+}
+
+/// The first and last `n` characters of `s`.
+fn ends(s: &str, n: usize) -> (&str, &str) {
+    let head_end = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
+    let tail_start = s.char_indices().rev().nth(n - 1).map_or(0, |(i, _)| i);
+    (&s[..head_end], &s[tail_start..])
+}
+
+/// Replace every occurrence of each secret, and of any 8+ character prefix or suffix of it
+/// (providers echo partial keys: "sk-abc...wxyz"), in `text`.
+pub fn redact_all<'t, 's>(text: &'t str, secrets: impl IntoIterator<Item = &'s SecretString>) -> Cow<'t, str> {
+    const MIN: usize = 8;
     let mut out = Cow::Borrowed(text);
-    if out.contains(s) {
-        out = Cow::Owned(out.replace(s, "[redacted]"));
-    }
-    // providers echo partial keys ("sk-abc...wxyz"): drop any 8+ char prefix or suffix of the key
-    for len in (8..s.len()).rev() {
-        for fragment in [&s[..len], &s[s.len() - len..]] {
-            if s.is_char_boundary(len) && s.is_char_boundary(s.len() - len) && out.contains(fragment) {
-                out = Cow::Owned(out.replace(fragment, "[redacted]"));
+    for secret in secrets {
+        let s = secret.expose();
+        if s.is_empty() {
+            continue;
+        }
+        if s.chars().count() <= MIN {
+            if out.contains(s) {
+                out = Cow::Owned(out.replace(s, "[redacted]"));
+            }
+            continue;
+        }
+        // every long prefix holds the first 8 characters and every long suffix the last 8
+        let (head, tail) = ends(s, MIN);
+        if !out.contains(head) && !out.contains(tail) {
+            continue;
+        }
+        if out.contains(s) {
+            out = Cow::Owned(out.replace(s, "[redacted]"));
+        }
+        let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).skip(MIN).collect();
+        for &cut in bounds.iter().rev() {
+            let prefix = &s[..cut];
+            if out.contains(prefix) {
+                out = Cow::Owned(out.replace(prefix, "[redacted]"));
+            }
+        }
+        for &cut in &bounds {
+            let suffix = &s[s.len() - cut..];
+            if s.is_char_boundary(s.len() - cut) && out.contains(suffix) {
+                out = Cow::Owned(out.replace(suffix, "[redacted]"));
             }
         }
     }
@@ -177,6 +207,20 @@ mod tests {
         let mut h = HeaderMap::new();
         attach_auth(&mut url, &mut h, &AuthStyle::Query("key".into()), Some(&SecretString::new("AIza123"))).unwrap();
         assert_eq!(url.query(), Some("alt=sse&key=AIza123"));
+    }
+
+    #[test]
+    fn redaction_covers_every_known_secret_and_never_panics_on_odd_keys() {
+        let keys = [
+            SecretString::new("gsk_one_0123456789abcdef"),
+            SecretString::new("sk-two-ffffeeeeddddcccc"),
+            SecretString::new("ключ-ключ-ключ-ключ"),
+        ];
+        let text = "a gsk_one_0123456789abcdef b sk-two-ffffeeeedd c ключ-ключ-ключ";
+        let out = redact_all(text, &keys);
+        assert!(!out.contains("0123456789") && !out.contains("ffffeeee") && !out.contains("ключ-ключ"), "{out}");
+        assert_eq!(redact_all("nothing to see", &keys), "nothing to see");
+        assert_eq!(redact("short key abc", Some(&SecretString::new("abc"))), "short key [redacted]");
     }
 
     #[test]

@@ -189,6 +189,44 @@ impl AccountHealth {
     }
 }
 
+/// How an account's health is written down for other processes (`freeway accounts list`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HealthRecord {
+    pub provider: String,
+    pub label: String,
+    /// `ok`, `cooling`, `disabled`
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix ms when a cool-down ends or the next re-check is due
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl HealthRecord {
+    pub fn of(provider: &str, label: &str, h: &Health, now: Instant, now_ms: u64) -> Self {
+        let at = |t: &Instant| now_ms + u64::try_from(t.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX);
+        let (status, reason, until_ms) = match h {
+            Health::Ok => ("ok", None, None),
+            Health::Cooling { until, reason, .. } => ("cooling", Some(reason.clone()), Some(at(until))),
+            Health::Disabled { reason, next_check, .. } => ("disabled", Some(reason.clone()), Some(at(next_check))),
+        };
+        Self { provider: provider.to_owned(), label: label.to_owned(), status: status.to_owned(), reason, until_ms }
+    }
+
+    /// `ok`, `cooling down (12 s): ...`, `disabled (re-check in 40 s): ...`
+    pub fn describe(&self, now_ms: u64) -> String {
+        let secs = self.until_ms.map_or(0, |u| u.saturating_sub(now_ms) / 1000);
+        let reason = self.reason.as_deref().unwrap_or("");
+        match self.status.as_str() {
+            "cooling" if secs > 0 => format!("cooling down ({secs} s): {reason}"),
+            "cooling" => "ok".to_owned(),
+            "disabled" => format!("disabled by the gateway (re-check in {secs} s): {reason}"),
+            other => other.to_owned(),
+        }
+    }
+}
+
 /// `ok`, `cooling down (23 s): ...`, `disabled: ...`
 pub fn describe(h: &Health, now: Instant) -> String {
     match h {

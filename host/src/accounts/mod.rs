@@ -3,8 +3,11 @@
 
 pub mod audit;
 pub mod health;
+pub mod manage;
 pub mod recheck;
 pub mod rotation;
+pub mod secrets;
 
 pub use health::{AccountHealth, Health, Trouble};
 pub use rotation::RecentUse;
+pub use secrets::SecretSet;

@@ -3,9 +3,11 @@
 //! a refusal keeps it out with the next check further away; anything inconclusive (the
 //! provider is down, rate-limited) tries again later.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::health::HealthRecord;
 use crate::registry::{ProviderEntry, Registry};
 use crate::runtime::Account;
 use crate::runtime::bindings::wit;
@@ -56,14 +58,49 @@ pub async fn check(p: &ProviderEntry, account: &Arc<Account>) -> Verdict {
     }
 }
 
-/// Keep re-checking disabled accounts in the background.
+/// Write every account's health to `path` when it changed since the last write.
+fn publish_health(
+    snapshot: &crate::registry::Snapshot,
+    path: &std::path::Path,
+    last: &mut BTreeMap<String, HealthRecord>,
+) {
+    let now = Instant::now();
+    let now_ms = crate::discovery::now_ms();
+    let mut current = BTreeMap::new();
+    for p in &snapshot.providers {
+        for a in &p.accounts {
+            if a.secret.is_some() {
+                current.insert(a.id.clone(), HealthRecord::of(&p.id, &a.label, &a.health.get(), now, now_ms));
+            }
+        }
+    }
+    let same = current.len() == last.len()
+        && current.iter().all(|(k, v)| last.get(k).is_some_and(|o| o.status == v.status && o.reason == v.reason));
+    if same {
+        return;
+    }
+    match serde_json::to_vec_pretty(&current) {
+        Ok(bytes) => {
+            if let Err(e) = crate::vault::key::write_atomic(path, &bytes) {
+                tracing::warn!("cannot write {}: {e}", path.display());
+                return;
+            }
+            *last = current;
+        }
+        Err(e) => tracing::warn!("health state: {e}"),
+    }
+}
+
+/// Keep re-checking disabled accounts in the background, and keep the health file current.
 pub fn spawn(registry: Arc<Registry>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut written = BTreeMap::new();
         loop {
             tick.tick().await;
             let snapshot = registry.snapshot();
+            publish_health(&snapshot, &snapshot.config.vault.health_file, &mut written);
             let now = Instant::now();
             for p in &snapshot.providers {
                 for a in &p.accounts {

@@ -1,8 +1,10 @@
 //! The `freeway` command line.
 
+mod accounts;
 mod catalog_views;
 mod models;
 mod providers;
+mod setup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +50,30 @@ pub enum Command {
     },
     /// Models of the configured providers (`models sync` lists them from each provider)
     Models(models::ModelsArgs),
+    /// Accounts in the encrypted vault: add, list, remove, enable, disable, check, import, export
+    Accounts(accounts::AccountsArgs),
+    /// The vault itself
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+        #[arg(long, short, env = "FREEWAY_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Add your first providers, interactively
+    Setup {
+        #[arg(long, short, env = "FREEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-encrypt every account under a new master key, atomically
+    RotateKey {
+        /// seal with a passphrase (asked for) instead of a random key
+        #[arg(long)]
+        passphrase: bool,
+    },
 }
 
 pub fn init_tracing(json: bool) {
@@ -69,6 +95,11 @@ pub async fn run(cli: Cli) -> i32 {
         Command::CheckConfig { config } => check_config(config).await,
         Command::Providers { config } => providers::run(config.as_deref()),
         Command::Models(args) => models::run(args).await,
+        Command::Accounts(args) => accounts::run(args).await,
+        Command::Vault { command: VaultCommand::RotateKey { passphrase }, config } => {
+            accounts::rotate_key(config.as_deref(), passphrase)
+        }
+        Command::Setup { config } => setup::run(config.as_deref()),
     }
 }
 

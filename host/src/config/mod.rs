@@ -52,6 +52,8 @@ pub struct VaultConfig {
     pub accounts_policy: AccountsPolicy,
     /// append-only record of account changes and key rotations
     pub audit_log: PathBuf,
+    /// the gateway's view of each account's health, for `freeway accounts list`
+    pub health_file: PathBuf,
 }
 
 impl Default for VaultConfig {
@@ -61,6 +63,7 @@ impl Default for VaultConfig {
             key_file: PathBuf::from("data/master.key"),
             accounts_policy: AccountsPolicy::Warn,
             audit_log: PathBuf::from("data/audit.log"),
+            health_file: PathBuf::from("data/health.json"),
         }
     }
 }

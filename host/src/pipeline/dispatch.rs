@@ -171,6 +171,7 @@ fn provider_error(e: wit::ProviderError, cand: &Candidate) -> GatewayError {
     };
     let provider = &cand.route.provider.id;
     let message = redact(&e.message, cand.account.secret.as_ref());
+    let message = cand.route.provider.io.secrets.scrub(&message);
     let status = if e.status > 0 { format!(" (HTTP {})", e.status) } else { String::new() };
     GatewayError::new(kind, format!("provider '{provider}'{status}: {message}"))
         .with_provider(provider)
@@ -195,10 +196,8 @@ fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) 
             })
         })
         .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                redact(&String::from_utf8_lossy(v.as_bytes()), cand.account.secret.as_ref()).into_owned(),
-            )
+            let value = redact(&String::from_utf8_lossy(v.as_bytes()), cand.account.secret.as_ref()).into_owned();
+            (k.as_str().to_owned(), cand.route.provider.io.secrets.scrub(&value).into_owned())
         })
         .collect()
 }
@@ -374,6 +373,7 @@ async fn attempt(
         *upstream_wait += t.elapsed();
         let body = body.unwrap_or_default();
         let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
+        let text = p.io.secrets.scrub(&text).into_owned();
         let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
         note_limits(&mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
         let pairs = header_pairs(&resp_headers, cand, None);

@@ -47,6 +47,7 @@ pub struct Inputs<'a> {
     pub accounts: &'a mut HashMap<String, Arc<Account>>,
     pub http: &'a UpstreamClient,
     pub buckets: &'a Arc<GuestBuckets>,
+    pub secrets: &'a Arc<crate::accounts::SecretSet>,
     pub generation: u64,
     /// problems found outside the build (an unreadable vault)
     pub extra_problems: Vec<String>,
@@ -236,7 +237,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
                 continue;
             }
         };
-        let io = match component.io(&id, Some(&base_url), inp.http.clone(), inp.buckets.clone()) {
+        let io = match component.io(&id, Some(&base_url), inp.http.clone(), inp.buckets.clone(), inp.secrets.clone()) {
             Ok(io) => Arc::new(io),
             Err(e) => {
                 problems.push(format!("provider '{id}': {e}"));

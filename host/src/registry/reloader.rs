@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
 use super::{Registry, Snapshot, watcher};
+use crate::accounts::SecretSet;
 use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider, SecretString};
 use crate::discovery::{self, DiscoveryState};
 use crate::runtime::bindings::wit;
@@ -90,6 +91,7 @@ pub struct Reloader {
     cursors: HashMap<String, Arc<AtomicUsize>>,
     accounts: HashMap<String, Arc<Account>>,
     buckets: Arc<GuestBuckets>,
+    secrets: Arc<SecretSet>,
     generation: u64,
     tx: mpsc::Sender<Event>,
 }
@@ -148,6 +150,7 @@ impl Reloader {
             cursors: HashMap::new(),
             accounts: HashMap::new(),
             buckets: Arc::new(GuestBuckets::default()),
+            secrets: Arc::new(SecretSet::default()),
             generation: 0,
             tx: tx.clone(),
         };
@@ -372,12 +375,17 @@ impl Reloader {
             accounts: &mut self.accounts,
             http: &self.http,
             buckets: &self.buckets,
+            secrets: &self.secrets,
             generation: self.generation,
             extra_problems: self.vault_problem.iter().cloned().collect(),
         });
         for problem in &snapshot.problems {
             tracing::warn!("not ready: {problem}");
         }
+        // every key in the vault and the configuration, in use or not
+        let mut secrets: Vec<SecretString> = self.vault.iter().map(|(_, s)| s.clone()).collect();
+        secrets.extend(self.resolved.iter().flat_map(|p| p.keys.iter().map(|k| k.secret.clone())));
+        self.secrets.replace(secrets);
         self.start_discovery(&snapshot, false);
         self.registry.publish(snapshot);
     }

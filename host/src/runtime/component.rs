@@ -386,6 +386,7 @@ impl ProviderComponent {
         base_url: Option<&url::Url>,
         http: crate::upstream::UpstreamClient,
         buckets: Arc<super::state::GuestBuckets>,
+        secrets: Arc<crate::accounts::SecretSet>,
     ) -> Result<GuestIo, String> {
         Ok(GuestIo {
             provider_id: provider_id.to_owned(),
@@ -394,6 +395,7 @@ impl ProviderComponent {
             auth: self.auth.clone(),
             http,
             buckets,
+            secrets,
         })
     }
 }

@@ -93,7 +93,8 @@ impl GuestState {
         let mut out_headers = Vec::with_capacity(resp.headers().len());
         for (k, v) in resp.headers() {
             let value = String::from_utf8_lossy(v.as_bytes());
-            out_headers.push((k.as_str().to_owned(), redact(&value, secret).into_owned()));
+            let value = redact(&value, secret);
+            out_headers.push((k.as_str().to_owned(), io.secrets.scrub(&value).into_owned()));
         }
         let mut body = BytesMut::new();
         let mut stream = resp.bytes_stream();
@@ -104,9 +105,13 @@ impl GuestState {
             }
             body.extend_from_slice(&chunk);
         }
-        let body = match (secret, std::str::from_utf8(&body)) {
-            (Some(s), Ok(text)) if s.expose().len() >= 4 => redact(text, Some(s)).into_owned().into_bytes(),
-            _ => body.to_vec(),
+        // scrubbed of this account's key and of every other key the gateway holds
+        let body = match std::str::from_utf8(&body) {
+            Ok(text) => io.secrets.scrub(&redact(text, secret)).into_owned().into_bytes(),
+            Err(_) => {
+                let text = String::from_utf8_lossy(&body);
+                io.secrets.scrub(&redact(&text, secret)).into_owned().into_bytes()
+            }
         };
         Ok(wit::HttpResponse { status, headers: out_headers, body })
     }

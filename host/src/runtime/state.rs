@@ -118,6 +118,8 @@ pub struct GuestIo {
     pub auth: AuthStyle,
     pub http: UpstreamClient,
     pub buckets: Arc<GuestBuckets>,
+    /// every credential the gateway holds: scrubbed from whatever the guest reads back
+    pub secrets: Arc<crate::accounts::SecretSet>,
 }
 
 /// The CPU clock of the call in progress.

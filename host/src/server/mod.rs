@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, body limits, graceful shutdown. Handlers are thin; the work is in
 //! [`crate::pipeline`].
 
+mod admin;
 mod edge;
 mod handlers;
 
@@ -29,6 +30,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
+        .merge(admin::router(app.clone()))
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(edge::panic_response))
@@ -55,7 +57,8 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(graceful);
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(graceful);
     let deadline = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;

@@ -31,7 +31,7 @@ pub async fn measure(n: usize) -> Result<WasmCost, String> {
         .map_err(|e| e.to_string())?;
     let http = UpstreamClient::new(&UpstreamConfig::default()).map_err(|e| e.message.into_owned())?;
     let base = url::Url::parse("http://127.0.0.1:9/v1").map_err(|e| e.to_string())?;
-    let io = Arc::new(component.io("sim", Some(&base), http, Arc::new(GuestBuckets::default()))?);
+    let io = Arc::new(component.io("sim", Some(&base), http, Arc::new(GuestBuckets::default()), Arc::default())?);
     let account = Arc::new(freeway::runtime::Account::new(
         "sim#1".into(),
         "sim".into(),

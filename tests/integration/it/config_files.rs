@@ -2,15 +2,8 @@
 
 use std::process::Command;
 
-use freeway_integration::root;
-
 fn freeway() -> Command {
-    let bin =
-        std::env::var("FREEWAY_BIN").map_or_else(|_| root().join("target/debug/freeway"), std::path::PathBuf::from);
-    assert!(bin.exists(), "{} is missing: run `cargo xtask build`", bin.display());
-    let mut c = Command::new(bin);
-    c.current_dir(root());
-    c
+    freeway_integration::freeway_bin()
 }
 
 #[test]

@@ -7,6 +7,7 @@
     reason = "test helpers: a broken expectation must fail the test loudly"
 )]
 
+mod accounts;
 mod bad_input;
 mod chat;
 mod config_files;
@@ -14,6 +15,7 @@ mod discovery;
 mod gemini;
 mod hot_reload;
 mod sandbox;
+mod secrets;
 mod sdk_guide;
 mod shutdown;
 mod streaming;

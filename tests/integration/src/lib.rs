@@ -96,6 +96,8 @@ pub struct Opts {
     pub runtime: String,
     /// lines for `[discovery]`
     pub discovery: String,
+    /// lines for `[vault]`
+    pub vault: String,
     pub grace_secs: u64,
 }
 
@@ -129,7 +131,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -138,6 +140,8 @@ impl Gateway {
             runtime = opts.runtime,
             upstream = opts.upstream,
             state = dir.join("data/models.json").display(),
+            data = dir.join("data").display(),
+            vault = opts.vault,
             discovery = opts.discovery,
             // background sync stays off in tests unless a test asks for it
             interval = if opts.discovery.contains("interval_secs") { "" } else { "interval_secs = 0\n" },
@@ -218,6 +222,37 @@ pub fn provider(id: &str, base: &str, keys: &[&str], models: &[&str]) -> String 
         "[[providers]]\nid = \"{id}\"\ncomponent = \"openai-compat\"\nbase_url = \"{base}\"\napi_keys = [{}]\nmodels = [{}]\n\n",
         keys.join(", "),
         models.join(", ")
+    )
+}
+
+/// The `freeway` binary (built by `cargo xtask build`).
+pub fn freeway_bin() -> std::process::Command {
+    let bin = std::env::var("FREEWAY_BIN").map_or_else(|_| root().join("target/debug/freeway"), PathBuf::from);
+    assert!(bin.exists(), "{} is missing: run `cargo xtask build`", bin.display());
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(root());
+    c
+}
+
+/// Run the `freeway` binary with `stdin` as input; (exit code, stdout, stderr). Async, so an
+/// in-process simulator on the test's runtime keeps answering meanwhile.
+pub async fn run_freeway(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::from(freeway_bin())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn freeway");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes()).await;
+    }
+    let out = child.wait_with_output().await.expect("freeway output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

@@ -7,6 +7,8 @@
 //! - `evil-host`: asks the host to fetch a URL outside its manifest's allowed hosts
 //! - `forged-credential`: names a credential handle it was not given
 //! - `stack`: recurses without bound
+//! - `observe`: reports everything it can see of its account (label, settings, what the
+//!   simulator's request log looks like through the host) in an error message
 //! - anything else: a normal OpenAI-compatible passthrough
 
 use std::hint::black_box;
@@ -89,6 +91,31 @@ impl Provider for Misbehave {
                     Ok(_) => freeway_sdk::errors::bad_request("the host accepted a forged handle"),
                     Err(e) => freeway_sdk::http::http_error(&e),
                 })
+            }
+            "observe" => {
+                use freeway_sdk::provider::bindings::freeway::gateway::credentials;
+                let origin = req.config.base_url.split('/').take(3).collect::<Vec<_>>().join("/");
+                let seen = freeway_sdk::http::send(
+                    &HttpRequest {
+                        method: "GET".into(),
+                        url: format!("{origin}/_sim/requests"),
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                        timeout_ms: Some(2000),
+                    },
+                    Some(req.account),
+                );
+                let body = match seen {
+                    Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+                    Err(e) => format!("{e:?}"),
+                };
+                let report = format!(
+                    "observed label={} account_id={:?} params={:?} log={body}",
+                    credentials::label(req.account),
+                    credentials::setting(req.account, "account_id"),
+                    req.params
+                );
+                Err(freeway_sdk::errors::bad_request(&report))
             }
             _ => Ok(openai_passthrough(&req, "chat/completions", Vec::new())),
         }

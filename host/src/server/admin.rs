@@ -1,0 +1,245 @@
+//! The admin API, under `/admin/`, behind the admin key (`Authorization: Bearer`, compared in
+//! constant time; 401 otherwise; off unless `server.admin_key` is set). Accounts can be listed,
+//! added, removed, enabled, disabled and checked; secrets are write-only (they go in, never come
+//! out); every change is written to the audit log with the caller's address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::accounts::audit;
+use crate::accounts::health::describe;
+use crate::accounts::manage::Manager;
+use crate::accounts::recheck;
+use crate::app::App;
+use crate::config::SecretString;
+use crate::errors::{ErrorKind, GatewayError};
+use crate::registry::Event;
+use crate::vault::{AccountTier, NewAccount, Record, Vault, VaultError};
+
+/// The `/admin/` routes, each behind the admin key.
+pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
+    axum::Router::new()
+        .route("/admin/accounts", get(list).post(add))
+        .route("/admin/accounts/{id}", axum::routing::delete(remove))
+        .route("/admin/accounts/{id}/enable", post(enable))
+        .route("/admin/accounts/{id}/disable", post(disable))
+        .route("/admin/accounts/{id}/check", post(check))
+        .route("/admin/audit", get(audit_log))
+        .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
+}
+
+/// The admin key check.
+async fn require_admin(State(app): State<Arc<App>>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let snapshot = app.registry.snapshot();
+    let Some(key) = &snapshot.config.server.admin_key else {
+        return GatewayError::new(
+            ErrorKind::AdminOff,
+            "The admin API is off: set server.admin_key (e.g. \"${FREEWAY_ADMIN_KEY}\").",
+        )
+        .into_response();
+    };
+    let given = crate::pipeline::auth::presented(&headers).unwrap_or("");
+    if bool::from(key.expose().as_bytes().ct_eq(given.as_bytes())) {
+        next.run(req).await
+    } else {
+        GatewayError::new(ErrorKind::InvalidApiKey, "The admin API needs the admin key as 'Authorization: Bearer ...'.")
+            .into_response()
+    }
+}
+
+fn vault_error(e: VaultError) -> GatewayError {
+    match e {
+        VaultError::NotFound(m) => GatewayError::new(ErrorKind::AccountNotFound, format!("No account {m}.")),
+        VaultError::Invalid(m) => GatewayError::new(ErrorKind::Conflict, m),
+        other => GatewayError::internal(other.to_string()),
+    }
+}
+
+fn actor(addr: &SocketAddr) -> String {
+    format!("admin-api:{addr}")
+}
+
+/// A record as the API shows it: no secret, the live health when the gateway uses it.
+fn view(r: &Record, snapshot: &crate::registry::Snapshot) -> Value {
+    let now = Instant::now();
+    let live = snapshot.providers.iter().flat_map(|p| &p.accounts).find(|a| a.id == r.id);
+    let status = if !r.enabled {
+        "disabled by an operator".to_owned()
+    } else {
+        live.map_or_else(|| "not in use".to_owned(), |a| describe(&a.health.get(), now))
+    };
+    let terms = snapshot.catalog.provider(&r.provider).map(|p| {
+        json!({ "trains_on_data": p.terms.trains_on_data, "evaluation_only": p.terms.evaluation_only, "notes": p.terms.notes })
+    });
+    json!({
+        "id": r.id,
+        "provider": r.provider,
+        "label": r.label,
+        "key": r.masked,
+        "pool": r.pool,
+        "tier": r.tier,
+        "enabled": r.enabled,
+        "settings": r.settings,
+        "status": status,
+        "created_at_ms": r.created_at_ms,
+        "terms": terms,
+    })
+}
+
+async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, GatewayError> {
+    let snapshot = app.registry.snapshot();
+    let paths = snapshot.config.vault.paths();
+    let records = if paths.vault.exists() {
+        Vault::open(&paths, None).map_err(vault_error)?.records().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({ "object": "list", "data": records.iter().map(|r| view(r, &snapshot)).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    provider: String,
+    key: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    pool: Option<String>,
+    #[serde(default)]
+    settings: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tier: Option<AccountTier>,
+}
+
+async fn add(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Result<Response, GatewayError> {
+    let body: AddBody = serde_json::from_slice(&body).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::InvalidValue,
+            format!("Invalid account: {e}. Expected {{\"provider\", \"key\", \"label\"?, \"pool\"?, \"settings\"?}}."),
+        )
+    })?;
+    let snapshot = app.registry.snapshot();
+    let m = Manager {
+        vault: &snapshot.config.vault,
+        catalog: &snapshot.catalog,
+        actor: actor(&addr),
+        passphrase: None,
+        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
+    };
+    let new = NewAccount {
+        provider: body.provider,
+        label: body.label,
+        pool: body.pool,
+        secret: SecretString::new(body.key.trim()),
+        settings: body.settings,
+        tier: body.tier.unwrap_or_default(),
+    };
+    let (record, warnings) = m.add(new).map_err(vault_error)?;
+    app.reloader.send(Event::VaultChanged).await;
+    let mut v = view(&record, &app.registry.snapshot());
+    v["warnings"] = json!(warnings);
+    Ok((http::StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn remove(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let snapshot = app.registry.snapshot();
+    let m = Manager {
+        vault: &snapshot.config.vault,
+        catalog: &snapshot.catalog,
+        actor: actor(&addr),
+        passphrase: None,
+        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
+    };
+    let r = m.remove(&id).map_err(vault_error)?;
+    app.reloader.send(Event::VaultChanged).await;
+    Ok(Json(json!({ "id": r.id, "deleted": true })))
+}
+
+async fn set_enabled(app: Arc<App>, addr: SocketAddr, id: String, enabled: bool) -> Result<Json<Value>, GatewayError> {
+    let snapshot = app.registry.snapshot();
+    let m = Manager {
+        vault: &snapshot.config.vault,
+        catalog: &snapshot.catalog,
+        actor: actor(&addr),
+        passphrase: None,
+        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
+    };
+    let r = m.set_enabled(&id, enabled).map_err(vault_error)?;
+    // an operator's enable also clears the gateway's own verdict
+    if enabled {
+        for a in snapshot.providers.iter().flat_map(|p| &p.accounts).filter(|a| a.id == r.id) {
+            a.health.reset();
+        }
+    }
+    app.reloader.send(Event::VaultChanged).await;
+    Ok(Json(view(&r, &app.registry.snapshot())))
+}
+
+async fn enable(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    set_enabled(app, addr, id, true).await
+}
+
+async fn disable(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    set_enabled(app, addr, id, false).await
+}
+
+async fn check(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, GatewayError> {
+    let snapshot = app.registry.snapshot();
+    for p in &snapshot.providers {
+        if let Some(a) = p.accounts.iter().find(|a| a.id == id || a.label == id) {
+            let verdict = recheck::check(p, a).await;
+            let detail = match &verdict {
+                recheck::Verdict::Valid => None,
+                recheck::Verdict::Invalid(m) | recheck::Verdict::RateLimited(m) | recheck::Verdict::Unreachable(m) => {
+                    Some(m.clone())
+                }
+            };
+            return Ok(Json(json!({ "id": a.id, "provider": p.id, "result": verdict.label(), "detail": detail })));
+        }
+    }
+    Err(GatewayError::new(
+        ErrorKind::AccountNotFound,
+        format!("No account {id} is in use (disabled accounts cannot be checked)."),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> Json<Value> {
+    let snapshot = app.registry.snapshot();
+    Json(
+        json!({ "object": "list", "data": audit::tail(&snapshot.config.vault.audit_log, q.limit.unwrap_or(100).min(10_000)) }),
+    )
+}
