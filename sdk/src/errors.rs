@@ -172,15 +172,18 @@ fn refine(kind: ErrorKind, parsed: &ParsedError) -> ErrorKind {
     {
         return ErrorKind::Auth;
     }
-    if has(&[
-        "exceeds the maximum number of tokens",
-        "context_length",
-        "context length",
-        "maximum context",
-        "too many tokens",
-        "prompt is too long",
-        "context window",
-    ]) {
+    // a 429 is a rate limit even when it talks about tokens (Cerebras: "too many tokens processed")
+    if kind != ErrorKind::RateLimited
+        && has(&[
+            "exceeds the maximum number of tokens",
+            "context_length",
+            "context length",
+            "maximum context",
+            "too many tokens",
+            "prompt is too long",
+            "context window",
+        ])
+    {
         return ErrorKind::ContextLength;
     }
     if has(&["content_policy", "content policy", "content_filter", "safety", "moderation"])
@@ -279,6 +282,12 @@ mod tests {
         );
         assert_eq!(e.kind, ErrorKind::Auth);
         assert_eq!(e.message, "Unauthorized");
+        let e = from_response(
+            429,
+            &h(&[]),
+            r#"{"message":"Tokens per minute limit exceeded - too many tokens processed.","type":"too_many_requests_error","param":"quota","code":"token_quota_exceeded"}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::RateLimited, "a token quota, not the context length");
     }
 
     #[test]

@@ -19,6 +19,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("openai-compat", "openai_compat.wasm", "providers/openai-compat.wasm"),
     ("gemini", "gemini.wasm", "providers/gemini.wasm"),
     ("cloudflare", "cloudflare.wasm", "providers/cloudflare.wasm"),
+    ("cohere", "cohere.wasm", "providers/cohere.wasm"),
+    ("anthropic", "anthropic.wasm", "providers/anthropic.wasm"),
     ("misbehave", "misbehave.wasm", "tests/guests/misbehave.wasm"),
     ("future-version", "future_version.wasm", "tests/guests/future-version.wasm"),
 ];

@@ -1,10 +1,12 @@
 //! Simulator configuration: a TOML or JSON document, every field optional.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::daily::DailyReset;
 use crate::profiles::Profile;
 
 /// Path prefix of the default upstream.
@@ -50,6 +52,10 @@ pub struct UpstreamConfig {
     pub reply_tokens: u32,
     /// Per-key limits; absent = unlimited.
     pub limits: Option<LimitsConfig>,
+    /// Per-model limits, by model id: a model listed here is counted per (key, model) against
+    /// these limits instead of `limits`, and its responses' rate-limit headers report them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_limits: BTreeMap<String, LimitsConfig>,
 }
 
 impl Default for UpstreamConfig {
@@ -64,6 +70,7 @@ impl Default for UpstreamConfig {
             token_delay_ms: 0,
             reply_tokens: 12,
             limits: None,
+            model_limits: BTreeMap::new(),
         }
     }
 }
@@ -78,8 +85,19 @@ pub struct LimitsConfig {
     pub rpd: Option<u64>,
     /// Tokens (prompt + completion) per rolling minute.
     pub tpm: Option<u64>,
-    /// Tokens per UTC day.
+    /// Tokens per day.
     pub tpd: Option<u64>,
+    /// Cloudflare's daily neuron allowance, counted as one neuron per token on the day's token
+    /// counter (with `tpd` too, the lower of the two applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neurons_per_day: Option<u64>,
+    /// Count per (key, model) instead of per key: every model has its own counters (a catalog
+    /// `scope = "model"`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub per_model: bool,
+    /// When rpd, tpd and neurons start again, e.g. "00:00 America/Los_Angeles"; default "00:00 UTC".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_reset: Option<DailyReset>,
 }
 
 /// A configuration that could not be read or is inconsistent.

@@ -13,15 +13,18 @@
 //! # }
 //! ```
 //!
-//! Modules: [`config`] (the TOML/JSON config), [`profiles`] (per-provider headers and error
-//! bodies), [`limits`] (rpm/rpd/tpm/tpd counters), [`script`] (per-test rules), [`chat`] and
-//! [`stream`] (the completions themselves), [`record`] (recorded requests and stats),
-//! `provider` (the provider API), `native` (profiles with their own API, e.g. Gemini's
-//! `generateContent`), `control` (`/_sim` endpoints) and `server` (accept loop).
+//! Modules: [`config`] (the TOML/JSON config), [`catalog`] (impersonating every provider of
+//! Freeway's catalog), [`profiles`] (per-provider headers and error bodies), [`limits`]
+//! (rpm/rpd/tpm/tpd counters), [`daily`] (when day windows reset), [`script`] (per-test
+//! rules), [`chat`] and [`stream`] (the completions themselves), [`record`] (recorded
+//! requests and stats), `provider` (the provider API), `native` (profiles with their own API,
+//! e.g. Gemini's `generateContent`), `control` (`/_sim` endpoints) and `server` (accept loop).
 
+pub mod catalog;
 pub mod chat;
 pub mod config;
 mod control;
+pub mod daily;
 pub mod limits;
 mod native;
 pub mod profiles;
@@ -41,7 +44,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use catalog::{catalog_prefix, catalog_profile, sim_base_url};
 pub use config::{ConfigError, LimitsConfig, SimConfig, UpstreamConfig};
+pub use daily::DailyReset;
 pub use profiles::Profile;
 pub use record::{RecordedRequest, StatsReport};
 pub use script::{Action, Match, Rule, Window};

@@ -1,12 +1,14 @@
-//! Per-key request and token counters: a rolling minute (rpm, tpm) and a fixed UTC day
-//! (rpd, tpd). All functions take the current time as Unix milliseconds so tests can drive
-//! the clock.
+//! Per-key request and token counters: a rolling minute (rpm, tpm) and a fixed day (rpd, tpd;
+//! Cloudflare's `neurons_per_day` counts on the tpd counter, one neuron per token) that starts at
+//! the limits' `daily_reset` (default 00:00 UTC). All functions take the current time as Unix
+//! milliseconds so tests can drive the clock.
 
 use std::collections::{HashMap, VecDeque};
 
 use parking_lot::Mutex;
 
 use crate::config::LimitsConfig;
+use crate::daily::DailyReset;
 
 /// Length of the rolling minute window.
 pub const MINUTE_MS: u64 = 60_000;
@@ -55,7 +57,11 @@ impl Axis {
             Axis::Rpm => limits.rpm,
             Axis::Rpd => limits.rpd,
             Axis::Tpm => limits.tpm,
-            Axis::Tpd => limits.tpd,
+            // neurons are counted as tokens: the lower of the two day budgets applies
+            Axis::Tpd => match (limits.tpd, limits.neurons_per_day) {
+                (Some(tpd), Some(neurons)) => Some(tpd.min(neurons)),
+                (tpd, neurons) => tpd.or(neurons),
+            },
         }
     }
 }
@@ -126,7 +132,7 @@ impl Limiter {
             Some(window) => window,
             None => keys.entry(key.to_owned()).or_default(),
         };
-        window.roll(now_ms);
+        window.roll(now_ms, self.daily_reset());
         for axis in [Axis::Rpd, Axis::Tpd, Axis::Rpm, Axis::Tpm] {
             let Some(limit) = axis.limit_in(&self.limits) else {
                 continue;
@@ -140,7 +146,7 @@ impl Limiter {
                     Usage {
                         limit,
                         used: window.used(axis),
-                        reset_ms: window.wait_until_fits(axis, requested, limit, now_ms),
+                        reset_ms: window.wait_until_fits(axis, requested, limit, now_ms, self.daily_reset()),
                     },
                 );
                 return Decision::Limited { axis, requested, snapshot };
@@ -157,7 +163,7 @@ impl Limiter {
         let mut keys = self.keys.lock();
         match keys.get_mut(key) {
             Some(window) => {
-                window.roll(now_ms);
+                window.roll(now_ms, self.daily_reset());
                 window.snapshot(&self.limits, now_ms)
             }
             None => KeyWindow::default().snapshot(&self.limits, now_ms),
@@ -168,9 +174,19 @@ impl Limiter {
     pub fn day_requests(&self, key: &str, now_ms: u64) -> u64 {
         let mut keys = self.keys.lock();
         keys.get_mut(key).map_or(0, |window| {
-            window.roll(now_ms);
+            window.roll(now_ms, self.daily_reset());
             window.day_requests
         })
+    }
+
+    /// When the day windows start again (the limits' `daily_reset`, default 00:00 UTC).
+    pub fn daily_reset(&self) -> DailyReset {
+        self.limits.daily_reset.unwrap_or_default()
+    }
+
+    /// Milliseconds from `now_ms` until the day windows start again.
+    pub fn until_daily_reset(&self, now_ms: u64) -> u64 {
+        self.daily_reset().until_next(now_ms)
     }
 
     /// Forgets every counter.
@@ -197,13 +213,13 @@ struct KeyWindow {
     minute: VecDeque<Slot>,
     minute_requests: u64,
     minute_tokens: u64,
-    day: u64,
+    day: i64,
     day_requests: u64,
     day_tokens: u64,
 }
 
 impl KeyWindow {
-    fn roll(&mut self, now_ms: u64) {
+    fn roll(&mut self, now_ms: u64, reset: DailyReset) {
         while let Some(front) = self.minute.front() {
             if front.at_ms + MINUTE_MS > now_ms {
                 break;
@@ -212,7 +228,7 @@ impl KeyWindow {
             self.minute_tokens -= front.tokens;
             self.minute.pop_front();
         }
-        let day = now_ms / DAY_MS;
+        let day = reset.day(now_ms);
         if day != self.day {
             self.day = day;
             self.day_requests = 0;
@@ -244,7 +260,7 @@ impl KeyWindow {
     }
 
     /// Time until this axis' usage next goes down.
-    fn next_reset(&self, axis: Axis, now_ms: u64) -> u64 {
+    fn next_reset(&self, axis: Axis, now_ms: u64, reset: DailyReset) -> u64 {
         if self.used(axis) == 0 {
             return 0;
         }
@@ -254,16 +270,16 @@ impl KeyWindow {
                 .find(|slot| if axis.is_requests() { slot.requests > 0 } else { slot.tokens > 0 })
                 .map_or(0, |slot| (slot.at_ms + MINUTE_MS).saturating_sub(now_ms))
         } else {
-            until_utc_midnight(now_ms)
+            reset.until_next(now_ms)
         }
     }
 
     /// Time until `requested` more fits under `limit` on this axis.
-    fn wait_until_fits(&self, axis: Axis, requested: u64, limit: u64, now_ms: u64) -> u64 {
+    fn wait_until_fits(&self, axis: Axis, requested: u64, limit: u64, now_ms: u64, reset: DailyReset) -> u64 {
         if !axis.is_minute() || requested > limit {
             // Day windows only empty at midnight; a request larger than a minute limit never
             // fits, so point at the longest useful wait.
-            return if axis.is_minute() { MINUTE_MS } else { until_utc_midnight(now_ms) };
+            return if axis.is_minute() { MINUTE_MS } else { reset.until_next(now_ms) };
         }
         let mut used = self.used(axis);
         for slot in &self.minute {
@@ -280,9 +296,11 @@ impl KeyWindow {
 
     fn snapshot(&self, limits: &LimitsConfig, now_ms: u64) -> Snapshot {
         let mut snapshot = Snapshot::default();
+        let reset = limits.daily_reset.unwrap_or_default();
         for axis in Axis::ALL {
             if let Some(limit) = axis.limit_in(limits) {
-                snapshot.set(axis, Usage { limit, used: self.used(axis), reset_ms: self.next_reset(axis, now_ms) });
+                snapshot
+                    .set(axis, Usage { limit, used: self.used(axis), reset_ms: self.next_reset(axis, now_ms, reset) });
             }
         }
         snapshot
@@ -296,7 +314,7 @@ mod tests {
     const T0: u64 = 1_750_000_000_000; // some moment, not near midnight in the tests below
 
     fn limits(rpm: Option<u64>, rpd: Option<u64>, tpm: Option<u64>, tpd: Option<u64>) -> LimitsConfig {
-        LimitsConfig { rpm, rpd, tpm, tpd }
+        LimitsConfig { rpm, rpd, tpm, tpd, ..LimitsConfig::default() }
     }
 
     #[test]
@@ -393,5 +411,38 @@ mod tests {
     fn zero_limit_rejects_everything() {
         let limiter = Limiter::new(limits(Some(0), None, None, None));
         assert!(matches!(limiter.acquire("k", 1, T0), Decision::Limited { .. }));
+    }
+
+    #[test]
+    fn neurons_are_counted_as_tokens_per_day() {
+        let limiter = Limiter::new(LimitsConfig { neurons_per_day: Some(100), ..LimitsConfig::default() });
+        assert_eq!(Axis::Tpd.limit_in(limiter.limits()), Some(100));
+        assert!(matches!(limiter.acquire("k", 60, T0), Decision::Allowed(_)));
+        match limiter.acquire("k", 60, T0 + 1) {
+            Decision::Limited { axis, snapshot, .. } => {
+                assert_eq!(axis, Axis::Tpd);
+                assert_eq!(snapshot.get(Axis::Tpd).unwrap().reset_ms, until_utc_midnight(T0 + 1));
+            }
+            other => panic!("expected a limit, got {other:?}"),
+        }
+        let both = LimitsConfig { tpd: Some(50), neurons_per_day: Some(100), ..LimitsConfig::default() };
+        assert_eq!(Axis::Tpd.limit_in(&both), Some(50));
+    }
+
+    #[test]
+    fn day_windows_follow_the_daily_reset() {
+        let reset: DailyReset = "00:00 America/Los_Angeles".parse().unwrap();
+        let limiter = Limiter::new(LimitsConfig { rpd: Some(1), daily_reset: Some(reset), ..LimitsConfig::default() });
+        // 2026-01-15T07:00Z is 23:00 PST: the window ends at 08:00Z, not at UTC midnight
+        let late = 1_768_460_400_000;
+        assert!(matches!(limiter.acquire("k", 1, late), Decision::Allowed(_)));
+        match limiter.acquire("k", 1, late + 1_000) {
+            Decision::Limited { snapshot, .. } => {
+                assert_eq!(snapshot.get(Axis::Rpd).unwrap().reset_ms, 3_600_000 - 1_000);
+            }
+            other => panic!("expected a limit, got {other:?}"),
+        }
+        assert_eq!(limiter.until_daily_reset(late), 3_600_000);
+        assert!(matches!(limiter.acquire("k", 1, late + 3_600_000), Decision::Allowed(_)));
     }
 }

@@ -1,4 +1,4 @@
-//! `freeway-sim --listen 127.0.0.1:9000 [--config sim.toml|sim.json] [--no-record]`
+//! `freeway-sim --listen 127.0.0.1:9000 [--config sim.toml|sim.json | --catalog config/catalog.toml] [--no-record]`
 //!
 //! Prints `freeway-sim listening on http://ADDR` on stdout once it accepts connections and
 //! exits cleanly on SIGTERM or Ctrl-C. Logs go to stderr (`RUST_LOG`, default `warn`).
@@ -20,8 +20,12 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
     /// TOML or JSON config file (by extension; otherwise JSON is tried first).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "catalog")]
     config: Option<PathBuf>,
+    /// Impersonate every non-local provider of a Freeway catalog, each at `/<id>` + the path of
+    /// its base URL (e.g. `/groq/openai/v1`).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// Do not keep requests for /_sim/requests (for benchmarks).
     #[arg(long)]
     no_record: bool,
@@ -34,15 +38,19 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let mut config = match &cli.config {
-        Some(path) => match SimConfig::load(path) {
-            Ok(config) => config,
-            Err(error) => {
-                eprintln!("freeway-sim: {error}");
-                return ExitCode::from(2);
-            }
-        },
-        None => SimConfig::default(),
+    let loaded = match (&cli.config, &cli.catalog) {
+        (Some(path), _) => SimConfig::load(path),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| freeway_sim::ConfigError(format!("cannot read {}: {e}", path.display())))
+            .and_then(|text| SimConfig::from_catalog(&text)),
+        (None, None) => Ok(SimConfig::default()),
+    };
+    let mut config = match loaded {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("freeway-sim: {error}");
+            return ExitCode::from(2);
+        }
     };
     if cli.no_record {
         config.record = false;

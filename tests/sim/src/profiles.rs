@@ -29,6 +29,16 @@ pub enum Profile {
     /// Gemini's native API (`generateContent`), served by `native::gemini`.
     #[serde(rename = "gemini")]
     Gemini,
+    /// Cloudflare Workers AI (`/accounts/{id}/ai/v1/chat/completions`, `ai/models/search`, v4
+    /// error envelopes), served by `native::cloudflare`.
+    #[serde(rename = "cloudflare")]
+    Cloudflare,
+    /// Cohere's native API (`/v2/chat`, `/v1/models`), served by `native::cohere`.
+    #[serde(rename = "cohere")]
+    Cohere,
+    /// Anthropic's Messages API (`/v1/messages`, `/v1/models`), served by `native::anthropic`.
+    #[serde(rename = "anthropic")]
+    Anthropic,
 }
 
 /// A header and the value it carries.
@@ -76,6 +86,12 @@ enum ErrorStyle {
     Gemini,
     /// `{"error":{"code","message","status",...}}` (Gemini's native API).
     GeminiNative,
+    /// Cloudflare's v4 envelope `{"success":false,"errors":[{"code","message"}],"messages":[],"result":null}`.
+    Cloudflare,
+    /// `{"id","message"}` (Cohere).
+    Cohere,
+    /// `{"type":"error","error":{"type","message"}}` (Anthropic).
+    Anthropic,
 }
 
 #[derive(Debug)]
@@ -177,6 +193,35 @@ const GEMINI_NATIVE: Spec = Spec {
     day_axis: Axis::Rpd,
 };
 
+/// Cloudflare Workers AI: no rate-limit headers and no `retry-after`; a day axis (the neuron
+/// allowance is counted on tpd) is code 3036, a minute axis code 3040.
+const CLOUDFLARE: Spec = Spec {
+    headers: &[],
+    style: ErrorStyle::Cloudflare,
+    retry_after: false,
+    minute_axis: Axis::Rpm,
+    day_axis: Axis::Tpd,
+};
+
+/// Cohere: a trial key's counters on success (the day axis stands in for the monthly cap);
+/// 429s carry no header at all.
+const COHERE: Spec = Spec {
+    headers: &[
+        h("x-endpoint-monthly-call-limit", Axis::Rpd, Field::Limit),
+        h("x-trial-endpoint-call-limit", Axis::Rpm, Field::Limit),
+        h("x-trial-endpoint-call-remaining", Axis::Rpm, Field::Remaining),
+    ],
+    style: ErrorStyle::Cohere,
+    retry_after: false,
+    minute_axis: Axis::Rpm,
+    day_axis: Axis::Rpd,
+};
+
+/// Anthropic: `retry-after` on every 429; its `anthropic-ratelimit-*` headers (RFC 3339 resets)
+/// are written by `native::anthropic`, which knows the time.
+const ANTHROPIC: Spec =
+    Spec { headers: &[], style: ErrorStyle::Anthropic, retry_after: true, minute_axis: Axis::Rpm, day_axis: Axis::Rpd };
+
 /// Everything needed to describe a 429.
 #[derive(Debug, Clone)]
 pub struct RateLimitHit<'a> {
@@ -214,6 +259,9 @@ impl Profile {
             Profile::Mistral => "mistral",
             Profile::GeminiOpenAi => "gemini-openai",
             Profile::Gemini => "gemini",
+            Profile::Cloudflare => "cloudflare",
+            Profile::Cohere => "cohere",
+            Profile::Anthropic => "anthropic",
         }
     }
 
@@ -226,6 +274,9 @@ impl Profile {
             Profile::Mistral => &MISTRAL,
             Profile::GeminiOpenAi => &GEMINI,
             Profile::Gemini => &GEMINI_NATIVE,
+            Profile::Cloudflare => &CLOUDFLARE,
+            Profile::Cohere => &COHERE,
+            Profile::Anthropic => &ANTHROPIC,
         }
     }
 
@@ -268,8 +319,13 @@ impl Profile {
         } else {
             self.rate_limit_headers(hit.snapshot)
         };
-        if (spec.retry_after || hit.retry_after_s.is_some()) && spec.style != ErrorStyle::GeminiNative {
+        if (spec.retry_after || hit.retry_after_s.is_some())
+            && !matches!(spec.style, ErrorStyle::GeminiNative | ErrorStyle::Cloudflare)
+        {
             headers.push(("retry-after", retry_s.to_string()));
+        }
+        if spec.style == ErrorStyle::Cohere {
+            headers.clear();
         }
         let body = match spec.style {
             ErrorStyle::OpenAi => {
@@ -329,6 +385,9 @@ impl Profile {
             }
             ErrorStyle::Gemini => json!([gemini_quota_error(hit, &usage, retry_s)]),
             ErrorStyle::GeminiNative => gemini_quota_error(hit, &usage, retry_s),
+            ErrorStyle::Cloudflare => cloudflare_quota_error(hit.axis, usage.limit),
+            ErrorStyle::Cohere => crate::native::cohere::quota_error(hit, &usage),
+            ErrorStyle::Anthropic => crate::native::anthropic::rate_limit_body(hit.axis, usage.limit, hit.model),
         };
         (headers, body)
     }
@@ -355,6 +414,9 @@ impl Profile {
             ErrorStyle::GeminiNative => json!({"error": {
                 "code": err.status, "message": err.message, "status": grpc_status(err.status),
             }}),
+            ErrorStyle::Cloudflare => cloudflare_envelope(cloudflare_code(err.status, err.code), err.message),
+            ErrorStyle::Cohere => crate::native::cohere::error_json(err.message),
+            ErrorStyle::Anthropic => crate::native::anthropic::error_body(err.status, err.message),
         }
     }
 
@@ -384,6 +446,14 @@ impl Profile {
                 ("API key not valid. Please pass a valid API key.", "invalid_request_error", None, None)
             }
             Profile::Gemini => return gemini_auth_error(key).1,
+            Profile::Cloudflare => {
+                return match key {
+                    Some(_) => cloudflare_envelope(10000, "Authentication error"),
+                    None => cloudflare_envelope(10001, "Unable to authenticate request"),
+                };
+            }
+            Profile::Cohere => return crate::native::cohere::auth_error(key).1,
+            Profile::Anthropic => return crate::native::anthropic::auth_error(key),
         };
         self.error_body(&ApiError { status: 401, message, kind, code, param })
     }
@@ -531,6 +601,55 @@ pub fn gemini_auth_error(key: Option<&str>) -> (u16, Value) {
         ],
     }});
     (400, body)
+}
+
+/// Cloudflare's v4 error envelope with one error.
+pub fn cloudflare_envelope(code: u32, message: &str) -> Value {
+    json!({"success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null})
+}
+
+/// Workers AI's error code for an error: `model_not_found` is 5007 and a bad key 10000, others
+/// follow the status (codes of developers.cloudflare.com/workers-ai/platform/errors; 7000/7001
+/// are the v4 API's "no route" / "method not allowed").
+pub fn cloudflare_code(status: u16, code: Option<&str>) -> u32 {
+    match (code, status) {
+        (Some("model_not_found"), _) => 5007,
+        (Some("invalid_api_key"), _) | (_, 401) => 10000,
+        (_, 403) => 5018,
+        (_, 404) => 7000,
+        (_, 405) => 7001,
+        (_, 408) => 3007,
+        (_, 413) => 3006,
+        (_, 429) => 3040,
+        (_, s) if s >= 500 => 3043,
+        _ => 3003,
+    }
+}
+
+/// A Workers AI 429: the day's free neurons are used up (3036, a day axis; `limit` is the
+/// allowance) or out of capacity (3040, a minute axis).
+fn cloudflare_quota_error(axis: Axis, limit: u64) -> Value {
+    if axis.is_minute() {
+        return cloudflare_envelope(3040, "Capacity temporarily exceeded, please try again.");
+    }
+    let message = format!(
+        "You have used up your daily free allocation of {} neurons. Please upgrade to Cloudflare's Workers Paid plan if you would like to continue usage.",
+        group_digits(limit)
+    );
+    cloudflare_envelope(3036, &message)
+}
+
+/// `10000` -> `10,000`.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The `{"error": {...}}` of a Gemini 429 (the OpenAI endpoint wraps it in an array).
@@ -792,6 +911,38 @@ mod tests {
     }
 
     #[test]
+    fn cloudflare_errors_use_the_v4_envelope_and_its_codes() {
+        let snap = snapshot(&[(Axis::Tpd, 10_000, 9_990, 3_600_000)], 20);
+        let mut scripted = hit(Axis::Tpd, &snap);
+        scripted.retry_after_s = Some(3600);
+        let (headers, body) = Profile::Cloudflare.too_many_requests(&scripted);
+        assert!(headers.is_empty(), "no rate-limit headers, no retry-after: {headers:?}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["errors"][0]["code"], 3036);
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("daily free allocation of 10,000 neurons"));
+        assert_eq!(body["messages"], json!([]));
+        assert!(body["result"].is_null());
+        let snap = snapshot(&[(Axis::Rpm, 300, 300, 1_000)], 1);
+        let (_, body) = Profile::Cloudflare.too_many_requests(&hit(Axis::Rpm, &snap));
+        assert_eq!(body["errors"][0]["code"], 3040);
+        assert_eq!(Profile::Cloudflare.scripted_axis(Window::Day), Axis::Tpd);
+        assert_eq!(Profile::Cloudflare.unauthorized(Some("t"))["errors"][0]["code"], 10000);
+        assert_eq!(Profile::Cloudflare.unauthorized(None)["errors"][0]["code"], 10001);
+        assert_eq!(Profile::Cloudflare.status_error(500)["errors"][0]["code"], 3043);
+        assert_eq!(Profile::Cloudflare.status_error(400)["errors"][0]["code"], 3003);
+        let missing = ApiError {
+            status: 400,
+            message: "No such model @cf/x or task",
+            kind: "invalid_request_error",
+            code: Some("model_not_found"),
+            param: None,
+        };
+        assert_eq!(Profile::Cloudflare.error_body(&missing)["errors"][0]["code"], 5007);
+        assert_eq!(group_digits(1_234_567), "1,234,567");
+        assert_eq!(group_digits(999), "999");
+    }
+
+    #[test]
     fn unauthorized_bodies_follow_profile_shapes() {
         let body = Profile::OpenAi.unauthorized(Some("sk-xyz123456"));
         assert_eq!(body["error"]["code"], "invalid_api_key");
@@ -832,6 +983,8 @@ mod tests {
             Profile::Mistral,
             Profile::GeminiOpenAi,
             Profile::Gemini,
+            Profile::Cloudflare,
+            Profile::Anthropic,
         ] {
             let text = serde_json::to_string(&profile).unwrap();
             assert_eq!(text, format!("\"{}\"", profile.name()));

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::chat::{self, ChatRequest, Custom};
 use crate::config::CONTROL_PREFIX;
-use crate::limits::{Decision, Usage, until_utc_midnight};
+use crate::limits::{Decision, Usage};
 use crate::native::Api;
 use crate::profiles::{ApiError, Header, Profile, RateLimitHit, default_limit, mask_key};
 use crate::record::{RecordedRequest, header_map};
@@ -202,7 +202,8 @@ impl Ctx<'_> {
         }
     }
 
-    async fn chat(&self, action: Option<Action>) -> Response {
+    /// `POST .../chat/completions` (also Cloudflare's `/ai/v1/chat/completions`).
+    pub(crate) async fn chat(&self, action: Option<Action>) -> Response {
         let config = &self.upstream.config;
         let request = match chat::parse(self.json) {
             Ok(request) => request,
@@ -224,8 +225,9 @@ impl Ctx<'_> {
         };
         let mut reply = chat::plan(&request, config.reply_tokens, self.seq, self.now_ms / 1000, custom);
         let mut headers = Vec::new();
-        if let Some(limiter) = &self.upstream.limiter {
-            match limiter.acquire(self.key.unwrap_or(""), reply.tokens, self.now_ms) {
+        if let Some(decision) = self.upstream.acquire(self.key.unwrap_or(""), request.model, reply.tokens, self.now_ms)
+        {
+            match decision {
                 Decision::Allowed(snapshot) => headers = self.profile().rate_limit_headers(&snapshot),
                 Decision::Limited { axis, requested, snapshot } => {
                     return rate_limited(
@@ -291,14 +293,15 @@ impl Ctx<'_> {
     fn scripted_rate_limit(&self, retry_after_s: Option<u64>, window: Window) -> Response {
         let profile = self.profile();
         let axis = profile.scripted_axis(window);
+        let model = self.model.unwrap_or("");
         let reset_ms = match (retry_after_s, window) {
             (Some(seconds), _) => seconds.saturating_mul(1000),
             (None, Window::Minute) => 60_000,
-            (None, Window::Day) => until_utc_midnight(self.now_ms),
+            (None, Window::Day) => self.upstream.until_daily_reset(model, self.now_ms),
         };
         let key = self.key.unwrap_or("");
-        let (mut snapshot, limit) = match &self.upstream.limiter {
-            Some(limiter) => (limiter.peek(key, self.now_ms), axis.limit_in(limiter.limits())),
+        let (mut snapshot, limit) = match self.upstream.peek(key, model, self.now_ms) {
+            Some((snapshot, limits)) => (snapshot, axis.limit_in(limits)),
             None => (Default::default(), None),
         };
         let limit = limit.unwrap_or_else(|| default_limit(axis));
@@ -314,7 +317,7 @@ impl Ctx<'_> {
                 axis,
                 snapshot: &snapshot,
                 requested,
-                model: self.model.unwrap_or(""),
+                model,
                 now_ms: self.now_ms,
                 retry_after_s: Some(retry_after_s.unwrap_or_else(|| reset_ms.div_ceil(1000))),
             },
@@ -349,6 +352,11 @@ impl Ctx<'_> {
     }
 
     fn model_not_found(&self, model: &str) -> Response {
+        if self.profile() == Profile::Cloudflare {
+            // Workers AI: 400 with code 5007
+            let message = format!("No such model {model} or task");
+            return self.error(StatusCode::BAD_REQUEST, &message, "invalid_request_error", Some("model_not_found"));
+        }
         self.error(
             StatusCode::NOT_FOUND,
             &format!("The model `{model}` does not exist or you do not have access to it."),

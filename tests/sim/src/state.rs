@@ -1,5 +1,7 @@
 //! State shared by every request: the live configuration, rules, recordings and counters.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,8 +10,8 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::json;
 
-use crate::config::{SimConfig, UpstreamConfig};
-use crate::limits::Limiter;
+use crate::config::{LimitsConfig, SimConfig, UpstreamConfig};
+use crate::limits::{Decision, Limiter, Snapshot};
 use crate::record::{Recorder, Stats};
 use crate::script::RuleBook;
 
@@ -21,6 +23,8 @@ pub const MODEL_CREATED: u64 = 1_700_000_000;
 pub struct Upstream {
     pub config: UpstreamConfig,
     pub limiter: Option<Limiter>,
+    /// One limiter per model of `model_limits`.
+    pub model_limiters: HashMap<String, Limiter>,
     /// Pre-rendered `GET {prefix}/models` body.
     pub models_body: Bytes,
 }
@@ -33,11 +37,47 @@ impl Upstream {
             .map(|id| json!({"id": id, "object": "model", "created": MODEL_CREATED, "owned_by": "sim"}))
             .collect();
         let models_body = Bytes::from(serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default());
-        Self { limiter: config.limits.map(Limiter::new), config, models_body }
+        let model_limiters = config.model_limits.iter().map(|(model, l)| (model.clone(), Limiter::new(*l))).collect();
+        Self { limiter: config.limits.map(Limiter::new), model_limiters, config, models_body }
     }
 
     pub fn prefix(&self) -> &str {
         &self.config.prefix
+    }
+
+    /// The limiter that counts `key`'s requests for `model`, and the name it counts them under:
+    /// the model's own (`model_limits`), else the upstream's, per key or per (key, model).
+    pub fn counter<'k>(&self, key: &'k str, model: &str) -> Option<(&Limiter, Cow<'k, str>)> {
+        if let Some(limiter) = self.model_limiters.get(model) {
+            return Some((limiter, Cow::Borrowed(key)));
+        }
+        let limiter = self.limiter.as_ref()?;
+        let name =
+            if limiter.limits().per_model { Cow::Owned(format!("{key}\u{1f}{model}")) } else { Cow::Borrowed(key) };
+        Some((limiter, name))
+    }
+
+    /// Counts one request of `tokens` tokens by `key` for `model`; `None` when nothing limits it.
+    pub fn acquire(&self, key: &str, model: &str, tokens: u64, now_ms: u64) -> Option<Decision> {
+        self.counter(key, model).map(|(limiter, name)| limiter.acquire(&name, tokens, now_ms))
+    }
+
+    /// The counters of `key` for `model` and the limits they count against, without counting.
+    pub fn peek(&self, key: &str, model: &str, now_ms: u64) -> Option<(Snapshot, &LimitsConfig)> {
+        self.counter(key, model).map(|(limiter, name)| (limiter.peek(&name, now_ms), limiter.limits()))
+    }
+
+    /// Milliseconds until `model`'s day windows start again (00:00 UTC without limits).
+    pub fn until_daily_reset(&self, model: &str, now_ms: u64) -> u64 {
+        match self.counter("", model) {
+            Some((limiter, _)) => limiter.until_daily_reset(now_ms),
+            None => crate::limits::until_utc_midnight(now_ms),
+        }
+    }
+
+    /// Forgets every counter.
+    pub fn reset_limits(&self) {
+        self.limiter.iter().chain(self.model_limiters.values()).for_each(Limiter::reset);
     }
 }
 
@@ -108,9 +148,7 @@ impl Shared {
         self.stats.reset();
         self.seq.store(0, Ordering::Relaxed);
         for upstream in &self.runtime().upstreams {
-            if let Some(limiter) = &upstream.limiter {
-                limiter.reset();
-            }
+            upstream.reset_limits();
         }
     }
 

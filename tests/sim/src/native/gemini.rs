@@ -528,16 +528,14 @@ async fn generate(ctx: &Ctx<'_>, model: &str, stream: bool, action: Option<Actio
         tool: request.tool,
     };
     let reply = chat::plan(&planned, config.reply_tokens, ctx.seq, ctx.now_ms / 1000, custom);
-    if let Some(limiter) = &upstream.limiter {
-        // Gemini's token quotas count input tokens
-        if let Decision::Limited { axis, requested, snapshot } =
-            limiter.acquire(ctx.key.unwrap_or(""), request.prompt_tokens, ctx.now_ms)
-        {
-            return rate_limited(
-                ctx.profile(),
-                &RateLimitHit { axis, snapshot: &snapshot, requested, model, now_ms: ctx.now_ms, retry_after_s: None },
-            );
-        }
+    // Gemini's token quotas count input tokens (per project and model: `model_limits`)
+    if let Some(Decision::Limited { axis, requested, snapshot }) =
+        upstream.acquire(ctx.key.unwrap_or(""), model, request.prompt_tokens, ctx.now_ms)
+    {
+        return rate_limited(
+            ctx.profile(),
+            &RateLimitHit { axis, snapshot: &snapshot, requested, model, now_ms: ctx.now_ms, retry_after_s: None },
+        );
     }
     sleep_ms(config.latency_ms).await;
     if stream {

@@ -16,10 +16,14 @@
 //!
 //! The module builds on the shared pieces: [`Ctx`] (the request, its upstream and counters),
 //! `chat::plan` (the deterministic `tok0 tok1 ...` reply, tool calls, `reply` overrides),
-//! the upstream's `limiter` with `provider::rate_limited` (429s in the profile's shape),
+//! `Upstream::acquire` (the upstream's or the model's limits) with `provider::rate_limited`
+//! (429s in the profile's shape),
 //! `provider::deliver_json` (JSON bodies with their scripted breakage), [`Frames`] (paced
 //! stream events with the scripted endings) and [`query_param`].
 
+pub mod anthropic;
+pub mod cloudflare;
+pub mod cohere;
 pub mod gemini;
 
 use std::borrow::Cow;
@@ -43,6 +47,12 @@ use crate::stream::{FLUSH_GRACE, HOLD, Shape};
 pub enum Api {
     /// `profile = "gemini"`: `models/{model}:generateContent` and friends.
     Gemini,
+    /// `profile = "cloudflare"`: `accounts/{id}/ai/v1/chat/completions`, `ai/models/search`.
+    Cloudflare,
+    /// `profile = "cohere"`: `/v2/chat` (JSON and SSE events) and `/v1/models`.
+    Cohere,
+    /// `profile = "anthropic"`: `/messages` (JSON and named SSE events) and `/models`.
+    Anthropic,
 }
 
 impl Api {
@@ -50,6 +60,9 @@ impl Api {
     pub fn of(profile: Profile) -> Option<Api> {
         match profile {
             Profile::Gemini => Some(Api::Gemini),
+            Profile::Cloudflare => Some(Api::Cloudflare),
+            Profile::Cohere => Some(Api::Cohere),
+            Profile::Anthropic => Some(Api::Anthropic),
             _ => None,
         }
     }
@@ -58,6 +71,9 @@ impl Api {
     pub fn key(self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
         match self {
             Api::Gemini => gemini::key(headers, query),
+            Api::Cloudflare => cloudflare::key(headers, query),
+            Api::Cohere => cohere::key(headers, query),
+            Api::Anthropic => anthropic::key(headers, query),
         }
     }
 
@@ -65,6 +81,9 @@ impl Api {
     pub fn model<'a>(self, suffix: &'a str, body: Option<&'a Value>) -> Option<&'a str> {
         match self {
             Api::Gemini => gemini::model(suffix, body),
+            Api::Cloudflare => cloudflare::model(suffix, body),
+            Api::Cohere => cohere::model(suffix, body),
+            Api::Anthropic => anthropic::model(suffix, body),
         }
     }
 
@@ -72,6 +91,9 @@ impl Api {
     pub fn unauthorized(self, key: Option<&str>) -> Response {
         match self {
             Api::Gemini => gemini::unauthorized(key),
+            Api::Cloudflare => cloudflare::unauthorized(key),
+            Api::Cohere => cohere::unauthorized(key),
+            Api::Anthropic => anthropic::unauthorized(key),
         }
     }
 
@@ -79,6 +101,9 @@ impl Api {
     pub async fn serve(self, ctx: &Ctx<'_>, action: Option<Action>) -> Response {
         match self {
             Api::Gemini => gemini::serve(ctx, action).await,
+            Api::Cloudflare => cloudflare::serve(ctx, action).await,
+            Api::Cohere => cohere::serve(ctx, action).await,
+            Api::Anthropic => anthropic::serve(ctx, action).await,
         }
     }
 }
