@@ -15,6 +15,7 @@ pub struct App {
     pub http: UpstreamClient,
     pub usage: UsageSink,
     pub runtime: Arc<Runtime>,
+    pub store: crate::store::Store,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
 }
@@ -23,6 +24,7 @@ impl App {
     /// Build the engine, load every configured component and publish the first snapshot.
     pub async fn start(config: LoadedConfig) -> Result<Arc<Self>, String> {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
+        let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
         let runtime = Runtime::new(&config.config.runtime)?;
         let reloader = Reloader::start(config, runtime.clone(), http.clone()).await;
         crate::accounts::recheck::spawn(reloader.registry.clone());
@@ -30,7 +32,8 @@ impl App {
             registry: reloader.registry.clone(),
             reloader,
             http,
-            usage: UsageSink::start(),
+            usage: UsageSink::start(Some(store.clone())),
+            store,
             runtime,
             shutting_down: AtomicBool::new(false),
         }))

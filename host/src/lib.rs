@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod store;
 pub mod upstream;
 pub mod vault;
 pub mod wire;

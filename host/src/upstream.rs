@@ -18,6 +18,8 @@ pub struct UpstreamClient {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_response_bytes: usize,
+    /// `[upstream] egress_hosts`: when not empty, the only hosts that may be reached
+    egress: std::sync::Arc<Vec<String>>,
 }
 
 impl UpstreamClient {
@@ -39,11 +41,21 @@ impl UpstreamClient {
             request_timeout: Duration::from_millis(cfg.request_timeout_ms),
             idle_timeout: idle,
             max_response_bytes: cfg.max_response_bytes,
+            egress: std::sync::Arc::new(cfg.egress_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect()),
         })
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Whether `url` may be reached under `[upstream] egress_hosts` (before any DNS lookup).
+    pub fn permits(&self, url: &Url) -> bool {
+        if self.egress.is_empty() {
+            return true;
+        }
+        let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.egress.contains(&host)
     }
 }
 
@@ -116,10 +128,12 @@ pub fn redact_all<'t, 's>(text: &'t str, secrets: impl IntoIterator<Item = &'s S
     let mut out = Cow::Borrowed(text);
     for secret in secrets {
         let s = secret.expose();
-        if s.is_empty() {
+        // a "key" this short is not a credential (test fixtures, "none"); scrubbing it from free
+        // text would mangle unrelated words
+        if s.chars().count() < MIN {
             continue;
         }
-        if s.chars().count() <= MIN {
+        if s.chars().count() == MIN {
             if out.contains(s) {
                 out = Cow::Owned(out.replace(s, "[redacted]"));
             }
@@ -191,6 +205,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn egress_hosts_limit_where_calls_go() {
+        let cfg = UpstreamConfig { egress_hosts: vec!["127.0.0.1".into(), "::1".into()], ..UpstreamConfig::default() };
+        let c = UpstreamClient::new(&cfg).unwrap();
+        assert!(c.permits(&Url::parse("http://127.0.0.1:9/v1").unwrap()));
+        assert!(c.permits(&Url::parse("http://[::1]:9/v1").unwrap()));
+        assert!(!c.permits(&Url::parse("https://api.groq.com/openai/v1").unwrap()));
+        assert!(
+            UpstreamClient::new(&UpstreamConfig::default())
+                .unwrap()
+                .permits(&Url::parse("https://x.example/").unwrap())
+        );
+    }
+
+    #[test]
     fn bearer_header_is_sensitive() {
         let mut url = Url::parse("http://x/v1").unwrap();
         let mut h = HeaderMap::new();
@@ -220,7 +248,12 @@ mod tests {
         let out = redact_all(text, &keys);
         assert!(!out.contains("0123456789") && !out.contains("ffffeeee") && !out.contains("ключ-ключ"), "{out}");
         assert_eq!(redact_all("nothing to see", &keys), "nothing to see");
-        assert_eq!(redact("short key abc", Some(&SecretString::new("abc"))), "short key [redacted]");
+        assert_eq!(
+            redact("a keep and a k", Some(&SecretString::new("k"))),
+            "a keep and a k",
+            "too short to be a secret"
+        );
+        assert_eq!(redact("exactly 12345678 here", Some(&SecretString::new("12345678"))), "exactly [redacted] here");
     }
 
     #[test]

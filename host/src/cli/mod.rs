@@ -5,6 +5,7 @@ mod catalog_views;
 mod models;
 mod providers;
 mod setup;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,14 @@ pub enum Command {
         #[arg(long, short, env = "FREEWAY_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// Usage per provider, model and account, from the usage store
+    Usage {
+        #[arg(long, short, env = "FREEWAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// the last this many hours
+        #[arg(long, default_value = "24")]
+        hours: u64,
+    },
     /// Add your first providers, interactively
     Setup {
         #[arg(long, short, env = "FREEWAY_CONFIG")]
@@ -100,6 +109,7 @@ pub async fn run(cli: Cli) -> i32 {
             accounts::rotate_key(config.as_deref(), passphrase)
         }
         Command::Setup { config } => setup::run(config.as_deref()),
+        Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub vault: VaultConfig,
     #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub discovery: DiscoveryConfig,
@@ -71,6 +73,29 @@ impl Default for VaultConfig {
 impl VaultConfig {
     pub fn paths(&self) -> crate::vault::VaultPaths {
         crate::vault::VaultPaths { vault: self.path.clone(), key_file: self.key_file.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// where usage records go: `sqlite://path` (default) or `postgres://...`;
+    /// `FREEWAY_DATABASE_URL` overrides it
+    pub url: Interpolated,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { url: Interpolated("sqlite://data/freeway.db".to_owned()) }
+    }
+}
+
+impl StorageConfig {
+    pub fn effective_url(&self) -> String {
+        std::env::var("FREEWAY_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| self.url.0.clone())
     }
 }
 
@@ -183,6 +208,9 @@ pub struct UpstreamConfig {
     pub max_attempts: u32,
     /// largest upstream response body read for non-streaming calls, in bytes
     pub max_response_bytes: usize,
+    /// if set, the only hosts any upstream call may reach (checked before any DNS lookup);
+    /// e.g. `["127.0.0.1", "localhost"]` to keep a test or air-gapped setup on this machine
+    pub egress_hosts: Vec<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -193,6 +221,7 @@ impl Default for UpstreamConfig {
             request_timeout_ms: 300_000,
             max_attempts: 3,
             max_response_bytes: 32 * 1024 * 1024,
+            egress_hosts: Vec::new(),
         }
     }
 }

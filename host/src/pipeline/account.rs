@@ -1,5 +1,6 @@
 //! Accounting: one usage record per request, handed off without waiting (a full queue drops the
-//! record and counts it), and aggregated by a background task.
+//! record and counts it); a background task commits batches to the store (SQLite or
+//! PostgreSQL) and keeps running totals for `/metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +58,10 @@ struct Shared {
     totals: Mutex<BTreeMap<(String, String, Outcome), Totals>>,
     dropped: AtomicU64,
     recorded: AtomicU64,
+    /// records committed to the store
+    stored: AtomicU64,
+    /// batches the store refused (the records stay counted in memory)
+    store_failures: AtomicU64,
 }
 
 /// Where the pipeline drops usage records.
@@ -69,14 +74,25 @@ pub struct UsageSink {
 const QUEUE: usize = 16_384;
 
 impl UsageSink {
-    /// Start the background aggregator.
-    pub fn start() -> Self {
+    /// Start the background aggregator; with a store, every batch is also committed there.
+    pub fn start(store: Option<crate::store::Store>) -> Self {
         let (tx, mut rx) = mpsc::channel::<UsageRecord>(QUEUE);
         let shared = Arc::new(Shared::default());
         let agg = shared.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(256);
             while rx.recv_many(&mut batch, 256).await > 0 {
+                if let Some(store) = &store {
+                    match store.insert_usage(&batch).await {
+                        Ok(()) => {
+                            agg.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            agg.store_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("usage records not stored ({} lost from the store): {e}", batch.len());
+                        }
+                    }
+                }
                 let mut totals = agg.totals.lock();
                 for r in batch.drain(..) {
                     tracing::debug!(
@@ -117,6 +133,14 @@ impl UsageSink {
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
+
+    pub fn stored(&self) -> u64 {
+        self.shared.stored.load(Ordering::Relaxed)
+    }
+
+    pub fn store_failures(&self) -> u64 {
+        self.shared.store_failures.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -125,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_are_aggregated_off_the_caller() {
-        let sink = UsageSink::start();
+        let sink = UsageSink::start(None);
         for outcome in [Outcome::Ok, Outcome::Ok, Outcome::UpstreamError] {
             sink.record(UsageRecord {
                 at: SystemTime::now(),

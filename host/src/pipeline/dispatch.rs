@@ -323,6 +323,17 @@ async fn attempt(
         )
         .with_provider(&p.id));
     }
+    if !app.http.permits(&url) {
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamUnreachable,
+            format!(
+                "provider '{}' is at {}, which [upstream] egress_hosts does not allow",
+                p.id,
+                url.host_str().unwrap_or("?")
+            ),
+        )
+        .with_provider(&p.id));
+    }
     let method = Method::from_bytes(call.method.as_bytes())
         .map_err(|_| component_error(p, format!("planned an invalid method {:?}", call.method)))?;
     let mut headers = HeaderMap::with_capacity(call.headers.len() + 1);

@@ -52,6 +52,10 @@ impl GuestState {
             self.denied = Some(msg.clone());
             return Err(wit::HttpError::Denied(msg));
         }
+        if !io.http.permits(&url) {
+            let host = url.host_str().unwrap_or("?").to_owned();
+            return Err(wit::HttpError::Connect(format!("{host} is outside [upstream] egress_hosts")));
+        }
         let method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| wit::HttpError::Other(format!("invalid method {}", req.method)))?;
         let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);

@@ -146,6 +146,10 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
     let _ = writeln!(out, "# TYPE freeway_usage_records_dropped_total counter");
     let _ = writeln!(out, "freeway_usage_records_dropped_total {}", app.usage.dropped());
+    let _ = writeln!(out, "# TYPE freeway_usage_records_stored_total counter");
+    let _ = writeln!(out, "freeway_usage_records_stored_total {}", app.usage.stored());
+    let _ = writeln!(out, "# TYPE freeway_usage_store_failures_total counter");
+    let _ = writeln!(out, "freeway_usage_store_failures_total {}", app.usage.store_failures());
     let _ = writeln!(out, "# TYPE freeway_config_generation gauge");
     let _ = writeln!(out, "freeway_config_generation {}", app.registry.snapshot().generation);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

@@ -161,6 +161,18 @@ watch = false
 interval_secs = 0
 state_file = "{dir}/models.json"
 
+[storage]
+url = "sqlite://{dir}/freeway.db"
+
+[upstream]
+egress_hosts = ["127.0.0.1"]
+
+[vault]
+path = "{dir}/vault.json"
+key_file = "{dir}/master.key"
+audit_log = "{dir}/audit.log"
+health_file = "{dir}/health.json"
+
 [[providers]]
 id = "sim"
 component = "openai-compat"

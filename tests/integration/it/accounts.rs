@@ -31,12 +31,10 @@ async fn sims(keys_groq: &[&str]) -> (Sim, String) {
     (sim, catalog)
 }
 
+/// A gateway whose catalog puts the providers at the simulator from its first start (so no
+/// account is ever resolved against a real provider's URL).
 async fn gateway_with_catalog(catalog: &str, opts: Opts) -> Gateway {
-    let gw = Gateway::start_opts("", opts.clone()).await;
-    let path = gw.dir.path().join("catalog.toml");
-    std::fs::write(&path, catalog).unwrap();
-    gw.rewrite_config(&format!("[catalog]\nfiles = [\"{}\"]\n", path.display()), &opts);
-    gw
+    Gateway::start_opts("", Opts { catalog: Some(catalog.to_owned()), ..opts }).await
 }
 
 fn config_arg(gw: &Gateway) -> String {
@@ -187,12 +185,11 @@ async fn the_admin_api_manages_accounts_behind_its_key() {
     let added: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(added["key"], "gsk_…aaaa");
     let id = added["id"].as_str().unwrap().to_owned();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.status() == 200
-        })
-        .await
-    );
+    let served = eventually(Duration::from_secs(5), || async {
+        gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.status() == 200
+    })
+    .await;
+    assert!(served, "{}", gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.text().await.unwrap());
     // list, disable, enable, check, delete
     let list: Value = http()
         .get(admin("/admin/accounts"))

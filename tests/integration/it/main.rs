@@ -8,15 +8,19 @@
 )]
 
 mod accounts;
+mod anthropic;
 mod bad_input;
+mod catalog;
 mod chat;
+mod cohere;
 mod config_files;
 mod discovery;
+mod durability;
 mod gemini;
 mod hot_reload;
 mod sandbox;
-mod secrets;
 mod sdk_guide;
+mod secrets;
 mod shutdown;
 mod streaming;
 mod upstream_failures;

@@ -127,3 +127,15 @@ async fn context_length_errors_are_typed() {
     assert_eq!(s, 400);
     assert_eq!(v["error"]["code"], "context_length_exceeded");
 }
+
+#[tokio::test]
+async fn egress_hosts_stop_calls_to_anywhere_else_before_any_lookup() {
+    // the harness allows loopback only: a provider at a real host is refused, not resolved
+    let gw =
+        Gateway::start(&provider("real", "https://api.groq.com/openai/v1", &["gsk_not_a_real_key_000"], &["m"])).await;
+    let started = Instant::now();
+    let (s, v) = error_of(gw.chat(chat_body("m")).await).await;
+    assert_eq!(s, 502, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("egress_hosts"), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, no DNS and no connect");
+}

@@ -98,6 +98,8 @@ pub struct Opts {
     pub discovery: String,
     /// lines for `[vault]`
     pub vault: String,
+    /// a catalog file (TOML) the gateway loads from its first start
+    pub catalog: Option<String>,
     pub grace_secs: u64,
 }
 
@@ -114,6 +116,9 @@ impl Gateway {
         std::fs::create_dir_all(dir.path().join("policies")).expect("policies dir");
         std::fs::copy(artifact("providers/openai-compat.wasm"), pdir.join("openai-compat.wasm"))
             .expect("copy component");
+        if let Some(catalog) = &opts.catalog {
+            std::fs::write(dir.path().join("catalog.toml"), catalog).expect("write catalog");
+        }
         let config_path = dir.path().join("freeway.toml");
         std::fs::write(&config_path, Self::render(dir.path(), providers, &opts)).expect("write config");
         let loaded = freeway::config::load(&config_path).expect("config");
@@ -131,7 +136,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -141,6 +146,11 @@ impl Gateway {
             upstream = opts.upstream,
             state = dir.join("data/models.json").display(),
             data = dir.join("data").display(),
+            catalog = if opts.catalog.is_some() {
+                format!("[catalog]\nfiles = [\"{}\"]\n\n", dir.join("catalog.toml").display())
+            } else {
+                String::new()
+            },
             vault = opts.vault,
             discovery = opts.discovery,
             // background sync stays off in tests unless a test asks for it

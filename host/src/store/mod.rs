@@ -1,0 +1,262 @@
+//! Durable storage: usage records (and, for scale-out, the state several gateways share).
+//! SQLite by default (`data/freeway.db`, WAL: a killed process loses nothing it committed);
+//! PostgreSQL when `[storage] url` or `FREEWAY_DATABASE_URL` says `postgres://...`.
+//!
+//! Queries are plain SQL per backend (the two differ only in placeholders and a few types);
+//! the schema is created on start.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::pipeline::account::UsageRecord;
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Usage per provider, model and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub provider: String,
+    pub model: String,
+    pub account: String,
+    pub outcome: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+const SQLITE_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        account TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        stream INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        first_byte_ms INTEGER
+    )",
+    "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+];
+
+const PG_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS usage (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        account TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        stream BOOLEAN NOT NULL,
+        attempts INTEGER NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        first_byte_ms BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+];
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn at_ms(r: &UsageRecord) -> i64 {
+    r.at.duration_since(std::time::UNIX_EPOCH).map_or(0, ms)
+}
+
+fn tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Open (and create) the store at `url`: `sqlite://path` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+            for stmt in PG_SCHEMA {
+                sqlx::query(*stmt).execute(&pool).await.map_err(|e| format!("PostgreSQL schema: {e}"))?;
+            }
+            return Ok(Store::Postgres(pool));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| format!("{url}: {e}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // with WAL, NORMAL survives a killed process (only a power cut can lose the last commits)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        for stmt in SQLITE_SCHEMA {
+            sqlx::query(*stmt).execute(&pool).await.map_err(|e| format!("{path}: {e}"))?;
+        }
+        Ok(Store::Sqlite(pool))
+    }
+
+    /// Write a batch of usage records in one transaction.
+    pub async fn insert_usage(&self, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for r in batch {
+                    let u = r.usage.as_ref();
+                    sqlx::query(
+                        "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(at_ms(r))
+                    .bind(&r.provider)
+                    .bind(&r.model)
+                    .bind(&r.account)
+                    .bind(r.outcome.as_str())
+                    .bind(i64::from(r.stream))
+                    .bind(i64::from(r.attempts))
+                    .bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                    .bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                    .bind(ms(r.latency))
+                    .bind(r.first_byte.map(ms))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for r in batch {
+                    let u = r.usage.as_ref();
+                    sqlx::query(
+                        "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(at_ms(r))
+                    .bind(&r.provider)
+                    .bind(&r.model)
+                    .bind(&r.account)
+                    .bind(r.outcome.as_str())
+                    .bind(r.stream)
+                    .bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
+                    .bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                    .bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                    .bind(ms(r.latency))
+                    .bind(r.first_byte.map(ms))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+        }
+    }
+
+    /// Usage since `since_ms` (Unix ms), per provider, model, account and outcome.
+    pub async fn usage_summary(&self, since_ms: i64) -> Result<Vec<UsageRow>, sqlx::Error> {
+        const SQL_SQLITE: &str = "SELECT provider, model, account, outcome, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
+             FROM usage WHERE at_ms >= ? GROUP BY provider, model, account, outcome ORDER BY provider, model, account, outcome";
+        const SQL_PG: &str = "SELECT provider, model, account, outcome, COUNT(*), SUM(prompt_tokens)::BIGINT, SUM(completion_tokens)::BIGINT
+             FROM usage WHERE at_ms >= $1 GROUP BY provider, model, account, outcome ORDER BY provider, model, account, outcome";
+        let rows: Vec<(String, String, String, String, i64, i64, i64)> = match self {
+            Store::Sqlite(pool) => sqlx::query_as(SQL_SQLITE).bind(since_ms).fetch_all(pool).await?,
+            Store::Postgres(pool) => sqlx::query_as(SQL_PG).bind(since_ms).fetch_all(pool).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(provider, model, account, outcome, requests, prompt_tokens, completion_tokens)| UsageRow {
+                provider,
+                model,
+                account,
+                outcome,
+                requests,
+                prompt_tokens,
+                completion_tokens,
+            })
+            .collect())
+    }
+
+    /// How many usage records are stored.
+    pub async fn usage_count(&self) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) = match self {
+            Store::Sqlite(pool) => sqlx::query_as("SELECT COUNT(*) FROM usage").fetch_one(pool).await?,
+            Store::Postgres(pool) => sqlx::query_as("SELECT COUNT(*) FROM usage").fetch_one(pool).await?,
+        };
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::account::Outcome;
+    use crate::wire::types::Usage;
+
+    fn record(provider: &str, prompt: u64) -> UsageRecord {
+        UsageRecord {
+            at: std::time::SystemTime::now(),
+            provider: provider.into(),
+            model: "m".into(),
+            account: format!("{provider}#1"),
+            usage: Some(Usage {
+                prompt_tokens: prompt,
+                completion_tokens: 2,
+                total_tokens: prompt + 2,
+                extra: Default::default(),
+            }),
+            outcome: Outcome::Ok,
+            stream: false,
+            attempts: 1,
+            latency: Duration::from_millis(12),
+            first_byte: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_usage_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db/freeway.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store.insert_usage(&[record("a", 3), record("a", 4), record("b", 1)]).await.unwrap();
+        drop(store);
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.usage_count().await.unwrap(), 3);
+        let rows = store.usage_summary(0).await.unwrap();
+        assert_eq!(rows[0].provider, "a");
+        assert_eq!((rows[0].requests, rows[0].prompt_tokens, rows[0].completion_tokens), (2, 7, 4));
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_usage_when_configured() {
+        let Some(url) = std::env::var("FREEWAY_TEST_DATABASE_URL").ok() else {
+            eprintln!(
+                "SKIPPED postgres_stores_usage_when_configured: FREEWAY_TEST_DATABASE_URL is not set (CI sets it)"
+            );
+            return;
+        };
+        let store = Store::open(&url).await.unwrap();
+        let provider = format!("pg-test-{}", std::process::id());
+        store.insert_usage(&[record(&provider, 5)]).await.unwrap();
+        let rows = store.usage_summary(0).await.unwrap();
+        let row = rows.iter().find(|r| r.provider == provider).unwrap();
+        assert_eq!((row.requests, row.prompt_tokens), (1, 5));
+    }
+}
