@@ -72,6 +72,10 @@ pub struct UsageSink {
 }
 
 const QUEUE: usize = 16_384;
+/// Most records committed at once.
+const BATCH: usize = 2048;
+/// How long a batch may wait to fill: the most a record waits before it is durable.
+const LINGER: Duration = Duration::from_millis(50);
 
 impl UsageSink {
     /// Start the background aggregator; with a store, every batch is also committed there.
@@ -80,8 +84,18 @@ impl UsageSink {
         let shared = Arc::new(Shared::default());
         let agg = shared.clone();
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                // under load, let a batch fill for a moment: one commit per LINGER, not per record
+                if batch.len() < BATCH {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 if let Some(store) = &store {
                     match store.insert_usage(&batch).await {
                         Ok(()) => {

@@ -104,9 +104,12 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             // with WAL, NORMAL survives a killed process (only a power cut can lose the last commits)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // a small page cache: the gateway only appends and occasionally summarises
+            .pragma("cache_size", "-1024")
+            .statement_cache_capacity(16);
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .connect_with(opts)
             .await
             .map_err(|e| format!("cannot open {path}: {e}"))?;
@@ -116,58 +119,51 @@ impl Store {
         Ok(Store::Sqlite(pool))
     }
 
-    /// Write a batch of usage records in one transaction.
+    /// Write a batch of usage records: one multi-row INSERT (one round trip to the database).
     pub async fn insert_usage(&self, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
-        match self {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                for r in batch {
-                    let u = r.usage.as_ref();
-                    sqlx::query(
-                        "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(at_ms(r))
-                    .bind(&r.provider)
-                    .bind(&r.model)
-                    .bind(&r.account)
-                    .bind(r.outcome.as_str())
-                    .bind(i64::from(r.stream))
-                    .bind(i64::from(r.attempts))
-                    .bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                    .bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                    .bind(ms(r.latency))
-                    .bind(r.first_byte.map(ms))
-                    .execute(&mut *tx)
-                    .await?;
+        const HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
+        // well under SQLite's 32,766 bound parameters (11 per row)
+        for chunk in batch.chunks(1000) {
+            match self {
+                Store::Sqlite(pool) => {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(HEAD);
+                    q.push_values(chunk, |mut b, r| {
+                        let u = r.usage.as_ref();
+                        b.push_bind(at_ms(r))
+                            .push_bind(r.provider.clone())
+                            .push_bind(r.model.clone())
+                            .push_bind(r.account.clone())
+                            .push_bind(r.outcome.as_str())
+                            .push_bind(i64::from(r.stream))
+                            .push_bind(i64::from(r.attempts))
+                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                            .push_bind(ms(r.latency))
+                            .push_bind(r.first_byte.map(ms));
+                    });
+                    q.build().execute(pool).await?;
                 }
-                tx.commit().await
-            }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for r in batch {
-                    let u = r.usage.as_ref();
-                    sqlx::query(
-                        "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(at_ms(r))
-                    .bind(&r.provider)
-                    .bind(&r.model)
-                    .bind(&r.account)
-                    .bind(r.outcome.as_str())
-                    .bind(r.stream)
-                    .bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
-                    .bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                    .bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                    .bind(ms(r.latency))
-                    .bind(r.first_byte.map(ms))
-                    .execute(&mut *tx)
-                    .await?;
+                Store::Postgres(pool) => {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(HEAD);
+                    q.push_values(chunk, |mut b, r| {
+                        let u = r.usage.as_ref();
+                        b.push_bind(at_ms(r))
+                            .push_bind(r.provider.clone())
+                            .push_bind(r.model.clone())
+                            .push_bind(r.account.clone())
+                            .push_bind(r.outcome.as_str())
+                            .push_bind(r.stream)
+                            .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
+                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                            .push_bind(ms(r.latency))
+                            .push_bind(r.first_byte.map(ms));
+                    });
+                    q.build().execute(pool).await?;
                 }
-                tx.commit().await
             }
         }
+        Ok(())
     }
 
     /// Usage since `since_ms` (Unix ms), per provider, model, account and outcome.

@@ -150,6 +150,10 @@ impl Gateway {
     pub fn start(cores: &str, sim: &Proc) -> Result<Gateway, String> {
         let dir = root().join("target/bench");
         let cfg = dir.join("freeway.toml");
+        // every run starts from an empty usage table, so rounds are comparable across runs
+        for f in ["freeway.db", "freeway.db-wal", "freeway.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
         let text = format!(
             r#"[runtime]
 providers_dir = "{root}/providers"

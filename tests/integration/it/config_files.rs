@@ -67,6 +67,7 @@ async fn models_sync_then_models_shows_what_each_provider_serves() {
         &path,
         format!(
             "[runtime]\ncache_dir = \"{cache}\"\nmax_instances = 8\nwatch = false\n\n[storage]\nurl = \"sqlite://{cache}/freeway.db\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n\n\
+             [vault]\npath = \"{cache}/vault.json\"\nkey_file = \"{cache}/master.key\"\naudit_log = \"{cache}/audit.log\"\nhealth_file = \"{cache}/health.json\"\n\n\
              [[providers]]\nid = \"simmed\"\nbase_url = \"{base}\"\napi_keys = [\"sk-simmed-secret-99\"]\n",
             cache = dir.path().join("cache").display(),
             state = dir.path().join("models.json").display(),
