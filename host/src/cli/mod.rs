@@ -149,7 +149,12 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 
     // printed whatever the log level: scripts and tests wait for this line
     println!("freeway listening on http://{local}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    match crate::server::serve(app, listener, grace, shutdown_signal()).await {
+    let result = crate::server::serve(app.clone(), listener, grace, shutdown_signal()).await;
+    // usage records still queued are committed before the process ends
+    if !app.usage.flush(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("some usage records were not stored before exit");
+    }
+    match result {
         Ok(()) => {
             tracing::info!("stopped");
             0

@@ -57,6 +57,8 @@ pub struct Totals {
 struct Shared {
     totals: Mutex<BTreeMap<(String, String, Outcome), Totals>>,
     dropped: AtomicU64,
+    /// records accepted into the queue
+    queued: AtomicU64,
     recorded: AtomicU64,
     /// records committed to the store
     stored: AtomicU64,
@@ -133,6 +135,23 @@ impl UsageSink {
     pub fn record(&self, r: UsageRecord) {
         if self.tx.try_send(r).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wait (at most `deadline`) until every queued record has been through the writer;
+    /// false if some were still waiting.
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.shared.recorded.load(Ordering::Relaxed) >= self.shared.queued.load(Ordering::Relaxed) {
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -183,12 +202,8 @@ mod tests {
                 first_byte: None,
             });
         }
-        for _ in 0..100 {
-            if sink.recorded() == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        assert!(sink.flush(Duration::from_secs(5)).await);
+        assert_eq!(sink.recorded(), 3);
         let totals = sink.totals();
         let ok = totals.iter().find(|(k, _)| k.2 == Outcome::Ok).unwrap();
         assert_eq!(ok.1, Totals { requests: 2, prompt_tokens: 6, completion_tokens: 8 });

@@ -61,11 +61,8 @@ async fn metric(port: u16, name: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-#[tokio::test]
-async fn usage_records_and_accounts_survive_kill_dash_nine() {
-    let sim = Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": [KEY], "models": ["m"]}]})).await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A config over one simulated provider whose account is in the vault; returns its path.
+async fn setup(sim: &Sim, d: &std::path::Path) -> String {
     std::fs::create_dir_all(d.join("providers")).unwrap();
     std::fs::create_dir_all(d.join("policies")).unwrap();
     std::fs::copy(artifact("providers/openai-compat.wasm"), d.join("providers/openai-compat.wasm")).unwrap();
@@ -89,6 +86,14 @@ async fn usage_records_and_accounts_survive_kill_dash_nine() {
     let (code, out, err) =
         run_freeway(&["accounts", "add", "p", "--key-stdin", "--config", &cfg], &format!("{KEY}\n")).await;
     assert_eq!(code, 0, "{out}{err}");
+    cfg
+}
+
+#[tokio::test]
+async fn usage_records_and_accounts_survive_kill_dash_nine() {
+    let sim = Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": [KEY], "models": ["m"]}]})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&sim, dir.path()).await;
 
     let server = serve(&cfg).await;
     let port = server.port;
@@ -123,8 +128,33 @@ async fn usage_records_and_accounts_survive_kill_dash_nine() {
     assert!(out.contains("p-1"), "{out}");
 }
 
+#[tokio::test]
+async fn a_graceful_stop_commits_the_usage_records_still_queued() {
+    let sim = Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": [KEY], "models": ["m"]}]})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&sim, dir.path()).await;
+    let mut server = serve(&cfg).await;
+    let port = server.port;
+    let chat = || http().post(format!("http://127.0.0.1:{port}/v1/chat/completions")).json(&chat_body("m")).send();
+    assert!(eventually(Duration::from_secs(10), || async { chat().await.is_ok_and(|r| r.status() == 200) }).await);
+    for _ in 0..4 {
+        assert_eq!(chat().await.unwrap().status(), 200);
+    }
+    // SIGTERM at once: the records may still be waiting in the writer's queue
+    signal(server.child.id(), "-TERM");
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let (code, out, err) = run_freeway(&["usage", "--config", &cfg], "").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("5 requests"), "{out}");
+}
+
 /// SIGKILL, as `kill -9` sends it.
 fn nix_kill(pid: u32) {
-    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    signal(pid, "-9");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
     assert!(status.success());
 }
