@@ -10,6 +10,7 @@ pub mod config;
 pub mod discovery;
 pub mod errors;
 pub mod pipeline;
+pub mod quota;
 pub mod registry;
 pub mod runtime;
 pub mod server;
