@@ -16,6 +16,8 @@ pub struct App {
     pub usage: UsageSink,
     pub runtime: Arc<Runtime>,
     pub store: crate::store::Store,
+    /// every quota pool's counters
+    pub ledger: Arc<crate::quota::Ledger>,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
 }
@@ -26,7 +28,9 @@ impl App {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
         let runtime = Runtime::new(&config.config.runtime)?;
-        let reloader = Reloader::start(config, runtime.clone(), http.clone()).await;
+        let quota = &config.config.quota;
+        let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
+        let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone()).await;
         crate::accounts::recheck::spawn(reloader.registry.clone());
         Ok(Arc::new(Self {
             registry: reloader.registry.clone(),
@@ -34,6 +38,7 @@ impl App {
             http,
             usage: UsageSink::start(Some(store.clone())),
             store,
+            ledger,
             runtime,
             shutting_down: AtomicBool::new(false),
         }))

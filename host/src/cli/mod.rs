@@ -154,6 +154,8 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 
     if !app.usage.flush(std::time::Duration::from_secs(5)).await {
         tracing::warn!("some usage records were not stored before exit");
     }
+    // and the quota counters, so a restart knows what today already spent
+    app.ledger.save().await;
     match result {
         Ok(()) => {
             tracing::info!("stopped");

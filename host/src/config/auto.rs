@@ -24,6 +24,7 @@ pub fn from_env(catalog: &Catalog, lookup: impl Fn(&str) -> Option<String>) -> V
                 discover_models: true,
                 poll_limits: false,
                 rotation: Default::default(),
+                limits: None,
             })
         })
         .collect()

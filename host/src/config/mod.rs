@@ -39,7 +39,42 @@ pub struct Config {
     #[serde(default)]
     pub discovery: DiscoveryConfig,
     #[serde(default)]
+    pub quota: QuotaConfig,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+}
+
+/// Where the quota ledger lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// counters are written here every few seconds and restored at start-up
+    pub state_file: PathBuf,
+    /// share counters with other gateway processes through Redis (`redis://127.0.0.1:6379`);
+    /// `FREEWAY_REDIS_URL` overrides it; empty = this process only
+    pub redis_url: Interpolated,
+    /// output tokens reserved for a request that sets no `max_tokens` (capped by the model's
+    /// maximum output); the reservation is settled with the real usage afterwards
+    pub default_output_tokens: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            state_file: PathBuf::from("data/quota.json"),
+            redis_url: Interpolated(String::new()),
+            default_output_tokens: 512,
+        }
+    }
+}
+
+impl QuotaConfig {
+    pub fn effective_redis_url(&self) -> Option<String> {
+        std::env::var("FREEWAY_REDIS_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| Some(self.redis_url.0.clone()).filter(|u| !u.trim().is_empty()))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +298,10 @@ pub struct ProviderConfig {
     /// how requests spread over this provider's accounts
     #[serde(default)]
     pub rotation: Rotation,
+    /// free-tier limits of each quota pool (replaces the catalog's provider-wide limits), e.g.
+    /// `limits = { rpm = 30, rpd = 1000, tpm = 6000, scope = "account" }`
+    #[serde(default)]
+    pub limits: Option<catalog::Limits>,
 }
 
 /// How requests spread over a provider's accounts. Always across quota pools first: keys that

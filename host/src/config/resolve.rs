@@ -40,6 +40,8 @@ pub struct ResolvedProvider {
     /// a local server found by probing: unreachable is not a configuration problem
     pub local: bool,
     pub rotation: Rotation,
+    /// the configuration's limits (the catalog's apply when `None`)
+    pub limits: Option<super::catalog::Limits>,
 }
 
 fn config_keys(id: &str, keys: &[super::ApiKey]) -> Vec<ResolvedKey> {
@@ -99,6 +101,7 @@ pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretStrin
             poll_limits: p.poll_limits || entry.as_ref().is_some_and(|e| e.poll_limits),
             local: entry.as_ref().is_some_and(|e| e.local),
             rotation: p.rotation,
+            limits: p.limits.clone(),
             catalog: entry,
             id,
         });
@@ -128,6 +131,7 @@ pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretStrin
             poll_limits: entry.poll_limits,
             local: false,
             rotation: Rotation::default(),
+            limits: None,
         });
     }
     for name in &config.discovery.local {
@@ -147,6 +151,7 @@ pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretStrin
                 poll_limits: false,
                 local: true,
                 rotation: Rotation::default(),
+                limits: None,
             }),
             None => tracing::warn!("[discovery] local names \"{name}\", which is not a local server in the catalog"),
         }

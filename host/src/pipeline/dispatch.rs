@@ -14,6 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use url::Url;
 
 use super::account::{Outcome, UsageRecord};
+use super::classify::Needs;
+use super::limit;
 use super::route::Candidate;
 use super::stream::{Relay, RelayInfo};
 use crate::accounts::Trouble;
@@ -39,21 +41,46 @@ pub async fn run(
     app: &App,
     snapshot: &Snapshot,
     req: &ChatBody<'_>,
+    needs: &Needs,
     candidates: &[Candidate],
     started: Instant,
 ) -> Result<Response, GatewayError> {
     let budget = usize::try_from(snapshot.config.upstream.max_attempts).unwrap_or(usize::MAX).max(1);
     let mut upstream_wait = Duration::ZERO;
     let mut failures: Vec<GatewayError> = Vec::new();
-    for (i, cand) in candidates.iter().take(budget).enumerate() {
-        let attempts = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        match attempt(app, req, cand, started, &mut upstream_wait).await {
+    let mut blocked = Vec::new();
+    let mut prompt = limit::PromptTokens::default();
+    let mut sent = 0usize;
+    for cand in candidates {
+        if sent >= budget {
+            break;
+        }
+        let cost = limit::estimate(app, req, needs, cand, &mut prompt);
+        let mut reservation = match limit::reserve(app, cand, cost).await {
+            Ok(r) => r,
+            Err(b) => {
+                tracing::debug!(
+                    provider = %cand.route.provider.id, account = %cand.account.label,
+                    "skipped before sending: {}", b.reason
+                );
+                blocked.push((format!("{}/{}", cand.route.provider.id, cand.account.label), b));
+                continue;
+            }
+        };
+        sent += 1;
+        let attempts = u32::try_from(sent).unwrap_or(u32::MAX);
+        match attempt(app, req, cand, started, &mut upstream_wait, &mut reservation).await {
             Ok(reply) => {
                 cand.account.health.success();
                 cand.account.recent.note(Instant::now());
+                if let (Reply::Json { usage, .. }, Some(r)) = (&reply, reservation.take()) {
+                    let estimate = r.estimate();
+                    app.ledger.settle(r, limit::actual(usage.as_ref(), estimate));
+                }
                 return Ok(respond(app, reply, cand, attempts, started, upstream_wait, req.stream));
             }
             Err(e) => {
+                limit::settle_failed(app, reservation.take(), &e);
                 note_trouble(cand, &e);
                 tracing::warn!(
                     provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
@@ -67,6 +94,18 @@ pub async fn run(
             }
         }
     }
+    if !blocked.is_empty() {
+        let all_limited = failures
+            .iter()
+            .all(|e| matches!(e.kind, ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamQuotaExhausted));
+        let e = limit::exhausted(&req.model, &blocked);
+        if failures.is_empty() {
+            return Err(e);
+        }
+        if all_limited && e.kind == ErrorKind::UpstreamRateLimited {
+            failures.push(e);
+        }
+    }
     let err = summarize(failures);
     if let Some(last) = candidates.first() {
         app.usage.record(UsageRecord {
@@ -77,7 +116,7 @@ pub async fn run(
             usage: None,
             outcome: Outcome::UpstreamError,
             stream: req.stream,
-            attempts: u32::try_from(candidates.len().min(budget)).unwrap_or(u32::MAX),
+            attempts: u32::try_from(sent).unwrap_or(u32::MAX),
             latency: started.elapsed(),
             first_byte: None,
         });
@@ -93,9 +132,11 @@ fn note_trouble(cand: &Candidate, e: &GatewayError) {
         ErrorKind::UpstreamAuth => Trouble::Rejected,
         ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
         ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
-        ErrorKind::UpstreamQuotaExhausted => {
-            Trouble::RateLimited(Some(e.retry_after.unwrap_or(Duration::from_secs(3600))))
-        }
+        // a daily quota used up: rest until the provider's day starts again, unless it said
+        ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(e.retry_after.unwrap_or_else(|| {
+            let now = crate::quota::now_ms();
+            Duration::from_millis(cand.route.provider.quota_plan.daily_reset.next_after(now).saturating_sub(now))
+        }))),
         ErrorKind::UpstreamServerError
         | ErrorKind::UpstreamOverloaded
         | ErrorKind::UpstreamTimeout
@@ -249,6 +290,7 @@ fn limit_headers(cand: &Candidate, headers: &HeaderMap) -> Option<Vec<(String, S
 
 /// Let the component read what the upstream said about the account's quota.
 async fn note_limits(
+    ledger: &crate::quota::Ledger,
     lease: &mut Option<ProviderLease>,
     cand: &Candidate,
     status: u16,
@@ -259,6 +301,7 @@ async fn note_limits(
     let inst = instance(lease, cand).await?;
     match inst.parse_limits(&p.wit_config, 0, status, pairs, body).await {
         Ok(updates) if !updates.is_empty() => {
+            limit::observe(ledger, cand, &updates);
             let mut q = cand.account.quota.lock();
             for u in updates.into_iter().take(32) {
                 q.retain(|old| !(old.dimension == u.dimension && old.window == u.window && old.scope == u.scope));
@@ -272,12 +315,13 @@ async fn note_limits(
 }
 
 /// After a success, read the quota news off the request path.
-fn note_limits_later(cand: &Candidate, status: u16, headers: &HeaderMap) {
+fn note_limits_later(app: &App, cand: &Candidate, status: u16, headers: &HeaderMap) {
     let Some(pairs) = limit_headers(cand, headers) else { return };
     let cand = cand.clone();
+    let ledger = app.ledger.clone();
     tokio::spawn(async move {
         let mut lease = None;
-        if let Err(e) = note_limits(&mut lease, &cand, status, &pairs, None).await {
+        if let Err(e) = note_limits(&ledger, &mut lease, &cand, status, &pairs, None).await {
             tracing::warn!(provider = %cand.route.provider.id, "reading rate limits failed: {}", e.message);
         }
     });
@@ -289,6 +333,7 @@ async fn attempt(
     cand: &Candidate,
     started: Instant,
     upstream_wait: &mut Duration,
+    reservation: &mut Option<crate::quota::Reservation>,
 ) -> Result<Reply, GatewayError> {
     let p = &cand.route.provider;
     let mut lease: Option<ProviderLease> = None;
@@ -386,7 +431,7 @@ async fn attempt(
         let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
         let text = p.io.secrets.scrub(&text).into_owned();
         let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
-        note_limits(&mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
+        note_limits(&app.ledger, &mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
         let pairs = header_pairs(&resp_headers, cand, None);
         let typed = instance(&mut lease, cand)
             .await?
@@ -395,7 +440,7 @@ async fn attempt(
             .map_err(guest_failed(p))?;
         return Err(provider_error(typed, cand));
     }
-    note_limits_later(cand, status.as_u16(), resp.headers());
+    note_limits_later(app, cand, status.as_u16(), resp.headers());
 
     if req.stream {
         let translator = match call.response {
@@ -418,6 +463,9 @@ async fn attempt(
         let primed = relay.prime().await;
         *upstream_wait += t.elapsed();
         primed?;
+        if let Some(r) = reservation.take() {
+            relay.settle_with(app.ledger.clone(), r);
+        }
         return Ok(Reply::Stream(Box::new(relay)));
     }
 

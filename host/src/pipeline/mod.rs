@@ -11,6 +11,11 @@
 //!            route     the snapshot's routes for the model (`model` or
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
+//!            limit     per candidate, the request's estimated cost (prompt tokens
+//!                      by tokenizer + max_tokens) is reserved in its quota pool's
+//!                      ledger; a candidate that would break a limit is skipped
+//!                      before sending; none left = 429 with the earliest
+//!                      recovery as Retry-After                                 (limit.rs)
 //!            dispatch  per candidate, until one answers or the attempt budget
 //!                      is spent: a fresh instance of the provider component
 //!                      plans the call (`chat`), the host sends it with the
@@ -37,6 +42,7 @@ pub mod auth;
 pub mod classify;
 pub mod dispatch;
 pub mod ingress;
+pub mod limit;
 pub mod route;
 pub mod stream;
 
@@ -57,5 +63,5 @@ pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Re
     let req = ingress::parse(headers, &body)?;
     let needs = classify::needs(&req);
     let candidates = route::candidates(&snapshot, &req, &needs)?;
-    dispatch::run(app, &snapshot, &req, &candidates, started).await
+    dispatch::run(app, &snapshot, &req, &needs, &candidates, started).await
 }

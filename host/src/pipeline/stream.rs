@@ -75,6 +75,8 @@ pub struct Relay {
     record: Option<UsageRecord>,
     started: Instant,
     first_byte: Option<Duration>,
+    /// settled with the usage the stream reports when it ends
+    reservation: Option<(std::sync::Arc<crate::quota::Ledger>, crate::quota::Reservation)>,
 }
 
 /// What the relay needs to know about the request it serves.
@@ -127,7 +129,14 @@ impl Relay {
             record: Some(record),
             started: info.started,
             first_byte: None,
+            reservation: None,
         }
+    }
+
+    /// Settle `r` in `ledger` with the stream's usage when it ends (an unreported usage keeps
+    /// the estimate).
+    pub fn settle_with(&mut self, ledger: std::sync::Arc<crate::quota::Ledger>, r: crate::quota::Reservation) {
+        self.reservation = Some((ledger, r));
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
@@ -344,6 +353,12 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Some((ledger, reservation)) = self.reservation.take()
+            && let Some(usage) = &self.tracker.usage
+        {
+            let estimate = reservation.estimate();
+            ledger.settle(reservation, super::limit::actual(Some(usage), estimate));
+        }
         if let Some(mut r) = self.record.take() {
             r.usage = self.tracker.usage.take();
             r.outcome = self.outcome;

@@ -48,6 +48,7 @@ pub struct Inputs<'a> {
     pub http: &'a UpstreamClient,
     pub buckets: &'a Arc<GuestBuckets>,
     pub secrets: &'a Arc<crate::accounts::SecretSet>,
+    pub ledger: &'a Arc<crate::quota::Ledger>,
     pub generation: u64,
     /// problems found outside the build (an unreadable vault)
     pub extra_problems: Vec<String>,
@@ -179,11 +180,19 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
 
 /// The provider's enabled accounts. An account that is unchanged keeps its object; one whose
 /// label, pool or settings changed is rebuilt but keeps its health, recent use and quota news.
-fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>) -> Vec<Arc<Account>> {
+fn accounts_for(
+    p: &ResolvedProvider,
+    cache: &mut HashMap<String, Arc<Account>>,
+    ledger: &crate::quota::Ledger,
+) -> Vec<Arc<Account>> {
     let id = &p.id;
     if p.keys.is_empty() {
         let account_id = format!("{id}#keyless");
-        let a = cache.entry(account_id.clone()).or_insert_with(|| Arc::new(Account::new(account_id, id.clone(), None)));
+        let a = cache.entry(account_id.clone()).or_insert_with(|| {
+            let mut a = Account::new(account_id.clone(), id.clone(), None);
+            a.quota_pool = ledger.pool(id, &account_id);
+            Arc::new(a)
+        });
         return vec![a.clone()];
     }
     p.keys
@@ -200,6 +209,7 @@ fn accounts_for(p: &ResolvedProvider, cache: &mut HashMap<String, Arc<Account>>)
             account.label = key.label.clone();
             account.pool = pool;
             account.settings = key.settings.clone();
+            account.quota_pool = ledger.pool(id, &account.pool);
             if let Some(old) = old {
                 account.health = old.health.clone();
                 account.recent = old.recent.clone();
@@ -250,9 +260,17 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             settings: p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         let models = models_for(p, component, inp.discovered);
+        let quota_plan = match crate::quota::QuotaPlan::build(p.limits.as_ref(), p.catalog.as_ref()) {
+            Ok(plan) => Arc::new(plan),
+            Err(e) => {
+                problems.push(format!("provider '{id}': {e}"));
+                continue;
+            }
+        };
         let cursor = inp.cursors.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
         providers.push(Arc::new(ProviderEntry {
-            accounts: accounts_for(p, inp.accounts),
+            accounts: accounts_for(p, inp.accounts, inp.ledger),
+            quota_plan,
             id,
             component: component.clone(),
             wit_config,

@@ -40,6 +40,8 @@ pub struct ProviderEntry {
     /// list models through the component (no explicit `models`)
     pub discover: bool,
     pub rotation: crate::config::Rotation,
+    /// the free-tier limits the ledger counts for this provider's pools
+    pub quota_plan: Arc<crate::quota::QuotaPlan>,
 }
 
 impl ProviderEntry {

@@ -92,6 +92,7 @@ pub struct Reloader {
     accounts: HashMap<String, Arc<Account>>,
     buckets: Arc<GuestBuckets>,
     secrets: Arc<SecretSet>,
+    ledger: Arc<crate::quota::Ledger>,
     generation: u64,
     tx: mpsc::Sender<Event>,
 }
@@ -120,7 +121,12 @@ fn load_catalog(config: &LoadedConfig) -> Arc<Catalog> {
 impl Reloader {
     /// Load every component the configuration needs, publish the first snapshot, then keep
     /// reloading in the background (watching files when `runtime.watch` is on).
-    pub async fn start(config: LoadedConfig, runtime: Arc<Runtime>, http: UpstreamClient) -> ReloaderHandle {
+    pub async fn start(
+        config: LoadedConfig,
+        runtime: Arc<Runtime>,
+        http: UpstreamClient,
+        ledger: Arc<crate::quota::Ledger>,
+    ) -> ReloaderHandle {
         let (tx, rx) = mpsc::channel(256);
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
         let catalog = load_catalog(&config);
@@ -151,6 +157,7 @@ impl Reloader {
             accounts: HashMap::new(),
             buckets: Arc::new(GuestBuckets::default()),
             secrets: Arc::new(SecretSet::default()),
+            ledger,
             generation: 0,
             tx: tx.clone(),
         };
@@ -376,6 +383,7 @@ impl Reloader {
             http: &self.http,
             buckets: &self.buckets,
             secrets: &self.secrets,
+            ledger: &self.ledger,
             generation: self.generation,
             extra_problems: self.vault_problem.iter().cloned().collect(),
         });

@@ -32,11 +32,14 @@ pub struct Account {
     pub quota: Mutex<Vec<wit::QuotaUpdate>>,
     pub health: Arc<crate::accounts::AccountHealth>,
     pub recent: Arc<crate::accounts::RecentUse>,
+    /// the ledger's counters of this account's quota pool (shared by the pool's accounts)
+    pub quota_pool: Arc<crate::quota::PoolQuota>,
 }
 
 impl Account {
     pub fn new(id: String, provider: String, secret: Option<SecretString>) -> Self {
         Self {
+            quota_pool: Arc::new(crate::quota::PoolQuota::new(&provider, &id)),
             label: id.clone(),
             pool: id.clone(),
             id,

@@ -20,6 +20,9 @@ pub fn error_response(e: &GatewayError) -> Response {
         if let Ok(v) = HeaderValue::try_from(secs.max(1).to_string()) {
             h.insert(header::RETRY_AFTER, v);
         }
+        if let Ok(v) = HeaderValue::try_from(after.as_millis().max(1).to_string()) {
+            h.insert(http::HeaderName::from_static("retry-after-ms"), v);
+        }
     }
     resp
 }

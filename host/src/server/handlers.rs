@@ -150,6 +150,12 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let _ = writeln!(out, "freeway_usage_records_stored_total {}", app.usage.stored());
     let _ = writeln!(out, "# TYPE freeway_usage_store_failures_total counter");
     let _ = writeln!(out, "freeway_usage_store_failures_total {}", app.usage.store_failures());
+    if let Some(remote) = app.ledger.remote() {
+        let _ = writeln!(out, "# TYPE freeway_redis_up gauge");
+        let _ = writeln!(out, "freeway_redis_up {}", u8::from(remote.is_up()));
+        let _ = writeln!(out, "# TYPE freeway_quota_local_fallbacks_total counter");
+        let _ = writeln!(out, "freeway_quota_local_fallbacks_total {}", remote.fallbacks());
+    }
     let _ = writeln!(out, "# TYPE freeway_config_generation gauge");
     let _ = writeln!(out, "freeway_config_generation {}", app.registry.snapshot().generation);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

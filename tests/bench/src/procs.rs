@@ -168,6 +168,9 @@ state_file = "{dir}/models.json"
 [storage]
 url = "sqlite://{dir}/freeway.db"
 
+[quota]
+state_file = "{dir}/quota.json"
+
 [upstream]
 egress_hosts = ["127.0.0.1"]
 

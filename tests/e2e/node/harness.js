@@ -165,6 +165,8 @@ export class Gateway {
         'egress_hosts = ["127.0.0.1", "::1", "localhost"]',
         '[storage]',
         `url = ${tomlString('sqlite://' + path.join(gw.dir, 'freeway.db'))}`,
+        '[quota]',
+        `state_file = ${tomlString(path.join(gw.dir, 'quota.json'))}`,
         '[vault]',
         `path = ${tomlString(path.join(gw.dir, 'vault.json'))}`,
         `key_file = ${tomlString(path.join(gw.dir, 'master.key'))}`,

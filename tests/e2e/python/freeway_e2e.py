@@ -161,6 +161,8 @@ class Gateway:
             'egress_hosts = ["127.0.0.1", "::1", "localhost"]\n'
             "[storage]\n"
             f"url = {_toml_str('sqlite://' + str(workdir / 'freeway.db'))}\n"
+            "[quota]\n"
+            f"state_file = {_toml_str(workdir / 'quota.json')}\n"
             "[vault]\n"
             f"path = {_toml_str(workdir / 'vault.json')}\n"
             f"key_file = {_toml_str(workdir / 'master.key')}\n"

@@ -42,8 +42,9 @@ fn check_config_loads_the_components() {
     std::fs::write(
         &path,
         format!(
-            "[runtime]\ncache_dir = \"{}\"\nmax_instances = 8\n\n[storage]\nurl = \"sqlite://{}/freeway.db\"\n\n[[providers]]\nid = \"local\"\ncomponent = \"openai-compat\"\nbase_url = \"http://127.0.0.1:9000/v1\"\napi_keys = [\"sk-local-1\"]\nmodels = [\"local-model\"]\n",
+            "[runtime]\ncache_dir = \"{}\"\nmax_instances = 8\n\n[storage]\nurl = \"sqlite://{}/freeway.db\"\n\n[quota]\nstate_file = \"{}/quota.json\"\n\n[[providers]]\nid = \"local\"\ncomponent = \"openai-compat\"\nbase_url = \"http://127.0.0.1:9000/v1\"\napi_keys = [\"sk-local-1\"]\nmodels = [\"local-model\"]\n",
             dir.path().join("cache").display(),
+            dir.path().display(),
             dir.path().display()
         ),
     )
@@ -66,7 +67,7 @@ async fn models_sync_then_models_shows_what_each_provider_serves() {
     std::fs::write(
         &path,
         format!(
-            "[runtime]\ncache_dir = \"{cache}\"\nmax_instances = 8\nwatch = false\n\n[storage]\nurl = \"sqlite://{cache}/freeway.db\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n\n\
+            "[runtime]\ncache_dir = \"{cache}\"\nmax_instances = 8\nwatch = false\n\n[storage]\nurl = \"sqlite://{cache}/freeway.db\"\n\n[quota]\nstate_file = \"{cache}/quota.json\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{state}\"\n\n\
              [vault]\npath = \"{cache}/vault.json\"\nkey_file = \"{cache}/master.key\"\naudit_log = \"{cache}/audit.log\"\nhealth_file = \"{cache}/health.json\"\n\n\
              [[providers]]\nid = \"simmed\"\nbase_url = \"{base}\"\napi_keys = [\"sk-simmed-secret-99\"]\n",
             cache = dir.path().join("cache").display(),

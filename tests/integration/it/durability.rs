@@ -9,9 +9,9 @@ use serde_json::json;
 
 const KEY: &str = "sk-durable-0000000000000000";
 
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Server {
@@ -22,7 +22,7 @@ impl Drop for Server {
 }
 
 /// Start `freeway serve` and wait for its port.
-async fn serve(config: &str) -> Server {
+pub(crate) async fn serve(config: &str) -> Server {
     let mut child = freeway_bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--config", config])
         .stdout(Stdio::piped())
@@ -56,7 +56,7 @@ async fn serve(config: &str) -> Server {
     Server { child, port }
 }
 
-async fn metric(port: u16, name: &str) -> u64 {
+pub(crate) async fn metric(port: u16, name: &str) -> u64 {
     let text = http().get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
@@ -73,7 +73,7 @@ async fn setup(sim: &Sim, d: &std::path::Path) -> String {
             "[runtime]\nproviders_dir = \"{p}\"\npolicies_dir = \"{pol}\"\ncache_dir = \"{data}/cache\"\nmax_instances = 16\n\n\
              [discovery]\ninterval_secs = 0\nstate_file = \"{data}/models.json\"\n\n\
              [vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n\n\
-             [storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
+             [storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\nstate_file = \"{data}/quota.json\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
              [[providers]]\nid = \"p\"\nbase_url = \"{base}\"\nmodels = [\"m\"]\n",
             p = d.join("providers").display(),
             pol = d.join("policies").display(),

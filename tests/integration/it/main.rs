@@ -18,6 +18,7 @@ mod discovery;
 mod durability;
 mod gemini;
 mod hot_reload;
+mod quota;
 mod sandbox;
 mod sdk_guide;
 mod secrets;

@@ -47,7 +47,7 @@ async fn no_key_in_logs_errors_metrics_files_cli_output_or_guest_view() {
         format!(
             "[server]\nadmin_key = \"${{FREEWAY_TEST_ADMIN_KEY:-the-cli-does-not-use-it}}\"\n\n[runtime]\nproviders_dir = \"{p}\"\npolicies_dir = \"{pol}\"\ncache_dir = \"{cache}\"\nmax_instances = 16\n\n\
              [upstream]\nmax_attempts = 1\negress_hosts = [\"127.0.0.1\"]\n\n[discovery]\ninterval_secs = 0\nstate_file = \"{data}/models.json\"\n\n\
-             [vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n\
+             [vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\nstate_file = \"{data}/quota.json\"\n\n\
              [catalog]\nfiles = [\"{cat}\"]\n\n\
              [[providers]]\nid = \"mis\"\ncomponent = \"misbehave\"\nbase_url = \"{base}/v1\"\nmodels = [\"ok\", \"observe\"]\n",
             p = d.join("providers").display(),

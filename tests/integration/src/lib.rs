@@ -98,6 +98,8 @@ pub struct Opts {
     pub discovery: String,
     /// lines for `[vault]`
     pub vault: String,
+    /// lines for `[quota]`
+    pub quota: String,
     /// a catalog file (TOML) the gateway loads from its first start
     pub catalog: Option<String>,
     pub grace_secs: u64,
@@ -136,7 +138,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n{catalog}{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -152,6 +154,12 @@ impl Gateway {
                 String::new()
             },
             vault = opts.vault,
+            quota = opts.quota,
+            quota_state = if opts.quota.contains("state_file") {
+                String::new()
+            } else {
+                format!("state_file = \"{}\"\n", dir.join("data/quota.json").display())
+            },
             discovery = opts.discovery,
             // background sync stays off in tests unless a test asks for it
             interval = if opts.discovery.contains("interval_secs") { "" } else { "interval_secs = 0\n" },
