@@ -241,6 +241,8 @@ pub struct UpstreamConfig {
     pub request_timeout_ms: u64,
     /// upstream attempts per client request (first try included)
     pub max_attempts: u32,
+    /// no new attempt starts this long after the request arrived, however many accounts are left
+    pub retry_budget_ms: u64,
     /// largest upstream response body read for non-streaming calls, in bytes
     pub max_response_bytes: usize,
     /// if set, the only hosts any upstream call may reach (checked before any DNS lookup);
@@ -255,6 +257,7 @@ impl Default for UpstreamConfig {
             idle_timeout_ms: 60_000,
             request_timeout_ms: 300_000,
             max_attempts: 3,
+            retry_budget_ms: 20_000,
             max_response_bytes: 32 * 1024 * 1024,
             egress_hosts: Vec::new(),
         }

@@ -51,6 +51,7 @@ pub async fn run(
     let mut blocked = Vec::new();
     let mut prompt = limit::PromptTokens::default();
     let mut sent = 0usize;
+    let mut pacer = super::retry::Pacer::new(Duration::from_millis(snapshot.config.upstream.retry_budget_ms));
     for cand in candidates {
         if sent >= budget {
             break;
@@ -67,6 +68,12 @@ pub async fn run(
                 continue;
             }
         };
+        if !pacer.before(&cand.route.provider.id).await {
+            if let Some(r) = reservation {
+                app.ledger.release(r);
+            }
+            break;
+        }
         sent += 1;
         let attempts = u32::try_from(sent).unwrap_or(u32::MAX);
         match attempt(app, req, cand, started, &mut upstream_wait, &mut reservation).await {
@@ -82,6 +89,7 @@ pub async fn run(
             Err(e) => {
                 limit::settle_failed(app, reservation.take(), &e);
                 note_trouble(cand, &e);
+                pacer.failed(&cand.route.provider.id, &e);
                 tracing::warn!(
                     provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
                     code = e.kind.spec().code, "attempt {attempts} failed: {}", e.message

@@ -22,6 +22,8 @@
 //!                      credential attached; an error response is typed by the
 //!                      component (`map-error`) and, when retryable and nothing
 //!                      has reached the client, the next candidate is tried     (dispatch.rs)
+//!                      (server trouble on the same provider backs off with
+//!                      jitter; no attempt starts after the time budget)        (retry.rs)
 //!            stream    SSE relayed event by event as it arrives: OpenAI-format
 //!                      upstreams pass through natively (no guest call per
 //!                      chunk), others are translated per event by the same
@@ -43,6 +45,7 @@ pub mod classify;
 pub mod dispatch;
 pub mod ingress;
 pub mod limit;
+pub mod retry;
 pub mod route;
 pub mod stream;
 
