@@ -24,6 +24,10 @@ bench *ARGS:
 bench-quick:
     cargo xtask bench --quick
 
+# fleet benchmark: quota-aware routing over a simulated free fleet at 80 % and 120 % load
+bench-fleet:
+    cargo xtask bench --fleet
+
 # run the upstream simulator on :9000
 sim:
     cargo run -p freeway-sim -- --listen 127.0.0.1:9000

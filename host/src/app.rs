@@ -18,6 +18,8 @@ pub struct App {
     pub store: crate::store::Store,
     /// every quota pool's counters
     pub ledger: Arc<crate::quota::Ledger>,
+    /// the gateway's limits on its own clients
+    pub client_limits: crate::pipeline::admit::ClientLimits,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
 }
@@ -39,6 +41,7 @@ impl App {
             usage: UsageSink::start(Some(store.clone())),
             store,
             ledger,
+            client_limits: crate::pipeline::admit::ClientLimits::default(),
             runtime,
             shutting_down: AtomicBool::new(false),
         }))

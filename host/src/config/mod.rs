@@ -41,7 +41,24 @@ pub struct Config {
     #[serde(default)]
     pub quota: QuotaConfig,
     #[serde(default)]
+    pub client_limits: ClientLimitsConfig,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+}
+
+/// The gateway's own limits on its clients, per minute (0 = none). Per key means per entry of
+/// `[server] api_keys`.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientLimitsConfig {
+    /// requests per minute, all clients together
+    pub rpm: u32,
+    /// tokens per minute (prompt estimate + max_tokens), all clients together
+    pub tpm: u32,
+    /// requests per minute for each client key
+    pub per_key_rpm: u32,
+    /// tokens per minute for each client key
+    pub per_key_tpm: u32,
 }
 
 /// Where the quota ledger lives.

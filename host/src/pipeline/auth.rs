@@ -2,7 +2,7 @@
 //! `Authorization: Bearer <key>` (or `x-api-key`). Compared in constant time.
 
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::ServerConfig;
 use crate::errors::{ErrorKind, GatewayError};
@@ -16,9 +16,10 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<(), GatewayError> {
+/// Which of `server.api_keys` the client presented (`None` when no keys are configured).
+pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
     if server.api_keys.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let Some(key) = presented(headers) else {
         return Err(GatewayError::new(
@@ -28,11 +29,14 @@ pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<(), GatewayEr
     };
     // check every key so timing does not reveal which one was close
     let mut ok = subtle::Choice::from(0);
-    for k in &server.api_keys {
-        ok |= k.expose().as_bytes().ct_eq(key.as_bytes());
+    let mut which = 0u64;
+    for (i, k) in server.api_keys.iter().enumerate() {
+        let eq = k.expose().as_bytes().ct_eq(key.as_bytes());
+        ok |= eq;
+        which = u64::conditional_select(&which, &(i as u64), eq);
     }
     if bool::from(ok) {
-        Ok(())
+        Ok(usize::try_from(which).ok())
     } else {
         Err(GatewayError::new(ErrorKind::InvalidApiKey, "Incorrect API key provided."))
     }
@@ -61,12 +65,12 @@ mod tests {
     #[test]
     fn keys_are_required_and_compared() {
         let s = server(&["fw-one", "fw-two"]);
-        assert!(check(&s, &headers("Bearer fw-two")).is_ok());
+        assert_eq!(check(&s, &headers("Bearer fw-two")).unwrap(), Some(1));
         assert_eq!(check(&s, &headers("Bearer fw-three")).unwrap_err().kind, ErrorKind::InvalidApiKey);
         assert_eq!(check(&s, &HeaderMap::new()).unwrap_err().kind, ErrorKind::InvalidApiKey);
         let mut h = HeaderMap::new();
         h.insert("x-api-key", "fw-one".parse().unwrap());
-        assert!(check(&s, &h).is_ok());
+        assert_eq!(check(&s, &h).unwrap(), Some(0));
     }
 
     #[test]

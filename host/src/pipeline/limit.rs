@@ -107,13 +107,20 @@ pub fn actual(usage: Option<&Usage>, estimate: Cost) -> Cost {
     }
 }
 
-/// Settle after an attempt that failed: a request the provider never received costs nothing;
-/// one it answered with an error counts as a request (its tokens were not spent).
+/// Settle after an attempt that failed: a request the provider never received, or failed on its
+/// own side (5xx), costs nothing; one it refused or that timed out counts as a request (its
+/// tokens were not spent).
 pub fn settle_failed(app: &App, r: Option<Reservation>, e: &GatewayError) {
     let Some(r) = r else { return };
-    let never_sent =
-        matches!(e.kind, ErrorKind::UpstreamUnreachable | ErrorKind::ComponentFailed | ErrorKind::ComponentDenied);
-    if never_sent {
+    let not_counted = matches!(
+        e.kind,
+        ErrorKind::UpstreamUnreachable
+            | ErrorKind::ComponentFailed
+            | ErrorKind::ComponentDenied
+            | ErrorKind::UpstreamServerError
+            | ErrorKind::UpstreamOverloaded
+    );
+    if not_counted {
         app.ledger.release(r);
     } else {
         app.ledger.settle(r, Cost { requests: 1, ..Cost::default() });

@@ -6,6 +6,9 @@
 //!                      what the gateway reads (model, messages, stream, max tokens);
 //!                      unknown fields are kept verbatim                       (ingress.rs)
 //!            auth      the gateway's client keys, if configured (constant time) (auth.rs)
+//!            admit     the gateway's own client limits (requests and tokens per
+//!                      minute, global and per client key; GCRA): over = 429
+//!                      with the Retry-After at which it would conform         (admit.rs)
 //!            classify  what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (classify.rs)
 //!            route     the snapshot's routes for the model (`model` or
@@ -40,6 +43,7 @@
 //! `server::edge`.
 
 pub mod account;
+pub mod admit;
 pub mod auth;
 pub mod classify;
 pub mod dispatch;
@@ -62,9 +66,10 @@ use crate::errors::GatewayError;
 pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Result<Response, GatewayError> {
     let started = Instant::now();
     let snapshot = app.registry.snapshot();
-    auth::check(&snapshot.config.server, headers)?;
+    let client = auth::check(&snapshot.config.server, headers)?;
     let req = ingress::parse(headers, &body)?;
     let needs = classify::needs(&req);
+    app.client_limits.admit(&snapshot.config, client, &needs)?;
     let candidates = route::candidates(&snapshot, &req, &needs)?;
     dispatch::run(app, &snapshot, &req, &needs, &candidates, started).await
 }

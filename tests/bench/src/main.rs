@@ -10,8 +10,13 @@
 //! - the wasm cost per request (instantiate + guest calls), in-process
 //!
 //! Results go to stdout and `target/bench/latest.json`.
+//!
+//! `freeway-bench --fleet` runs the fleet benchmark instead (see `fleet.rs`): quota-aware
+//! routing over a simulated free fleet at 80 % and 120 % of its capacity
+//! (`target/bench/fleet.json`).
 
 mod client;
+mod fleet;
 mod procs;
 mod wasm;
 
@@ -256,6 +261,28 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     Ok(result)
 }
 
+fn fleet_main() {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("freeway-bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(fleet::run()) {
+        Ok(result) => {
+            let dir = procs::root().join("target/bench");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join("fleet.json"), serde_json::to_string_pretty(&result).unwrap_or_default());
+            println!("\nwritten to target/bench/fleet.json");
+        }
+        Err(e) => {
+            eprintln!("freeway-bench --fleet: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
@@ -266,6 +293,10 @@ fn main() {
         gateway_core: value("--gateway-core").unwrap_or_else(|| "1".into()),
         other_cores: value("--other-cores").unwrap_or_else(|| "0".into()),
     };
+    if args.iter().any(|a| a == "--fleet") {
+        fleet_main();
+        return;
+    }
     if procs::pin_self(&opts.other_cores) {
         return;
     }

@@ -40,7 +40,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(cores: &str, program: &Path, args: &[&str], marker: &str) -> Result<Proc, String> {
+    pub fn spawn(cores: &str, program: &Path, args: &[&str], marker: &str) -> Result<Proc, String> {
         if !program.exists() {
             return Err(format!("{} is missing: run `cargo xtask build --release`", program.display()));
         }

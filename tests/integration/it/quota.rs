@@ -189,3 +189,27 @@ async fn two_gateway_processes_on_one_redis_respect_one_accounts_rpm_and_rpd_tog
         "the provider saw only what its limits allow"
     );
 }
+
+#[tokio::test]
+async fn client_limits_per_key_refuse_with_an_honest_retry_after_before_any_upstream_call() {
+    let sim = Sim::start().await;
+    let providers =
+        format!("[client_limits]\nper_key_rpm = 2\n\n{}", provider("local", &sim.base(), &["sk-up-1"], &["m"]));
+    let opts = Opts { server: "api_keys = [\"fw-client-one\", \"fw-client-two\"]".into(), ..Opts::default() };
+    let gw = Gateway::start_opts(&providers, opts).await;
+    let send = |key: &'static str| {
+        let url = gw.url("/v1/chat/completions");
+        async move { http().post(url).bearer_auth(key).json(&chat_body("m")).send().await.unwrap() }
+    };
+    assert_eq!(send("fw-client-one").await.status(), 200);
+    assert_eq!(send("fw-client-one").await.status(), 200);
+    let r = send("fw-client-one").await;
+    assert_eq!(r.status(), 429);
+    // two a minute: the next one conforms in (just under) 30 s
+    let secs = header_u64(&r, "retry-after");
+    assert!((29..=30).contains(&secs), "Retry-After {secs}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(send("fw-client-two").await.status(), 200, "the other key has its own allowance");
+    assert_eq!(chat_requests(&sim).await, 3);
+}

@@ -52,6 +52,10 @@ pub struct UpstreamConfig {
     pub reply_tokens: u32,
     /// Per-key limits; absent = unlimited.
     pub limits: Option<LimitsConfig>,
+    /// Answer this many chat requests per thousand with a 500 (pseudo-random, reproducible;
+    /// they do not count against the limits).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub error_per_mille: u32,
     /// Per-model limits, by model id: a model listed here is counted per (key, model) against
     /// these limits instead of `limits`, and its responses' rate-limit headers report them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -70,9 +74,14 @@ impl Default for UpstreamConfig {
             token_delay_ms: 0,
             reply_tokens: 12,
             limits: None,
+            error_per_mille: 0,
             model_limits: BTreeMap::new(),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Per-key limits of one upstream; each absent axis is unlimited.

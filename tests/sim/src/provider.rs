@@ -100,6 +100,15 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     response
 }
 
+/// A reproducible number in 0..1000 for request `seq` (splitmix64).
+fn random_per_mille(seq: u64) -> u32 {
+    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    u32::try_from(z % 1000).unwrap_or(0)
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
@@ -223,6 +232,15 @@ impl Ctx<'_> {
             }),
             _ => None,
         };
+        if config.error_per_mille > 0 && random_per_mille(self.seq) < config.error_per_mille {
+            sleep_ms(config.latency_ms).await;
+            return self.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Simulated random server error.",
+                "server_error",
+                Some("internal_error"),
+            );
+        }
         let mut reply = chat::plan(&request, config.reply_tokens, self.seq, self.now_ms / 1000, custom);
         let mut headers = Vec::new();
         if let Some(decision) = self.upstream.acquire(self.key.unwrap_or(""), request.model, reply.tokens, self.now_ms)
