@@ -7,6 +7,8 @@
 //! - a rate limit (429) cools it down until the provider's retry time
 //! - upstream errors (5xx, timeouts) cool it down briefly, doubling while they repeat
 //! - a success clears the error streak
+//! - when a rest ends, a single request probes the account (half-open): others pass it by until
+//!   the probe answers (or is 30 s old), so a recovering account is not stampeded
 //!
 //! Time is passed in, so the state machine is tested without sleeping.
 
@@ -53,11 +55,26 @@ const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
 const FIRST_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(2);
 const MAX_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(60);
 
+/// How long a probe may stay unanswered before another request may probe.
+const PROBE_STALE: Duration = Duration::from_secs(30);
+
+/// The half-open probe after a rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// nothing to prove
+    None,
+    /// a rest ended: the next request probes
+    Needed,
+    /// a probe is out since then
+    InFlight(Instant),
+}
+
 #[derive(Debug)]
 struct State {
     health: Health,
     /// consecutive upstream failures
     streak: u32,
+    probe: Probe,
 }
 
 /// The live health of one account, shared by every snapshot that has the account.
@@ -68,7 +85,7 @@ pub struct AccountHealth {
 
 impl Default for AccountHealth {
     fn default() -> Self {
-        Self { state: Mutex::new(State { health: Health::Ok, streak: 0 }) }
+        Self { state: Mutex::new(State { health: Health::Ok, streak: 0, probe: Probe::None }) }
     }
 }
 
@@ -77,16 +94,51 @@ impl AccountHealth {
         self.state.lock().health.clone()
     }
 
-    /// Whether the account may take a request at `now`; expired cool-downs end here.
+    /// Whether the account may take a request at `now`; expired cool-downs end here (and call
+    /// for a probe). An account with a probe out is not available to others.
     pub fn available(&self, now: Instant) -> bool {
         let mut s = self.state.lock();
         match &s.health {
-            Health::Ok => true,
+            Health::Ok => !matches!(s.probe, Probe::InFlight(t) if now.saturating_duration_since(t) < PROBE_STALE),
             Health::Cooling { until, .. } if *until <= now => {
                 s.health = Health::Ok;
+                s.probe = Probe::Needed;
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Claim the account for a request about to be sent: false when it may not take it now
+    /// (another request is probing it, or it went to rest or was disabled meanwhile). The
+    /// first request after a rest becomes its probe.
+    pub fn begin(&self, now: Instant) -> bool {
+        let mut s = self.state.lock();
+        match &s.health {
+            Health::Disabled { .. } => return false,
+            Health::Cooling { until, hard: true, .. } if *until > now => return false,
+            Health::Cooling { until, .. } if *until <= now => {
+                s.health = Health::Ok;
+                s.probe = Probe::Needed;
+            }
+            _ => {}
+        }
+        match s.probe {
+            Probe::None => true,
+            Probe::InFlight(t) if now.saturating_duration_since(t) < PROBE_STALE => false,
+            Probe::Needed | Probe::InFlight(_) => {
+                s.probe = Probe::InFlight(now);
+                true
+            }
+        }
+    }
+
+    /// The upstream answered in a way that says nothing against the account (a client mistake):
+    /// a probe is over.
+    pub fn answered(&self) {
+        let mut s = self.state.lock();
+        if matches!(s.probe, Probe::InFlight(_)) {
+            s.probe = Probe::None;
         }
     }
 
@@ -106,6 +158,7 @@ impl AccountHealth {
     pub fn success(&self) {
         let mut s = self.state.lock();
         s.streak = 0;
+        s.probe = Probe::None;
         if matches!(s.health, Health::Cooling { .. }) {
             s.health = Health::Ok;
         }
@@ -114,6 +167,8 @@ impl AccountHealth {
     /// Record a failure; returns the new state.
     pub fn failure(&self, trouble: Trouble, reason: &str, now: Instant) -> Health {
         let mut s = self.state.lock();
+        // a failed probe: the next rest ends with a probe again
+        s.probe = Probe::None;
         s.health = match trouble {
             Trouble::Rejected => {
                 Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + FIRST_RECHECK, checks: 0 }
@@ -169,6 +224,7 @@ impl AccountHealth {
         if passed {
             s.health = Health::Ok;
             s.streak = 0;
+            s.probe = Probe::None;
             return;
         }
         if let Health::Disabled { reason: r, checks, next_check, .. } = &mut s.health {
@@ -186,6 +242,7 @@ impl AccountHealth {
         let mut s = self.state.lock();
         s.health = Health::Ok;
         s.streak = 0;
+        s.probe = Probe::None;
     }
 }
 
@@ -310,5 +367,48 @@ mod tests {
         h.failure(Trouble::RateLimited(Some(Duration::from_secs(1))), "429", t0);
         assert!(matches!(h.get(), Health::Disabled { .. }));
         assert!(describe(&h.get(), t0).starts_with("disabled (re-check in 60 s): revoked"));
+    }
+
+    #[test]
+    fn only_one_probe_goes_out_when_a_rest_ends() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        assert!(h.begin(t0) && h.begin(t0), "a healthy account takes every request");
+        h.failure(Trouble::RateLimited(Some(Duration::from_secs(10))), "429", t0);
+        assert!(!h.begin(t0 + Duration::from_secs(9)), "not before the retry time");
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(h.available(t1));
+        assert!(h.begin(t1), "the first request after the rest is the probe");
+        assert!(!h.begin(t1), "the others wait for it");
+        assert!(!h.available(t1 + Duration::from_secs(1)), "routing passes the account by meanwhile");
+        h.success();
+        assert!(h.begin(t1) && h.begin(t1), "a successful probe opens the account again");
+    }
+
+    #[test]
+    fn a_failed_probe_rests_again_and_a_lost_probe_is_replaced() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::Upstream, "502", t0);
+        let t1 = t0 + Duration::from_secs(2);
+        assert!(h.begin(t1));
+        h.failure(Trouble::Upstream, "502 again", t1);
+        assert!(!h.available(t1 + Duration::from_secs(3)), "a longer rest the second time");
+        let t2 = t1 + Duration::from_secs(4);
+        assert!(h.begin(t2), "the next probe");
+        assert!(!h.begin(t2 + Duration::from_secs(29)));
+        assert!(h.begin(t2 + Duration::from_secs(30)), "a probe unanswered for 30 s is replaced");
+        h.answered();
+        assert!(h.begin(t2 + Duration::from_secs(31)) && h.begin(t2 + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn out_of_credit_disables_until_a_recheck_six_hours_later() {
+        let h = AccountHealth::default();
+        let t0 = Instant::now();
+        h.failure(Trouble::OutOfCredit, "402 insufficient credits", t0);
+        assert!(!h.begin(t0 + Duration::from_secs(3600)));
+        assert!(!h.check_due(t0 + Duration::from_secs(6 * 3600 - 1)));
+        assert!(h.check_due(t0 + Duration::from_secs(6 * 3600)));
     }
 }

@@ -51,6 +51,7 @@ pub async fn run(
     let mut blocked = Vec::new();
     let mut prompt = limit::PromptTokens::default();
     let mut sent = 0usize;
+    let mut probing = 0usize;
     let mut pacer = super::retry::Pacer::new(Duration::from_millis(snapshot.config.upstream.retry_budget_ms));
     for cand in candidates {
         if sent >= budget {
@@ -68,6 +69,14 @@ pub async fn run(
                 continue;
             }
         };
+        // half-open: the first request after an account's rest probes it alone
+        if !cand.account.health.begin(Instant::now()) {
+            if let Some(r) = reservation {
+                app.ledger.release(r);
+            }
+            probing += 1;
+            continue;
+        }
         if !pacer.before(&cand.route.provider.id).await {
             if let Some(r) = reservation {
                 app.ledger.release(r);
@@ -114,6 +123,16 @@ pub async fn run(
             failures.push(e);
         }
     }
+    if failures.is_empty() && probing > 0 {
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamRateLimited,
+            format!(
+                "Every account that serves `{}` is being re-checked after a rest ({probing} probe(s) out); try again in a moment.",
+                req.model
+            ),
+        )
+        .with_retry_after(Some(Duration::from_secs(1))));
+    }
     let err = summarize(failures);
     if let Some(last) = candidates.first() {
         app.usage.record(UsageRecord {
@@ -151,7 +170,10 @@ fn note_trouble(cand: &Candidate, e: &GatewayError) {
         | ErrorKind::UpstreamUnreachable
         | ErrorKind::UpstreamInvalidResponse
         | ErrorKind::UpstreamStreamInterrupted => Trouble::Upstream,
-        _ => return,
+        _ => {
+            cand.account.health.answered();
+            return;
+        }
     };
     let now = Instant::now();
     let account = &cand.account;
