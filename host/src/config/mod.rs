@@ -42,8 +42,21 @@ pub struct Config {
     pub quota: QuotaConfig,
     #[serde(default)]
     pub client_limits: ClientLimitsConfig,
+    /// aliases and fallback chains: `[[routes]] model = "chat"`, `fallback_chain = [...]`
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+}
+
+/// A model name clients may ask for (a new alias, or a served model) and the models to fall back
+/// to, in order, after its own providers (`provider/model` or a model id).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub model: String,
+    #[serde(default)]
+    pub fallback_chain: Vec<String>,
 }
 
 /// The gateway's own limits on its clients, per minute (0 = none). Per key means per entry of
@@ -260,6 +273,8 @@ pub struct UpstreamConfig {
     pub max_attempts: u32,
     /// no new attempt starts this long after the request arrived, however many accounts are left
     pub retry_budget_ms: u64,
+    /// when a model refuses a request on content policy, try the next model instead of failing
+    pub fallback_on_content_policy: bool,
     /// largest upstream response body read for non-streaming calls, in bytes
     pub max_response_bytes: usize,
     /// if set, the only hosts any upstream call may reach (checked before any DNS lookup);
@@ -275,6 +290,7 @@ impl Default for UpstreamConfig {
             request_timeout_ms: 300_000,
             max_attempts: 3,
             retry_budget_ms: 20_000,
+            fallback_on_content_policy: false,
             max_response_bytes: 32 * 1024 * 1024,
             egress_hosts: Vec::new(),
         }

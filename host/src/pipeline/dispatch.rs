@@ -52,10 +52,17 @@ pub async fn run(
     let mut prompt = limit::PromptTokens::default();
     let mut sent = 0usize;
     let mut probing = 0usize;
+    let mut refused_models: Vec<(&str, &str)> = Vec::new();
+    let mut context_floor: Option<u32> = None;
     let mut pacer = super::retry::Pacer::new(Duration::from_millis(snapshot.config.upstream.retry_budget_ms));
     for cand in candidates {
         if sent >= budget {
             break;
+        }
+        if refused_models.iter().any(|(p, m)| *p == cand.route.provider.id && *m == cand.route.model)
+            || context_floor.is_some_and(|floor| context_window(cand).is_some_and(|w| w <= floor))
+        {
+            continue;
         }
         let cost = limit::estimate(app, req, needs, cand, &mut prompt);
         let mut reservation = match limit::reserve(app, cand, cost).await {
@@ -103,7 +110,18 @@ pub async fn run(
                     provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
                     code = e.kind.spec().code, "attempt {attempts} failed: {}", e.message
                 );
-                let retry = e.retryable();
+                // a model that refused the request itself: its other accounts would too; after a
+                // context-window refusal only models with a larger (or unknown) window are tried
+                let moves_model = e.kind == ErrorKind::ContextLengthExceeded
+                    || (e.kind == ErrorKind::ContentPolicy && snapshot.config.upstream.fallback_on_content_policy);
+                if moves_model {
+                    refused_models.push((cand.route.provider.id.as_str(), cand.route.model.as_str()));
+                    if e.kind == ErrorKind::ContextLengthExceeded {
+                        let w = context_window(cand).unwrap_or(0);
+                        context_floor = Some(context_floor.map_or(w, |f: u32| f.max(w)));
+                    }
+                }
+                let retry = e.retryable() || moves_model;
                 failures.push(e);
                 if !retry {
                     break;
@@ -149,6 +167,11 @@ pub async fn run(
         });
     }
     Err(err)
+}
+
+/// The candidate model's context window, when known.
+fn context_window(cand: &Candidate) -> Option<u32> {
+    cand.route.provider.models.iter().find(|m| m.info.id == cand.route.model).and_then(|m| m.info.context_window)
 }
 
 /// What a failed attempt says about the account: a refused credential disables it, a rate

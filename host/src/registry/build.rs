@@ -304,7 +304,27 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             }
         }
     }
-    let models_body = render_models(&providers);
+    // [[routes]]: a name's own routes, then its fallback chain's, in order (each route once)
+    for r in &inp.config.routes {
+        let mut list: Vec<Route> = index.get(&r.model).cloned().unwrap_or_default();
+        for m in &r.fallback_chain {
+            let Some(routes) = index.get(m) else {
+                tracing::warn!("[[routes]] `{}`: `{m}` in its fallback chain is not served by any provider", r.model);
+                continue;
+            };
+            for route in routes {
+                if !list.iter().any(|x| Arc::ptr_eq(&x.provider, &route.provider) && x.model == route.model) {
+                    list.push(route.clone());
+                }
+            }
+        }
+        if list.is_empty() {
+            problems.push(format!("[[routes]] `{}`: nothing in its fallback chain is served", r.model));
+        } else {
+            index.insert(r.model.clone(), list);
+        }
+    }
+    let models_body = render_models(&providers, &inp.config.routes);
     let mut policies: Vec<_> = inp.policies.values().cloned().collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
     Snapshot {
@@ -321,7 +341,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
 }
 
 /// `/v1/models`: each model id once, in provider order, with the providers serving it.
-fn render_models(providers: &[Arc<ProviderEntry>]) -> Bytes {
+fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::RouteConfig]) -> Bytes {
     let mut order: Vec<&str> = Vec::new();
     let mut by_id: HashMap<&str, (Vec<&str>, &wit::ModelInfo)> = HashMap::new();
     for p in providers {
@@ -333,7 +353,7 @@ fn render_models(providers: &[Arc<ProviderEntry>]) -> Bytes {
             e.0.push(p.id.as_str());
         }
     }
-    let data: Vec<serde_json::Value> = order
+    let mut data: Vec<serde_json::Value> = order
         .iter()
         .filter_map(|id| by_id.get(id).map(|e| (id, e)))
         .map(|(id, (provs, info))| {
@@ -360,5 +380,14 @@ fn render_models(providers: &[Arc<ProviderEntry>]) -> Bytes {
             })
         })
         .collect();
+    for r in routes.iter().filter(|r| !by_id.contains_key(r.model.as_str())) {
+        data.push(json!({
+            "id": r.model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "freeway",
+            "fallback_chain": r.fallback_chain,
+        }));
+    }
     Bytes::from(serde_json::to_vec(&json!({ "object": "list", "data": data })).unwrap_or_default())
 }

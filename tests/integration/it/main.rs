@@ -16,6 +16,7 @@ mod cohere;
 mod config_files;
 mod discovery;
 mod durability;
+mod fallback;
 mod gemini;
 mod hot_reload;
 mod quota;
