@@ -51,7 +51,7 @@ pub enum Trouble {
 const FIRST_RECHECK: Duration = Duration::from_secs(60);
 const MAX_RECHECK: Duration = Duration::from_secs(3600);
 const CREDIT_RECHECK: Duration = Duration::from_secs(6 * 3600);
-const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
 const FIRST_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(2);
 const MAX_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(60);
 

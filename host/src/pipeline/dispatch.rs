@@ -104,7 +104,7 @@ pub async fn run(
             }
             Err(e) => {
                 limit::settle_failed(app, reservation.take(), &e);
-                note_trouble(cand, &e);
+                note_trouble(&app.ledger, cand, &e);
                 pacer.failed(&cand.route.provider.id, &e);
                 tracing::warn!(
                     provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
@@ -177,7 +177,7 @@ fn context_window(cand: &Candidate) -> Option<u32> {
 /// What a failed attempt says about the account: a refused credential disables it, a rate
 /// limit rests its whole quota pool, upstream trouble rests it briefly. Client mistakes and
 /// component failures say nothing about the account.
-fn note_trouble(cand: &Candidate, e: &GatewayError) {
+fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayError) {
     let trouble = match e.kind {
         ErrorKind::UpstreamAuth => Trouble::Rejected,
         ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
@@ -201,10 +201,14 @@ fn note_trouble(cand: &Candidate, e: &GatewayError) {
     let now = Instant::now();
     let account = &cand.account;
     match trouble {
-        Trouble::RateLimited(_) => {
+        Trouble::RateLimited(after) => {
             for a in cand.route.provider.pool_of(account) {
                 a.health.failure(trouble, &e.message, now);
             }
+            // and every gateway sharing Redis rests the pool too
+            let rest = after.unwrap_or(crate::accounts::health::DEFAULT_RATE_LIMIT);
+            let p = &cand.route.provider;
+            ledger.cool_down(&account.quota_pool, &p.quota_plan, &cand.route.model, rest, &e.message);
         }
         Trouble::Rejected | Trouble::OutOfCredit => {
             account.health.failure(trouble, &e.message, now);

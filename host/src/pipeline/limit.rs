@@ -92,7 +92,8 @@ pub fn estimate(app: &App, req: &ChatBody<'_>, needs: &Needs, cand: &Candidate, 
 
 /// Reserve the request's cost in the candidate's pool.
 pub async fn reserve(app: &App, cand: &Candidate, cost: Cost) -> Result<Option<Reservation>, Blocked> {
-    if cost == Cost::default() {
+    // nothing to count: only a shared Redis may still hold a rest for the pool
+    if cost == Cost::default() && app.ledger.remote().is_none_or(|r| !r.is_up()) {
         return Ok(None);
     }
     let p = &cand.route.provider;

@@ -261,6 +261,14 @@ impl Ledger {
         }))
     }
 
+    /// A provider rate-limited `pool`: with Redis, every gateway rests it too (locally the
+    /// accounts' health does).
+    pub fn cool_down(&self, pool: &Arc<PoolQuota>, plan: &Arc<QuotaPlan>, model: &str, rest: Duration, reason: &str) {
+        if let Some(remote) = &self.remote {
+            remote.cool_down(pool, plan, model, rest, reason);
+        }
+    }
+
     /// Replace a reservation's estimate with the real cost.
     pub fn settle(&self, r: Reservation, actual: Cost) {
         let now = now_ms();

@@ -38,6 +38,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member = ARGV[1]
 local force = ARGV[2] == '1'
 local n = (#ARGV - 2) / 6
+if not force then
+  local cool = redis.call('PTTL', KEYS[2 * n + 2])
+  if cool > 0 then return { 0, now + cool, 0, 0, 0, now } end
+end
 local state = {}
 local worst_at, worst_i, worst_used, worst_limit = nil, 0, 0, 0
 for i = 1, n do
@@ -103,6 +107,13 @@ for i = 1, n do
   end
 end
 return out
+";
+
+/// Rest a pool (after a provider's 429) for every instance: never shortens a longer rest.
+const COOL: &str = r"
+local ms = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], ARGV[2], 'PX', ms) end
+return 1
 ";
 
 const SETTLE: &str = r"
@@ -201,6 +212,7 @@ pub struct Remote {
     reserve: Script,
     settle: Script,
     observe: Script,
+    cool: Script,
 }
 
 impl std::fmt::Debug for Remote {
@@ -240,6 +252,7 @@ impl Remote {
             reserve: Script::new(RESERVE),
             settle: Script::new(SETTLE),
             observe: Script::new(OBSERVE),
+            cool: Script::new(COOL),
         });
         if remote.ping().await {
             remote.up.store(true, Ordering::Relaxed);
@@ -319,14 +332,16 @@ impl Remote {
         true
     }
 
+    /// The reserve script's keys: learned limits, each counter's pair, the pool's shared rest.
     fn keys(base: &str, args: &[CounterArg]) -> Vec<String> {
-        let mut keys = Vec::with_capacity(1 + 2 * args.len());
+        let mut keys = Vec::with_capacity(2 + 2 * args.len());
         keys.push(format!("{base}:learned"));
         for a in args {
             let c = code(a.dim, a.window);
             keys.push(format!("{base}:{c}"));
             keys.push(format!("{base}:{c}:amt"));
         }
+        keys.push(format!("{base}:cool"));
         keys
     }
 
@@ -355,10 +370,8 @@ impl Remote {
         rid: u64,
     ) -> Result<Vec<Taken>, Failure> {
         let now = now_ms();
+        // with no counters the script still checks the pool's shared rest
         let (scope, args) = pool.remote_args(plan, model, cost, now);
-        if args.is_empty() {
-            return Ok(Vec::new());
-        }
         let keys = Self::keys(&base(pool, &scope), &args);
         let argv = self.reserve_args(rid, false, &args);
         let mut inv = self.reserve.prepare_invoke();
@@ -398,7 +411,10 @@ impl Remote {
                 CounterState { dim: a.dim, window: a.window, limit: num(4).unwrap_or(0), used: num(3).unwrap_or(0) }
                     .describe(plan, a.amount, until, now)
             }
-            None => "a shared limit is reached".to_owned(),
+            None => format!(
+                "resting after the provider's rate limit (shared), {} s left",
+                until.unwrap_or(now).saturating_sub(now).div_ceil(1000)
+            ),
         };
         Err(Failure::Blocked(Blocked { until_ms: until, reason }))
     }
@@ -460,6 +476,25 @@ impl Remote {
             }
             let mut conn = me.conn.clone();
             let r: redis::RedisResult<i64> = inv.invoke_async(&mut conn).await;
+            if let Err(e) = r {
+                me.went_down(&e.to_string());
+            }
+        });
+    }
+
+    /// Rest `pool` for every gateway sharing this Redis (off the request path).
+    pub fn cool_down(self: &Arc<Self>, pool: &PoolQuota, plan: &QuotaPlan, model: &str, rest: Duration, reason: &str) {
+        if !self.is_up() || rest.is_zero() {
+            return;
+        }
+        let scope = PoolQuota::scope(plan.for_model(model), model).to_owned();
+        let key = format!("{}:cool", base(pool, &scope));
+        let ms = rest.as_millis().to_string();
+        let reason: String = reason.chars().take(200).collect();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut conn = me.conn.clone();
+            let r: redis::RedisResult<i64> = me.cool.key(&key).arg(&ms).arg(&reason).invoke_async(&mut conn).await;
             if let Err(e) = r {
                 me.went_down(&e.to_string());
             }

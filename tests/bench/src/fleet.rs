@@ -124,7 +124,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn sim_429s(client: &reqwest::Client, port: u16) -> u64 {
     let stats: Value = match client.get(format!("http://127.0.0.1:{port}/_sim/stats")).send().await {
-        Ok(r) => r.json().await.unwrap_or_default(),
+        Ok(r) => r.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default(),
         Err(_) => Value::Null,
     };
     stats["by_status"]["429"].as_u64().unwrap_or(0)
@@ -176,7 +176,12 @@ async fn level(factor: f64, cores: &str) -> Result<Value, String> {
             let rule = json!({ "rules": [{ "match": { "prefix": "/b/v1" },
                 "action": { "type": "status", "status": 503,
                             "body": { "error": { "message": "Service temporarily unavailable", "type": "server_error" } } } }] });
-            let _ = client.post(format!("http://127.0.0.1:{sim_port}/_sim/script")).json(&rule).send().await;
+            let _ = client
+                .post(format!("http://127.0.0.1:{sim_port}/_sim/script"))
+                .header("content-type", "application/json")
+                .body(rule.to_string())
+                .send()
+                .await;
             tokio::time::sleep(Duration::from_secs(OUTAGE.1 - OUTAGE.0)).await;
             let _ = client.delete(format!("http://127.0.0.1:{sim_port}/_sim/script")).send().await;
         })

@@ -128,7 +128,8 @@ fn redis_url() -> Option<String> {
 async fn two_gateway_processes_on_one_redis_respect_one_accounts_rpm_and_rpd_together() {
     let Some(redis) = redis_url() else { return };
     const KEY: &str = "sk-shared-account-7777";
-    let sim = Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": [KEY], "models": ["m", "d"]}]})).await;
+    let sim =
+        Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": [KEY], "models": ["m", "d", "c"]}]})).await;
     // fresh key names for every run: the pool is named after the provider and its key
     let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     let mut dirs = Vec::new();
@@ -149,7 +150,8 @@ async fn two_gateway_processes_on_one_redis_respect_one_accounts_rpm_and_rpd_tog
                  [storage]\nurl = \"sqlite://{p}/freeway.db\"\n\n[quota]\nstate_file = \"{p}/quota.json\"\nredis_url = \"{redis}\"\n\n\
                  [upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
                  [[providers]]\nid = \"rpm{nonce}\"\nbase_url = \"{base}\"\napi_keys = [\"{KEY}\"]\nmodels = [\"m\"]\nlimits = {{ rpm = 4 }}\n\n\
-                 [[providers]]\nid = \"rpd{nonce}\"\nbase_url = \"{base}\"\napi_keys = [\"{KEY}\"]\nmodels = [\"d\"]\nlimits = {{ rpd = 3 }}\n",
+                 [[providers]]\nid = \"rpd{nonce}\"\nbase_url = \"{base}\"\napi_keys = [\"{KEY}\"]\nmodels = [\"d\"]\nlimits = {{ rpd = 3 }}\n\n\
+                 [[providers]]\nid = \"cool{nonce}\"\nbase_url = \"{base}\"\napi_keys = [\"{KEY}\"]\nmodels = [\"c\"]\n",
                 p = p.display(),
                 base = sim.base(),
             ),
@@ -179,15 +181,17 @@ async fn two_gateway_processes_on_one_redis_respect_one_accounts_rpm_and_rpd_tog
         assert_eq!(ok, limit, "{model}: exactly the shared limit is served across both gateways: {statuses:?}");
         assert_eq!(limited, total - limit, "{model}: the rest are refused before sending: {statuses:?}");
     }
-    assert_eq!(
-        sim.requests()
-            .await
-            .iter()
-            .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/chat/completions")))
-            .count(),
-        7,
-        "the provider saw only what its limits allow"
-    );
+    assert_eq!(chat_requests(&sim).await, 7, "the provider saw only what its limits allow");
+    // a 429 seen by one gateway rests the pool for the other too
+    sim.script(
+        json!([{ "match": { "model": "c" }, "times": 1, "action": { "type": "rate_limit", "retry_after_s": 30 } }]),
+    )
+    .await;
+    assert_eq!(send(ports[0], "c").await, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let statuses = futures_util::future::join_all((0..3).map(|_| send(ports[1], "c"))).await;
+    assert_eq!(statuses, [429, 429, 429], "the other gateway does not ask the resting account");
+    assert_eq!(chat_requests(&sim).await, 8, "one upstream 429, nothing more");
 }
 
 #[tokio::test]
