@@ -20,6 +20,8 @@ pub struct App {
     pub ledger: Arc<crate::quota::Ledger>,
     /// the gateway's limits on its own clients
     pub client_limits: crate::pipeline::admit::ClientLimits,
+    /// times to first byte, for hedged routes
+    pub latencies: crate::pipeline::hedge::Latencies,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
 }
@@ -42,6 +44,7 @@ impl App {
             store,
             ledger,
             client_limits: crate::pipeline::admit::ClientLimits::default(),
+            latencies: crate::pipeline::hedge::Latencies::default(),
             runtime,
             shutting_down: AtomicBool::new(false),
         }))

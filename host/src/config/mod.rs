@@ -57,6 +57,9 @@ pub struct RouteConfig {
     pub model: String,
     #[serde(default)]
     pub fallback_chain: Vec<String>,
+    /// when the first candidate is slower than its p95 time to first byte, start the next too
+    #[serde(default)]
+    pub hedge: bool,
 }
 
 /// The gateway's own limits on its clients, per minute (0 = none). Per key means per entry of

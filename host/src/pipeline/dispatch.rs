@@ -18,7 +18,7 @@ use super::classify::Needs;
 use super::limit;
 use super::route::Candidate;
 use super::stream::{Relay, RelayInfo};
-use crate::accounts::Trouble;
+use super::walk::{Ready, Walk};
 use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{ProviderEntry, Snapshot};
@@ -31,12 +31,13 @@ use crate::wire::types::{CompletionPeek, Usage};
 /// Largest upstream error body read (and shown to the provider component).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-enum Reply {
+pub(super) enum Reply {
     Json { body: Bytes, usage: Option<Usage> },
     Stream(Box<Relay>),
 }
 
-/// Try the candidates; the response of the first that answers.
+/// Try the candidates; the response of the first that answers. On a hedged route the first
+/// attempt races a second one once it is slower than its usual time to first byte.
 pub async fn run(
     app: &App,
     snapshot: &Snapshot,
@@ -45,204 +46,52 @@ pub async fn run(
     candidates: &[Candidate],
     started: Instant,
 ) -> Result<Response, GatewayError> {
-    let budget = usize::try_from(snapshot.config.upstream.max_attempts).unwrap_or(usize::MAX).max(1);
+    let mut walk = Walk::new(snapshot, candidates);
+    let hedged = snapshot.hedged(&req.model);
     let mut upstream_wait = Duration::ZERO;
-    let mut failures: Vec<GatewayError> = Vec::new();
-    let mut blocked = Vec::new();
-    let mut prompt = limit::PromptTokens::default();
-    let mut sent = 0usize;
-    let mut probing = 0usize;
-    let mut refused_models: Vec<(&str, &str)> = Vec::new();
-    let mut context_floor: Option<u32> = None;
-    let mut pacer = super::retry::Pacer::new(Duration::from_millis(snapshot.config.upstream.retry_budget_ms));
-    for cand in candidates {
-        if sent >= budget {
+    while let Some(ready) = walk.next(app, req, needs).await {
+        let delay = if hedged && walk.sent == 1 { app.latencies.p95(ready.cand) } else { None };
+        let won = match delay {
+            Some(delay) => {
+                super::hedge::race(app, req, needs, &mut walk, ready, delay, started, &mut upstream_wait).await
+            }
+            None => single(app, req, &mut walk, ready, started, &mut upstream_wait, hedged).await,
+        };
+        if let Some((mut ready, reply)) = won {
+            Walk::succeeded(app, &mut ready, &reply);
+            let attempts = u32::try_from(walk.sent).unwrap_or(u32::MAX);
+            return Ok(respond(app, reply, ready.cand, attempts, started, upstream_wait, req.stream));
+        }
+        if walk.stopped() {
             break;
         }
-        if refused_models.iter().any(|(p, m)| *p == cand.route.provider.id && *m == cand.route.model)
-            || context_floor.is_some_and(|floor| context_window(cand).is_some_and(|w| w <= floor))
-        {
-            continue;
-        }
-        let cost = limit::estimate(app, req, needs, cand, &mut prompt);
-        let mut reservation = match limit::reserve(app, cand, cost).await {
-            Ok(r) => r,
-            Err(b) => {
-                tracing::debug!(
-                    provider = %cand.route.provider.id, account = %cand.account.label,
-                    "skipped before sending: {}", b.reason
-                );
-                blocked.push((format!("{}/{}", cand.route.provider.id, cand.account.label), b));
-                continue;
-            }
-        };
-        // half-open: the first request after an account's rest probes it alone
-        if !cand.account.health.begin(Instant::now()) {
-            if let Some(r) = reservation {
-                app.ledger.release(r);
-            }
-            probing += 1;
-            continue;
-        }
-        if !pacer.before(&cand.route.provider.id).await {
-            if let Some(r) = reservation {
-                app.ledger.release(r);
-            }
-            break;
-        }
-        sent += 1;
-        let attempts = u32::try_from(sent).unwrap_or(u32::MAX);
-        match attempt(app, req, cand, started, &mut upstream_wait, &mut reservation).await {
-            Ok(reply) => {
-                cand.account.health.success();
-                cand.account.recent.note(Instant::now());
-                if let (Reply::Json { usage, .. }, Some(r)) = (&reply, reservation.take()) {
-                    let estimate = r.estimate();
-                    app.ledger.settle(r, limit::actual(usage.as_ref(), estimate));
-                }
-                return Ok(respond(app, reply, cand, attempts, started, upstream_wait, req.stream));
-            }
-            Err(e) => {
-                limit::settle_failed(app, reservation.take(), &e);
-                note_trouble(&app.ledger, cand, &e);
-                pacer.failed(&cand.route.provider.id, &e);
-                tracing::warn!(
-                    provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
-                    code = e.kind.spec().code, "attempt {attempts} failed: {}", e.message
-                );
-                // a model that refused the request itself: its other accounts would too; after a
-                // context-window refusal only models with a larger (or unknown) window are tried
-                let moves_model = e.kind == ErrorKind::ContextLengthExceeded
-                    || (e.kind == ErrorKind::ContentPolicy && snapshot.config.upstream.fallback_on_content_policy);
-                if moves_model {
-                    refused_models.push((cand.route.provider.id.as_str(), cand.route.model.as_str()));
-                    if e.kind == ErrorKind::ContextLengthExceeded {
-                        let w = context_window(cand).unwrap_or(0);
-                        context_floor = Some(context_floor.map_or(w, |f: u32| f.max(w)));
-                    }
-                }
-                let retry = e.retryable() || moves_model;
-                failures.push(e);
-                if !retry {
-                    break;
-                }
-            }
-        }
     }
-    if !blocked.is_empty() {
-        let all_limited = failures
-            .iter()
-            .all(|e| matches!(e.kind, ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamQuotaExhausted));
-        let e = limit::exhausted(&req.model, &blocked);
-        if failures.is_empty() {
-            return Err(e);
-        }
-        if all_limited && e.kind == ErrorKind::UpstreamRateLimited {
-            failures.push(e);
-        }
-    }
-    if failures.is_empty() && probing > 0 {
-        return Err(GatewayError::new(
-            ErrorKind::UpstreamRateLimited,
-            format!(
-                "Every account that serves `{}` is being re-checked after a rest ({probing} probe(s) out); try again in a moment.",
-                req.model
-            ),
-        )
-        .with_retry_after(Some(Duration::from_secs(1))));
-    }
-    let err = summarize(failures);
-    if let Some(last) = candidates.first() {
-        app.usage.record(UsageRecord {
-            at: SystemTime::now(),
-            provider: last.route.provider.id.clone(),
-            model: last.route.model.clone(),
-            account: last.account.id.clone(),
-            usage: None,
-            outcome: Outcome::UpstreamError,
-            stream: req.stream,
-            attempts: u32::try_from(sent).unwrap_or(u32::MAX),
-            latency: started.elapsed(),
-            first_byte: None,
-        });
-    }
-    Err(err)
+    Err(walk.finish(app, req, started))
 }
 
-/// The candidate model's context window, when known.
-fn context_window(cand: &Candidate) -> Option<u32> {
-    cand.route.provider.models.iter().find(|m| m.info.id == cand.route.model).and_then(|m| m.info.context_window)
-}
-
-/// What a failed attempt says about the account: a refused credential disables it, a rate
-/// limit rests its whole quota pool, upstream trouble rests it briefly. Client mistakes and
-/// component failures say nothing about the account.
-fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayError) {
-    let trouble = match e.kind {
-        ErrorKind::UpstreamAuth => Trouble::Rejected,
-        ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
-        ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
-        // a daily quota used up: rest until the provider's day starts again, unless it said
-        ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(e.retry_after.unwrap_or_else(|| {
-            let now = crate::quota::now_ms();
-            Duration::from_millis(cand.route.provider.quota_plan.daily_reset.next_after(now).saturating_sub(now))
-        }))),
-        ErrorKind::UpstreamServerError
-        | ErrorKind::UpstreamOverloaded
-        | ErrorKind::UpstreamTimeout
-        | ErrorKind::UpstreamUnreachable
-        | ErrorKind::UpstreamInvalidResponse
-        | ErrorKind::UpstreamStreamInterrupted => Trouble::Upstream,
-        _ => {
-            cand.account.health.answered();
-            return;
-        }
-    };
-    let now = Instant::now();
-    let account = &cand.account;
-    match trouble {
-        Trouble::RateLimited(after) => {
-            for a in cand.route.provider.pool_of(account) {
-                a.health.failure(trouble, &e.message, now);
+/// One attempt on its own; `None` when it failed (the walk has recorded why).
+async fn single<'c>(
+    app: &App,
+    req: &ChatBody<'_>,
+    walk: &mut Walk<'c>,
+    mut ready: Ready<'c>,
+    started: Instant,
+    upstream_wait: &mut Duration,
+    record_latency: bool,
+) -> Option<(Ready<'c>, Reply)> {
+    let t = Instant::now();
+    match attempt(app, req, ready.cand, started, upstream_wait, &mut ready.reservation).await {
+        Ok(reply) => {
+            if record_latency {
+                app.latencies.record(ready.cand, t.elapsed());
             }
-            // and every gateway sharing Redis rests the pool too
-            let rest = after.unwrap_or(crate::accounts::health::DEFAULT_RATE_LIMIT);
-            let p = &cand.route.provider;
-            ledger.cool_down(&account.quota_pool, &p.quota_plan, &cand.route.model, rest, &e.message);
+            Some((ready, reply))
         }
-        Trouble::Rejected | Trouble::OutOfCredit => {
-            account.health.failure(trouble, &e.message, now);
-            tracing::warn!(
-                provider = %cand.route.provider.id, account = %account.label,
-                "account taken out of rotation until a re-check passes: {}", e.message
-            );
-        }
-        Trouble::Upstream => {
-            account.health.failure(trouble, &e.message, now);
+        Err(e) => {
+            walk.failed(app, ready, e);
+            None
         }
     }
-}
-
-/// The error to show when every attempt failed: a client mistake wins; if every attempt was
-/// rate-limited, a 429 with the earliest retry time; otherwise the last failure.
-fn summarize(mut failures: Vec<GatewayError>) -> GatewayError {
-    if let Some(pos) = failures.iter().position(|e| e.blame() == crate::errors::Blame::Client) {
-        return failures.swap_remove(pos);
-    }
-    let limited = |k: ErrorKind| matches!(k, ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamQuotaExhausted);
-    if !failures.is_empty() && failures.iter().all(|e| limited(e.kind)) {
-        let soonest = failures.iter().filter_map(|e| e.retry_after).min();
-        let kind = if failures.iter().all(|e| e.kind == ErrorKind::UpstreamQuotaExhausted) {
-            ErrorKind::UpstreamQuotaExhausted
-        } else {
-            ErrorKind::UpstreamRateLimited
-        };
-        let n = failures.len();
-        let last = failures.pop().map(|e| e.message).unwrap_or_default();
-        return GatewayError::new(kind, format!("All {n} candidate(s) are rate-limited upstream; last: {last}"))
-            .with_retry_after(soonest);
-    }
-    failures.pop().unwrap_or_else(|| GatewayError::new(ErrorKind::NoProvider, "No candidate could be tried."))
 }
 
 fn guest_failed(p: &ProviderEntry) -> impl Fn(crate::runtime::GuestFailure) -> GatewayError + '_ {
@@ -384,7 +233,7 @@ fn note_limits_later(app: &App, cand: &Candidate, status: u16, headers: &HeaderM
     });
 }
 
-async fn attempt(
+pub(super) async fn attempt(
     app: &App,
     req: &ChatBody<'_>,
     cand: &Candidate,

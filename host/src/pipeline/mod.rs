@@ -47,11 +47,13 @@ pub mod admit;
 pub mod auth;
 pub mod classify;
 pub mod dispatch;
+pub mod hedge;
 pub mod ingress;
 pub mod limit;
 pub mod retry;
 pub mod route;
 pub mod stream;
+pub mod walk;
 
 use std::time::Instant;
 

@@ -123,6 +123,11 @@ impl Snapshot {
         self.index.get(model).map(Vec::as_slice)
     }
 
+    /// Whether requests for `model` are hedged (`[[routes]] hedge = true`).
+    pub fn hedged(&self, model: &str) -> bool {
+        !self.config.routes.is_empty() && self.config.routes.iter().any(|r| r.hedge && r.model == model)
+    }
+
     pub fn ready(&self) -> bool {
         self.problems.is_empty()
     }

@@ -113,11 +113,15 @@ macro_rules! guest_call {
         $self.store.data_mut().clock.begin();
         $self.store.data_mut().denied = None;
         $self.note_call();
+        // a call whose future is dropped midway (client gone, hedge lost) leaves the instance
+        // marked failed, so it is never reused half-way through a call
+        $self.poisoned = true;
         let result = {
             let $b = &$self.bindings;
             let $s = &mut $self.store;
             $call.await
         };
+        $self.poisoned = false;
         match result {
             Ok(v) => {
                 if let Some(msg) = $self.store.data_mut().denied.take() {

@@ -8,9 +8,9 @@
 //! capacity, `6 × RPM` per minute) requests are sent open-loop at a fixed rate for `RUN` and the
 //! report says: the client-visible success rate, upstream 429s per 1,000 requests, goodput as a
 //! fraction of capacity, p50/p99 latency, and whether every rejection was a 429 with a
-//! Retry-After — then, after the last rejection, probes one second before the Retry-After it
-//! gave (must still be refused: it is not more than a second late) and at it (must be served:
-//! it is not early).
+//! Retry-After — and, for the first rejection, probes one second before the Retry-After it gave
+//! (must still be refused: it is not more than a second late) and just after it (must be
+//! served: it is not early).
 
 use std::time::{Duration, Instant};
 
@@ -186,13 +186,51 @@ async fn level(factor: f64, cores: &str) -> Result<Value, String> {
             let _ = client.delete(format!("http://127.0.0.1:{sim_port}/_sim/script")).send().await;
         })
     };
+    // is the first Retry-After honest? probe one second before it (must still be refused: it is
+    // not more than a second late) and just after it (must be served: it is not early)
+    let (first_429, mut first_429_rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, u64)>();
+    let probe = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let Some((at, ms)) = first_429_rx.recv().await else { return Value::Null };
+            let due = at + Duration::from_millis(ms);
+            let before = due.saturating_sub(Duration::from_secs(1));
+            let mut early_probe = None;
+            if before > start.elapsed() {
+                tokio::time::sleep(before - start.elapsed()).await;
+                early_probe = Some(send(&client, gw_port, start).await.status);
+            }
+            let at_due = due + Duration::from_millis(50);
+            if at_due > start.elapsed() {
+                tokio::time::sleep(at_due - start.elapsed()).await;
+            }
+            let due_probe = send(&client, gw_port, start).await.status;
+            json!({
+                "refused_at_s": at.as_secs_f64(),
+                "retry_after_ms": ms,
+                "one_second_before": early_probe,
+                "at_retry_after": due_probe,
+                "not_more_than_a_second_late": early_probe.is_none_or(|s| s == 429),
+                "not_early": due_probe == 200,
+            })
+        })
+    };
     let mut tasks = Vec::with_capacity(total as usize);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for _ in 0..total {
         tick.tick().await;
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { send(&client, gw_port, start).await }));
+        let first_429 = first_429.clone();
+        tasks.push(tokio::spawn(async move {
+            let o = send(&client, gw_port, start).await;
+            if o.status == 429
+                && let Some(ms) = o.retry_after_ms
+            {
+                let _ = first_429.send((o.at, ms));
+            }
+            o
+        }));
     }
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -201,6 +239,7 @@ async fn level(factor: f64, cores: &str) -> Result<Value, String> {
         }
     }
     let _ = outage.await;
+    drop(first_429);
 
     let ok: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 200).collect();
     let rejected: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != 200).collect();
@@ -217,31 +256,7 @@ async fn level(factor: f64, cores: &str) -> Result<Value, String> {
     let success = ok.len() as f64 / outcomes.len().max(1) as f64;
     let per_1000 = upstream_429 as f64 * 1000.0 / outcomes.len().max(1) as f64;
 
-    // is the last Retry-After honest? probe 1 s before it (still refused) and at it (served)
-    let mut probe = json!(null);
-    if let Some(last) = rejected.iter().filter(|o| o.status == 429).max_by_key(|o| o.at)
-        && let Some(ms) = last.retry_after_ms
-    {
-        let due = last.at + Duration::from_millis(ms);
-        let before = due.saturating_sub(Duration::from_secs(1));
-        let mut early_probe = None;
-        if before > start.elapsed() {
-            tokio::time::sleep(before - start.elapsed()).await;
-            early_probe = Some(send(&client, gw_port, start).await.status);
-        }
-        let at_due = due + Duration::from_millis(50);
-        if at_due > start.elapsed() {
-            tokio::time::sleep(at_due - start.elapsed()).await;
-        }
-        let due_probe = send(&client, gw_port, start).await.status;
-        probe = json!({
-            "retry_after_ms": ms,
-            "one_second_before": early_probe,
-            "at_retry_after": due_probe,
-            "not_more_than_a_second_late": early_probe.is_none_or(|s| s == 429),
-            "not_early": due_probe == 200,
-        });
-    }
+    let probe = probe.await.unwrap_or(Value::Null);
     drop(gw);
     drop(sim);
 

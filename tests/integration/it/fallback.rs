@@ -76,3 +76,44 @@ async fn without_a_larger_model_the_context_error_reaches_the_client() {
     assert_eq!(v["error"]["code"], "context_length_exceeded");
     assert_eq!(models_asked(&sim).await, ["small", "big"]);
 }
+
+#[tokio::test]
+async fn a_hedged_route_starts_the_next_candidate_when_the_first_is_slower_than_its_p95() {
+    let sim = Sim::start().await;
+    let providers = fleet(&sim).replacen(
+        "fallback_chain = [\"p1/small\", \"p2/big\"]\n",
+        "fallback_chain = [\"p1/small\", \"p2/big\"]\nhedge = true\n",
+        1,
+    );
+    let gw = Gateway::start(&providers).await;
+    // learn the usual time to first byte (a few ms here)
+    for _ in 0..12 {
+        assert_eq!(gw.chat(chat_body("chat")).await.status(), 200);
+    }
+    sim.script(json!([{ "match": { "model": "small" }, "times": 1, "action": { "type": "delay", "ms": 5000 } }])).await;
+    let t = std::time::Instant::now();
+    let r = gw.chat(chat_body("chat")).await;
+    let took = t.elapsed();
+    assert_eq!(r.status(), 200);
+    assert!(took < std::time::Duration::from_secs(2), "the hedge answered long before the slow one: {took:?}");
+    let route = route_of(&r);
+    assert!(route.contains("attempts=2"), "{route}");
+    let asked = models_asked(&sim).await;
+    assert_eq!(asked.len(), 14, "12 warm-up requests, the slow one and its hedge: {asked:?}");
+}
+
+#[tokio::test]
+async fn without_hedging_a_slow_first_candidate_is_simply_waited_for() {
+    let sim = Sim::start().await;
+    let gw = Gateway::start(&fleet(&sim)).await;
+    for _ in 0..12 {
+        assert_eq!(gw.chat(chat_body("chat")).await.status(), 200);
+    }
+    sim.script(json!([{ "match": { "model": "small" }, "times": 1, "action": { "type": "delay", "ms": 600 } }])).await;
+    let t = std::time::Instant::now();
+    let r = gw.chat(chat_body("chat")).await;
+    assert_eq!(r.status(), 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(600));
+    assert!(route_of(&r).contains("attempts=1"));
+    assert_eq!(models_asked(&sim).await.len(), 13);
+}

@@ -1,0 +1,224 @@
+//! Hedging (per route, `[[routes]] hedge = true`): when the first candidate has not answered by
+//! its own p95 time to first byte, the next candidate is started too; whichever answers first
+//! serves the request and the other is cancelled (its connection dropped). Both reservations
+//! are charged honestly: the loser was sent, so it counts as a request with its prompt.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::classify::Needs;
+use super::dispatch::{Reply, attempt};
+use super::route::Candidate;
+use super::walk::{Ready, Walk};
+use crate::app::App;
+use crate::quota::Cost;
+use crate::wire::chat::ChatBody;
+
+/// Samples kept per (provider, model).
+const SAMPLES: usize = 64;
+/// Fewer samples than this: no p95 yet, no hedging.
+const MIN_SAMPLES: usize = 8;
+/// Never hedge sooner than this.
+const MIN_DELAY: Duration = Duration::from_millis(20);
+
+/// Recent times to first byte of hedged routes' candidates.
+#[derive(Default)]
+pub struct Latencies {
+    by_provider: Mutex<HashMap<String, HashMap<String, VecDeque<Duration>>>>,
+}
+
+impl Latencies {
+    pub fn record(&self, cand: &Candidate, ttfb: Duration) {
+        self.record_for(&cand.route.provider.id, &cand.route.model, ttfb);
+    }
+
+    /// The candidate's p95 time to first byte, once there are enough samples.
+    pub fn p95(&self, cand: &Candidate) -> Option<Duration> {
+        self.p95_for(&cand.route.provider.id, &cand.route.model)
+    }
+
+    fn record_for(&self, provider: &str, model: &str, ttfb: Duration) {
+        let mut map = self.by_provider.lock();
+        let models = match map.get_mut(provider) {
+            Some(m) => m,
+            None => map.entry(provider.to_owned()).or_default(),
+        };
+        let samples = match models.get_mut(model) {
+            Some(s) => s,
+            None => models.entry(model.to_owned()).or_default(),
+        };
+        if samples.len() == SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(ttfb);
+    }
+
+    fn p95_for(&self, provider: &str, model: &str) -> Option<Duration> {
+        let map = self.by_provider.lock();
+        let samples = map.get(provider)?.get(model)?;
+        if samples.len() < MIN_SAMPLES {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = samples.iter().copied().collect();
+        sorted.sort_unstable();
+        let i = (sorted.len() * 95).div_ceil(100).saturating_sub(1);
+        sorted.get(i).map(|d| (*d).max(MIN_DELAY))
+    }
+}
+
+/// The loser of a race was sent: it counts as a request with its prompt, no output.
+fn charge_loser(app: &App, mut loser: Ready<'_>) {
+    loser.cand.account.health.answered();
+    if let Some(r) = loser.reservation.take() {
+        let e = r.estimate();
+        app.ledger.settle(r, Cost { requests: 1, input_tokens: e.input_tokens, output_tokens: 0 });
+    }
+}
+
+/// Run `first`; if it has not answered after `delay`, race it against the next candidate.
+/// `None` when every attempt made here failed (the walk has recorded why).
+#[expect(clippy::too_many_arguments, reason = "the request's whole context, borrowed")]
+pub(super) async fn race<'c>(
+    app: &App,
+    req: &ChatBody<'_>,
+    needs: &Needs,
+    walk: &mut Walk<'c>,
+    first: Ready<'c>,
+    delay: Duration,
+    started: Instant,
+    upstream_wait: &mut Duration,
+) -> Option<(Ready<'c>, Reply)> {
+    let Ready { cand: ca, reservation: mut ra } = first;
+    let mut wait_a = Duration::ZERO;
+    let t = Instant::now();
+    let mut fa = Box::pin(attempt(app, req, ca, started, &mut wait_a, &mut ra));
+    let early = tokio::select! {
+        r = &mut fa => Some(r),
+        () = tokio::time::sleep(delay) => None,
+    };
+    if let Some(r) = early {
+        drop(fa);
+        *upstream_wait += wait_a;
+        let a = Ready { cand: ca, reservation: ra };
+        return match r {
+            Ok(reply) => {
+                app.latencies.record(ca, t.elapsed());
+                Some((a, reply))
+            }
+            Err(e) => {
+                walk.failed(app, a, e);
+                None
+            }
+        };
+    }
+    // slower than usual: start the next candidate too
+    let Some(second) = walk.next(app, req, needs).await else {
+        let r = fa.await;
+        *upstream_wait += wait_a;
+        let a = Ready { cand: ca, reservation: ra };
+        return match r {
+            Ok(reply) => Some((a, reply)),
+            Err(e) => {
+                walk.failed(app, a, e);
+                None
+            }
+        };
+    };
+    tracing::debug!(
+        provider = %ca.route.provider.id, model = %ca.route.model,
+        "no first byte after {} ms (p95): hedging on {}/{}",
+        delay.as_millis(), second.cand.route.provider.id, second.cand.route.model
+    );
+    let Ready { cand: cb, reservation: mut rb } = second;
+    let mut wait_b = Duration::ZERO;
+    let tb = Instant::now();
+    let mut fb = Box::pin(attempt(app, req, cb, started, &mut wait_b, &mut rb));
+    let first_done = tokio::select! {
+        r = &mut fa => (true, r),
+        r = &mut fb => (false, r),
+    };
+    let (a_first, result) = first_done;
+    if a_first {
+        drop(fa);
+        let a = Ready { cand: ca, reservation: ra };
+        match result {
+            Ok(reply) => {
+                drop(fb);
+                app.latencies.record(ca, t.elapsed());
+                charge_loser(app, Ready { cand: cb, reservation: rb });
+                *upstream_wait += wait_a;
+                Some((a, reply))
+            }
+            Err(e) => {
+                walk.failed(app, a, e);
+                let r = fb.await;
+                *upstream_wait += wait_b;
+                let b = Ready { cand: cb, reservation: rb };
+                match r {
+                    Ok(reply) => {
+                        app.latencies.record(cb, tb.elapsed());
+                        Some((b, reply))
+                    }
+                    Err(e) => {
+                        walk.failed(app, b, e);
+                        None
+                    }
+                }
+            }
+        }
+    } else {
+        drop(fb);
+        let b = Ready { cand: cb, reservation: rb };
+        match result {
+            Ok(reply) => {
+                drop(fa);
+                app.latencies.record(cb, tb.elapsed());
+                charge_loser(app, Ready { cand: ca, reservation: ra });
+                *upstream_wait += wait_b;
+                Some((b, reply))
+            }
+            Err(e) => {
+                walk.failed(app, b, e);
+                let r = fa.await;
+                *upstream_wait += wait_a;
+                let a = Ready { cand: ca, reservation: ra };
+                match r {
+                    Ok(reply) => {
+                        app.latencies.record(ca, t.elapsed());
+                        Some((a, reply))
+                    }
+                    Err(e) => {
+                        walk.failed(app, a, e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p95_needs_enough_samples_keeps_the_latest_and_has_a_floor() {
+        let l = Latencies::default();
+        for ms in 1..MIN_SAMPLES as u64 {
+            l.record_for("p", "m", Duration::from_millis(ms * 100));
+        }
+        assert_eq!(l.p95_for("p", "m"), None, "too few samples to hedge on");
+        for ms in 1..=20 {
+            l.record_for("p", "m", Duration::from_millis(ms));
+        }
+        // 27 samples: 7 slow ones (100..700 ms) are the top quarter
+        assert_eq!(l.p95_for("p", "m"), Some(Duration::from_millis(600)));
+        for _ in 0..SAMPLES {
+            l.record_for("p", "m", Duration::from_millis(1));
+        }
+        assert_eq!(l.p95_for("p", "m"), Some(MIN_DELAY), "old samples leave; never below the floor");
+        assert_eq!(l.p95_for("p", "other"), None);
+    }
+}

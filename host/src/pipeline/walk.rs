@@ -1,0 +1,267 @@
+//! The walk over a request's candidates: which one to try next (skipping models that refused
+//! the request, pools without quota, accounts another request is probing), pacing retries, and
+//! what each failure means for the account and for the answer the client finally gets.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::account::{Outcome, UsageRecord};
+use super::classify::Needs;
+use super::dispatch::Reply;
+use super::limit;
+use super::retry::Pacer;
+use super::route::Candidate;
+use crate::accounts::Trouble;
+use crate::app::App;
+use crate::errors::{ErrorKind, GatewayError};
+use crate::quota::{Blocked, Reservation};
+use crate::registry::Snapshot;
+use crate::wire::chat::ChatBody;
+
+/// A candidate cleared to be sent: its quota reserved, its account claimed.
+pub struct Ready<'c> {
+    pub cand: &'c Candidate,
+    pub reservation: Option<Reservation>,
+}
+
+pub struct Walk<'c> {
+    candidates: &'c [Candidate],
+    next: usize,
+    budget: usize,
+    /// attempts sent so far
+    pub sent: usize,
+    failures: Vec<GatewayError>,
+    blocked: Vec<(String, Blocked)>,
+    probing: usize,
+    refused_models: Vec<(&'c str, &'c str)>,
+    context_floor: Option<u32>,
+    prompt: limit::PromptTokens,
+    pacer: Pacer,
+    stop: bool,
+    fallback_on_content_policy: bool,
+}
+
+impl<'c> Walk<'c> {
+    pub fn new(snapshot: &Snapshot, candidates: &'c [Candidate]) -> Self {
+        let up = &snapshot.config.upstream;
+        Self {
+            candidates,
+            next: 0,
+            budget: usize::try_from(up.max_attempts).unwrap_or(usize::MAX).max(1),
+            sent: 0,
+            failures: Vec::new(),
+            blocked: Vec::new(),
+            probing: 0,
+            refused_models: Vec::new(),
+            context_floor: None,
+            prompt: limit::PromptTokens::default(),
+            pacer: Pacer::new(Duration::from_millis(up.retry_budget_ms)),
+            stop: false,
+            fallback_on_content_policy: up.fallback_on_content_policy,
+        }
+    }
+
+    /// A failure that ends the walk (not retryable) or a spent budget.
+    pub fn stopped(&self) -> bool {
+        self.stop || self.sent >= self.budget
+    }
+
+    /// The next candidate to send, reserved and claimed (after any backoff), or `None`.
+    pub async fn next(&mut self, app: &App, req: &ChatBody<'_>, needs: &Needs) -> Option<Ready<'c>> {
+        while !self.stopped() {
+            let cand = self.candidates.get(self.next)?;
+            self.next += 1;
+            if self.refused_models.iter().any(|(p, m)| *p == cand.route.provider.id && *m == cand.route.model)
+                || self.context_floor.is_some_and(|floor| context_window(cand).is_some_and(|w| w <= floor))
+            {
+                continue;
+            }
+            let cost = limit::estimate(app, req, needs, cand, &mut self.prompt);
+            let reservation = match limit::reserve(app, cand, cost).await {
+                Ok(r) => r,
+                Err(b) => {
+                    tracing::debug!(
+                        provider = %cand.route.provider.id, account = %cand.account.label,
+                        "skipped before sending: {}", b.reason
+                    );
+                    self.blocked.push((format!("{}/{}", cand.route.provider.id, cand.account.label), b));
+                    continue;
+                }
+            };
+            // half-open: the first request after an account's rest probes it alone
+            if !cand.account.health.begin(Instant::now()) {
+                if let Some(r) = reservation {
+                    app.ledger.release(r);
+                }
+                self.probing += 1;
+                continue;
+            }
+            if !self.pacer.before(&cand.route.provider.id).await {
+                if let Some(r) = reservation {
+                    app.ledger.release(r);
+                }
+                self.stop = true;
+                return None;
+            }
+            self.sent += 1;
+            return Some(Ready { cand, reservation });
+        }
+        None
+    }
+
+    /// The attempt answered: the account is well, its reservation settled with the real usage
+    /// (a stream settles its own when it ends).
+    pub(super) fn succeeded(app: &App, ready: &mut Ready<'c>, reply: &Reply) {
+        ready.cand.account.health.success();
+        ready.cand.account.recent.note(Instant::now());
+        if let (Reply::Json { usage, .. }, Some(r)) = (reply, ready.reservation.take()) {
+            let estimate = r.estimate();
+            app.ledger.settle(r, limit::actual(usage.as_ref(), estimate));
+        }
+    }
+
+    /// The attempt failed: settle its reservation, tell the account's health, remember why.
+    pub fn failed(&mut self, app: &App, ready: Ready<'c>, e: GatewayError) {
+        let cand = ready.cand;
+        limit::settle_failed(app, ready.reservation, &e);
+        note_trouble(&app.ledger, cand, &e);
+        self.pacer.failed(&cand.route.provider.id, &e);
+        tracing::warn!(
+            provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
+            code = e.kind.spec().code, "attempt {} failed: {}", self.sent, e.message
+        );
+        // a model that refused the request itself: its other accounts would too; after a
+        // context-window refusal only models with a larger (or unknown) window are tried
+        let moves_model = e.kind == ErrorKind::ContextLengthExceeded
+            || (e.kind == ErrorKind::ContentPolicy && self.fallback_on_content_policy);
+        if moves_model {
+            self.refused_models.push((cand.route.provider.id.as_str(), cand.route.model.as_str()));
+            if e.kind == ErrorKind::ContextLengthExceeded {
+                let w = context_window(cand).unwrap_or(0);
+                self.context_floor = Some(self.context_floor.map_or(w, |f| f.max(w)));
+            }
+        }
+        if !(e.retryable() || moves_model) {
+            self.stop = true;
+        }
+        self.failures.push(e);
+    }
+
+    /// Nothing answered: the error for the client (and a usage record when attempts were made).
+    pub fn finish(self, app: &App, req: &ChatBody<'_>, started: Instant) -> GatewayError {
+        if self.sent > 0
+            && let Some(first) = self.candidates.first()
+        {
+            app.usage.record(UsageRecord {
+                at: SystemTime::now(),
+                provider: first.route.provider.id.clone(),
+                model: first.route.model.clone(),
+                account: first.account.id.clone(),
+                usage: None,
+                outcome: Outcome::UpstreamError,
+                stream: req.stream,
+                attempts: u32::try_from(self.sent).unwrap_or(u32::MAX),
+                latency: started.elapsed(),
+                first_byte: None,
+            });
+        }
+        // candidates without quota: unless the client made a mistake, the honest answer is
+        // "retry when quota frees up", whatever the ones that were tried said
+        if !self.blocked.is_empty() {
+            let e = limit::exhausted(&req.model, &self.blocked);
+            let client_mistake = self.failures.iter().any(|f| f.blame() == crate::errors::Blame::Client);
+            if self.failures.is_empty() || (e.kind == ErrorKind::UpstreamRateLimited && !client_mistake) {
+                if let Some(last) = self.failures.last() {
+                    tracing::debug!("answering 429 (quota) after: {}", last.message);
+                }
+                return e;
+            }
+        }
+        if self.failures.is_empty() && self.probing > 0 {
+            return GatewayError::new(
+                ErrorKind::UpstreamRateLimited,
+                format!(
+                    "Every account that serves `{}` is being re-checked after a rest ({} probe(s) out); try again in a moment.",
+                    req.model, self.probing
+                ),
+            )
+            .with_retry_after(Some(Duration::from_secs(1)));
+        }
+        summarize(self.failures)
+    }
+}
+
+/// The candidate model's context window, when known.
+fn context_window(cand: &Candidate) -> Option<u32> {
+    cand.route.provider.models.iter().find(|m| m.info.id == cand.route.model).and_then(|m| m.info.context_window)
+}
+
+/// What a failed attempt says about the account: a refused credential disables it, a rate
+/// limit rests its whole quota pool, upstream trouble rests it briefly. Client mistakes and
+/// component failures say nothing about the account.
+fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayError) {
+    let trouble = match e.kind {
+        ErrorKind::UpstreamAuth => Trouble::Rejected,
+        ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
+        ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
+        // a daily quota used up: rest until the provider's day starts again, unless it said
+        ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(e.retry_after.unwrap_or_else(|| {
+            let now = crate::quota::now_ms();
+            Duration::from_millis(cand.route.provider.quota_plan.daily_reset.next_after(now).saturating_sub(now))
+        }))),
+        ErrorKind::UpstreamServerError
+        | ErrorKind::UpstreamOverloaded
+        | ErrorKind::UpstreamTimeout
+        | ErrorKind::UpstreamUnreachable
+        | ErrorKind::UpstreamInvalidResponse
+        | ErrorKind::UpstreamStreamInterrupted => Trouble::Upstream,
+        _ => {
+            cand.account.health.answered();
+            return;
+        }
+    };
+    let now = Instant::now();
+    let account = &cand.account;
+    match trouble {
+        Trouble::RateLimited(after) => {
+            for a in cand.route.provider.pool_of(account) {
+                a.health.failure(trouble, &e.message, now);
+            }
+            // and every gateway sharing Redis rests the pool too
+            let rest = after.unwrap_or(crate::accounts::health::DEFAULT_RATE_LIMIT);
+            let p = &cand.route.provider;
+            ledger.cool_down(&account.quota_pool, &p.quota_plan, &cand.route.model, rest, &e.message);
+        }
+        Trouble::Rejected | Trouble::OutOfCredit => {
+            account.health.failure(trouble, &e.message, now);
+            tracing::warn!(
+                provider = %cand.route.provider.id, account = %account.label,
+                "account taken out of rotation until a re-check passes: {}", e.message
+            );
+        }
+        Trouble::Upstream => {
+            account.health.failure(trouble, &e.message, now);
+        }
+    }
+}
+
+/// The error to show when every attempt failed: a client mistake wins; if every attempt was
+/// rate-limited, a 429 with the earliest retry time; otherwise the last failure.
+fn summarize(mut failures: Vec<GatewayError>) -> GatewayError {
+    if let Some(pos) = failures.iter().position(|e| e.blame() == crate::errors::Blame::Client) {
+        return failures.swap_remove(pos);
+    }
+    let limited = |k: ErrorKind| matches!(k, ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamQuotaExhausted);
+    if !failures.is_empty() && failures.iter().all(|e| limited(e.kind)) {
+        let soonest = failures.iter().filter_map(|e| e.retry_after).min();
+        let kind = if failures.iter().all(|e| e.kind == ErrorKind::UpstreamQuotaExhausted) {
+            ErrorKind::UpstreamQuotaExhausted
+        } else {
+            ErrorKind::UpstreamRateLimited
+        };
+        let n = failures.len();
+        let last = failures.pop().map(|e| e.message).unwrap_or_default();
+        return GatewayError::new(kind, format!("All {n} candidate(s) are rate-limited upstream; last: {last}"))
+            .with_retry_after(soonest);
+    }
+    failures.pop().unwrap_or_else(|| GatewayError::new(ErrorKind::NoProvider, "No candidate could be tried."))
+}
