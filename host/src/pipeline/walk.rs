@@ -190,6 +190,12 @@ impl<'c> Walk<'c> {
     }
 }
 
+/// How long a pool rests after its daily quota ran out: what the provider said, else until the
+/// provider's day starts again.
+fn daily_rest(said: Option<Duration>, plan: &crate::quota::QuotaPlan, now_ms: u64) -> Duration {
+    said.unwrap_or_else(|| Duration::from_millis(plan.daily_reset.next_after(now_ms).saturating_sub(now_ms)))
+}
+
 /// The candidate model's context window, when known.
 fn context_window(cand: &Candidate) -> Option<u32> {
     cand.route.provider.models.iter().find(|m| m.info.id == cand.route.model).and_then(|m| m.info.context_window)
@@ -204,10 +210,11 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
         ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
         ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
         // a daily quota used up: rest until the provider's day starts again, unless it said
-        ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(e.retry_after.unwrap_or_else(|| {
-            let now = crate::quota::now_ms();
-            Duration::from_millis(cand.route.provider.quota_plan.daily_reset.next_after(now).saturating_sub(now))
-        }))),
+        ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(daily_rest(
+            e.retry_after,
+            &cand.route.provider.quota_plan,
+            crate::quota::now_ms(),
+        ))),
         ErrorKind::UpstreamServerError
         | ErrorKind::UpstreamOverloaded
         | ErrorKind::UpstreamTimeout
@@ -264,4 +271,25 @@ fn summarize(mut failures: Vec<GatewayError>) -> GatewayError {
             .with_retry_after(soonest);
     }
     failures.pop().unwrap_or_else(|| GatewayError::new(ErrorKind::NoProvider, "No candidate could be tried."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::{DailyReset, QuotaPlan};
+
+    #[test]
+    fn a_used_up_daily_quota_rests_until_the_providers_day_starts_again() {
+        // 2026-11-27 12:00 UTC; Pacific midnight is 08:00 UTC the next day
+        let now = 1_795_780_800_000;
+        let plan =
+            QuotaPlan { daily_reset: DailyReset::parse("00:00 America/Los_Angeles").unwrap(), ..QuotaPlan::default() };
+        assert_eq!(daily_rest(None, &plan, now), Duration::from_secs(20 * 3600));
+        assert_eq!(daily_rest(None, &QuotaPlan::default(), now), Duration::from_secs(12 * 3600), "UTC by default");
+        assert_eq!(
+            daily_rest(Some(Duration::from_secs(90)), &plan, now),
+            Duration::from_secs(90),
+            "the provider's word wins"
+        );
+    }
 }

@@ -124,7 +124,13 @@ impl ScopedLimits {
         push(l.rph, Dim::Requests, Window::Hour);
         push(l.rpd, Dim::Requests, Window::Day);
         push(l.tpm, Dim::Tokens, Window::Minute);
-        push(l.tpd, Dim::Tokens, Window::Day);
+        // Cloudflare's daily neurons, counted one per token as its simulator profile does; with a
+        // token limit too, the lower one applies
+        let tpd = match (l.tpd, l.neurons_per_day) {
+            (Some(t), Some(n)) => Some(t.min(n)),
+            (t, n) => t.or(n),
+        };
+        push(tpd, Dim::Tokens, Window::Day);
         push(l.tokens_per_month, Dim::Tokens, Window::Month);
         Self { per_model: l.scope == Scope::Model, specs }
     }
@@ -284,6 +290,14 @@ mod tests {
     fn the_month_ends_on_the_first_of_the_next() {
         // 2026-12-01T00:00:00Z
         assert_eq!(next_month_start(NOV_27_2026_1200_UTC), 1_796_083_200_000);
+    }
+
+    #[test]
+    fn daily_neurons_count_as_daily_tokens() {
+        let l = Limits { neurons_per_day: Some(10_000), ..Limits::default() };
+        assert_eq!(ScopedLimits::from_limits(&l).specs, [LimitSpec { dim: Dim::Tokens, window: Window::Day, limit: 10_000 }]);
+        let both = Limits { neurons_per_day: Some(10_000), tpd: Some(5_000), ..Limits::default() };
+        assert_eq!(ScopedLimits::from_limits(&both).specs[0].limit, 5_000);
     }
 
     #[test]

@@ -217,3 +217,85 @@ async fn client_limits_per_key_refuse_with_an_honest_retry_after_before_any_upst
     assert_eq!(send("fw-client-two").await.status(), 200, "the other key has its own allowance");
     assert_eq!(chat_requests(&sim).await, 3);
 }
+
+/// A TCP forwarder to Redis that the test can cut and restore, on a fixed port.
+struct RedisLink {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+    target: String,
+}
+
+impl RedisLink {
+    async fn start(target: String) -> RedisLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut link = RedisLink { port, task: None, target };
+        link.serve(listener);
+        link
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Redis goes away: the listener and every open connection close.
+    fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test]
+async fn when_redis_returns_the_reservations_made_without_it_are_pushed_back() {
+    let Some(redis) = redis_url() else { return };
+    let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let mut link = RedisLink::start(target).await;
+    let sim = Sim::start().await;
+    let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let opts = Opts { quota: format!("redis_url = \"redis://127.0.0.1:{}\"\n", link.port), ..Opts::default() };
+    let providers = format!(
+        "{}limits = {{ rpm = 3 }}\n\n",
+        provider(&format!("resync{nonce}"), &sim.base(), &["sk-resync-8888"], &["m"])
+    );
+    let gw = Gateway::start_opts(&providers, opts).await;
+    let metric = |name: &'static str| {
+        let gw = &gw;
+        async move {
+            let text = gw.get("/metrics").await.text().await.unwrap();
+            text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse::<u64>().ok())
+        }
+    };
+    assert_eq!(metric("freeway_redis_up").await, Some(1));
+    assert_eq!(gw.chat(chat_body("m")).await.status(), 200, "counted in Redis");
+    link.cut();
+    assert_eq!(gw.chat(chat_body("m")).await.status(), 200, "served on local counters while Redis is away");
+    assert_eq!(metric("freeway_redis_up").await, Some(0));
+    assert!(metric("freeway_quota_local_fallbacks_total").await >= Some(1));
+    link.restore().await;
+    let back = freeway_integration::eventually(std::time::Duration::from_secs(10), || async {
+        metric("freeway_redis_up").await == Some(1)
+    })
+    .await;
+    assert!(back, "the gateway notices Redis is back");
+    // Redis now holds both earlier requests: one more fits RPM 3, the next does not
+    assert_eq!(gw.chat(chat_body("m")).await.status(), 200);
+    assert_eq!(gw.chat(chat_body("m")).await.status(), 429, "the request made without Redis was pushed back");
+    assert_eq!(chat_requests(&sim).await, 3);
+}
