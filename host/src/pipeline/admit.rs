@@ -3,7 +3,9 @@
 //! minute's allowance may be used at once; it refills evenly). A client over a limit gets a 429
 //! whose `Retry-After` is when its request would conform; a request larger than a whole
 //! minute's token allowance gets a 400. Tokens are the prompt estimate plus `max_tokens` (or the
-//! quota default), charged when admitted.
+//! quota default), charged when admitted. With Redis (`[quota] redis_url`) the allowances are
+//! shared by every gateway (one Lua script checks and takes them all, on Redis' clock; a client
+//! key is named there by a hash of it); while Redis is away each gateway counts alone.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -11,10 +13,23 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 
 use super::classify::Needs;
 use crate::config::{ClientLimitsConfig, Config};
 use crate::errors::{ErrorKind, GatewayError};
+use crate::quota::remote::Remote;
+
+const KEY_RPM: &str = "requests per minute for this API key";
+const KEY_TPM: &str = "tokens per minute for this API key";
+const ALL_RPM: &str = "requests per minute for this gateway";
+const ALL_TPM: &str = "tokens per minute for this gateway";
+
+/// How a client key is named in Redis: a hash, never the key.
+fn key_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
 
 struct Limiters {
     config: ClientLimitsConfig,
@@ -46,8 +61,11 @@ pub struct ClientLimits {
     current: ArcSwapOption<Limiters>,
 }
 
-fn limited(what: &str, not_until: &NotUntil<<DefaultClock as Clock>::Instant>) -> GatewayError {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
+fn not_until(n: &NotUntil<<DefaultClock as Clock>::Instant>) -> std::time::Duration {
+    n.wait_time_from(DefaultClock::default().now())
+}
+
+fn limited(what: &str, wait: std::time::Duration) -> GatewayError {
     GatewayError::new(
         ErrorKind::ClientRateLimited,
         format!("Rate limit reached: {what}. Try again in {:.1} s.", wait.as_secs_f64()),
@@ -77,28 +95,72 @@ impl ClientLimits {
     }
 
     /// Admit one request from the client holding key number `client` (if keys are configured).
-    pub fn admit(&self, config: &Config, client: Option<usize>, needs: &Needs) -> Result<(), GatewayError> {
+    pub async fn admit(
+        &self,
+        config: &Config,
+        remote: Option<&Arc<Remote>>,
+        client: Option<usize>,
+        needs: &Needs,
+    ) -> Result<(), GatewayError> {
         let Some(l) = self.limiters(&config.client_limits) else { return Ok(()) };
+        let c = &config.client_limits;
         let output = needs.max_tokens.unwrap_or(config.quota.default_output_tokens);
         let tokens = needs.prompt_tokens.saturating_add(output).max(1);
+        if client.is_some() && c.per_key_tpm > 0 && tokens > c.per_key_tpm {
+            return Err(too_large("this API key's tokens-per-minute limit", tokens));
+        }
+        if c.tpm > 0 && tokens > c.tpm {
+            return Err(too_large("the gateway's tokens-per-minute limit", tokens));
+        }
+        if let Some(remote) = remote.filter(|r| r.is_up()) {
+            let mut checks: Vec<(String, u32, u32)> = Vec::with_capacity(4);
+            let mut what: Vec<&str> = Vec::with_capacity(4);
+            if let Some(key) = client.and_then(|i| config.server.api_keys.get(i)) {
+                let id = key_id(key.expose());
+                if c.per_key_rpm > 0 {
+                    checks.push((format!("fwl:{{clients}}:{id}:rpm"), c.per_key_rpm, 1));
+                    what.push(KEY_RPM);
+                }
+                if c.per_key_tpm > 0 {
+                    checks.push((format!("fwl:{{clients}}:{id}:tpm"), c.per_key_tpm, tokens));
+                    what.push(KEY_TPM);
+                }
+            }
+            if c.rpm > 0 {
+                checks.push(("fwl:{clients}:all:rpm".to_owned(), c.rpm, 1));
+                what.push(ALL_RPM);
+            }
+            if c.tpm > 0 {
+                checks.push(("fwl:{clients}:all:tpm".to_owned(), c.tpm, tokens));
+                what.push(ALL_TPM);
+            }
+            if checks.is_empty() {
+                return Ok(());
+            }
+            match remote.admit_clients(&checks).await {
+                Ok(None) => return Ok(()),
+                Ok(Some((i, wait))) => return Err(limited(what.get(i).copied().unwrap_or(ALL_RPM), wait)),
+                Err(()) => {} // Redis is away: count here
+            }
+        }
         let n = NonZeroU32::new(tokens).unwrap_or(NonZeroU32::MIN);
         if let (Some(key), Some(lim)) = (client, &l.key_rpm) {
-            lim.check_key(&key).map_err(|nu| limited("requests per minute for this API key", &nu))?;
+            lim.check_key(&key).map_err(|nu| limited(KEY_RPM, not_until(&nu)))?;
         }
         if let (Some(key), Some(lim)) = (client, &l.key_tpm) {
             match lim.check_key_n(&key, n) {
                 Ok(Ok(())) => {}
-                Ok(Err(nu)) => return Err(limited("tokens per minute for this API key", &nu)),
+                Ok(Err(nu)) => return Err(limited(KEY_TPM, not_until(&nu))),
                 Err(_) => return Err(too_large("this API key's tokens-per-minute limit", tokens)),
             }
         }
         if let Some(lim) = &l.rpm {
-            lim.check().map_err(|nu| limited("requests per minute for this gateway", &nu))?;
+            lim.check().map_err(|nu| limited(ALL_RPM, not_until(&nu)))?;
         }
         if let Some(lim) = &l.tpm {
             match lim.check_n(n) {
                 Ok(Ok(())) => {}
-                Ok(Err(nu)) => return Err(limited("tokens per minute for this gateway", &nu)),
+                Ok(Err(nu)) => return Err(limited(ALL_TPM, not_until(&nu))),
                 Err(_) => return Err(too_large("the gateway's tokens-per-minute limit", tokens)),
             }
         }
@@ -109,6 +171,13 @@ impl ClientLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ClientLimits {
+        fn admit_now(&self, config: &Config, client: Option<usize>, needs: &Needs) -> Result<(), GatewayError> {
+            futures_util::FutureExt::now_or_never(self.admit(config, None, client, needs))
+                .expect("without Redis admission is decided at once")
+        }
+    }
 
     fn config(c: ClientLimitsConfig) -> Config {
         Config { client_limits: c, ..Config::default() }
@@ -122,7 +191,7 @@ mod tests {
     fn without_limits_everything_is_admitted() {
         let l = ClientLimits::default();
         for _ in 0..1000 {
-            assert!(l.admit(&Config::default(), Some(0), &needs(10, 10)).is_ok());
+            assert!(l.admit_now(&Config::default(), Some(0), &needs(10, 10)).is_ok());
         }
     }
 
@@ -130,24 +199,24 @@ mod tests {
     fn each_key_has_its_own_allowance_and_the_rejection_says_when_to_retry() {
         let l = ClientLimits::default();
         let c = config(ClientLimitsConfig { per_key_rpm: 2, ..ClientLimitsConfig::default() });
-        assert!(l.admit(&c, Some(0), &needs(1, 1)).is_ok());
-        assert!(l.admit(&c, Some(0), &needs(1, 1)).is_ok());
-        let e = l.admit(&c, Some(0), &needs(1, 1)).unwrap_err();
+        assert!(l.admit_now(&c, Some(0), &needs(1, 1)).is_ok());
+        assert!(l.admit_now(&c, Some(0), &needs(1, 1)).is_ok());
+        let e = l.admit_now(&c, Some(0), &needs(1, 1)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ClientRateLimited);
         let wait = e.retry_after.unwrap();
         // two per minute: one more every 30 s
         assert!(wait > std::time::Duration::from_secs(29) && wait <= std::time::Duration::from_secs(30), "{wait:?}");
-        assert!(l.admit(&c, Some(1), &needs(1, 1)).is_ok(), "another key is not affected");
+        assert!(l.admit_now(&c, Some(1), &needs(1, 1)).is_ok(), "another key is not affected");
     }
 
     #[test]
     fn tokens_count_the_prompt_and_max_tokens_and_an_oversized_request_is_a_400() {
         let l = ClientLimits::default();
         let c = config(ClientLimitsConfig { tpm: 1000, ..ClientLimitsConfig::default() });
-        assert!(l.admit(&c, None, &needs(100, 500)).is_ok());
-        let e = l.admit(&c, None, &needs(100, 500)).unwrap_err();
+        assert!(l.admit_now(&c, None, &needs(100, 500)).is_ok());
+        let e = l.admit_now(&c, None, &needs(100, 500)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ClientRateLimited);
-        let e = l.admit(&c, None, &needs(100, 5000)).unwrap_err();
+        let e = l.admit_now(&c, None, &needs(100, 5000)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidValue);
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
     }
@@ -156,9 +225,9 @@ mod tests {
     fn changed_limits_take_effect_with_fresh_allowances() {
         let l = ClientLimits::default();
         let one = config(ClientLimitsConfig { rpm: 1, ..ClientLimitsConfig::default() });
-        assert!(l.admit(&one, None, &needs(1, 1)).is_ok());
-        assert!(l.admit(&one, None, &needs(1, 1)).is_err());
+        assert!(l.admit_now(&one, None, &needs(1, 1)).is_ok());
+        assert!(l.admit_now(&one, None, &needs(1, 1)).is_err());
         let two = config(ClientLimitsConfig { rpm: 2, ..ClientLimitsConfig::default() });
-        assert!(l.admit(&two, None, &needs(1, 1)).is_ok());
+        assert!(l.admit_now(&two, None, &needs(1, 1)).is_ok());
     }
 }

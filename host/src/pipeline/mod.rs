@@ -71,7 +71,7 @@ pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Re
     let client = auth::check(&snapshot.config.server, headers)?;
     let req = ingress::parse(headers, &body)?;
     let needs = classify::needs(&req);
-    app.client_limits.admit(&snapshot.config, client, &needs)?;
+    app.client_limits.admit(&snapshot.config, app.ledger.remote(), client, &needs).await?;
     let candidates = route::candidates(&snapshot, &req, &needs)?;
     dispatch::run(app, &snapshot, &req, &needs, &candidates, started).await
 }

@@ -116,6 +116,29 @@ if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], ARGV[2], 'PX
 return 1
 ";
 
+/// Client limits (GCRA, a minute's allowance as burst) checked together and taken together.
+/// ARGV per key: emission interval (ms), cells.
+const CLIENTS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local worst, which = 0, 0
+local new = {}
+for i = 1, #KEYS do
+  local interval, n = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  local nt = tat + interval * n
+  local wait = nt - 60000 - now
+  if wait > worst then worst, which = wait, i end
+  new[i] = nt
+end
+if worst > 0 then return { 0, math.ceil(worst), which } end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], string.format('%.3f', new[i]), 'PX', math.ceil(new[i] - now) + 1000)
+end
+return { 1, 0, 0 }
+";
+
 const SETTLE: &str = r"
 local member = ARGV[1]
 local n = (#ARGV - 1) / 4
@@ -213,6 +236,7 @@ pub struct Remote {
     settle: Script,
     observe: Script,
     cool: Script,
+    clients: Script,
 }
 
 impl std::fmt::Debug for Remote {
@@ -253,6 +277,7 @@ impl Remote {
             settle: Script::new(SETTLE),
             observe: Script::new(OBSERVE),
             cool: Script::new(COOL),
+            clients: Script::new(CLIENTS),
         });
         if remote.ping().await {
             remote.up.store(true, Ordering::Relaxed);
@@ -480,6 +505,35 @@ impl Remote {
                 me.went_down(&e.to_string());
             }
         });
+    }
+
+    /// Check and take client allowances shared by every gateway: `(key, per minute, cells)`.
+    /// `Ok(None)` admitted; `Ok(Some((i, wait)))` refused by check `i`; `Err` Redis is away.
+    pub async fn admit_clients(
+        self: &Arc<Self>,
+        checks: &[(String, u32, u32)],
+    ) -> Result<Option<(usize, Duration)>, ()> {
+        let mut inv = self.clients.prepare_invoke();
+        for (key, per_minute, cells) in checks {
+            inv.key(key);
+            inv.arg(60_000.0 / f64::from((*per_minute).max(1)));
+            inv.arg(*cells);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = match inv.invoke_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.went_down(&e.to_string());
+                return Err(());
+            }
+        };
+        if reply.first() == Some(&1) {
+            return Ok(None);
+        }
+        let wait = reply.get(1).and_then(|v| u64::try_from(*v).ok()).unwrap_or(1000);
+        let which = reply.get(2).and_then(|v| usize::try_from(*v).ok()).unwrap_or(1).saturating_sub(1);
+        Ok(Some((which, Duration::from_millis(wait))))
     }
 
     /// Rest `pool` for every gateway sharing this Redis (off the request path).

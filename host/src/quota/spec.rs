@@ -295,7 +295,10 @@ mod tests {
     #[test]
     fn daily_neurons_count_as_daily_tokens() {
         let l = Limits { neurons_per_day: Some(10_000), ..Limits::default() };
-        assert_eq!(ScopedLimits::from_limits(&l).specs, [LimitSpec { dim: Dim::Tokens, window: Window::Day, limit: 10_000 }]);
+        assert_eq!(
+            ScopedLimits::from_limits(&l).specs,
+            [LimitSpec { dim: Dim::Tokens, window: Window::Day, limit: 10_000 }]
+        );
         let both = Limits { neurons_per_day: Some(10_000), tpd: Some(5_000), ..Limits::default() };
         assert_eq!(ScopedLimits::from_limits(&both).specs[0].limit, 5_000);
     }

@@ -299,3 +299,36 @@ async fn when_redis_returns_the_reservations_made_without_it_are_pushed_back() {
     assert_eq!(gw.chat(chat_body("m")).await.status(), 429, "the request made without Redis was pushed back");
     assert_eq!(chat_requests(&sim).await, 3);
 }
+
+#[tokio::test]
+async fn client_limits_are_shared_by_gateways_on_one_redis() {
+    let Some(redis) = redis_url() else { return };
+    let sim = Sim::start().await;
+    // a fresh client key every run: Redis names its allowance by a hash of it
+    let key = format!(
+        "fw-shared-client-{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let providers =
+        format!("[client_limits]\nper_key_rpm = 2\n\n{}", provider("local", &sim.base(), &["sk-up-9"], &["m"]));
+    let opts = Opts {
+        server: format!("api_keys = [\"{key}\"]"),
+        quota: format!("redis_url = \"{redis}\"\n"),
+        ..Opts::default()
+    };
+    let a = Gateway::start_opts(&providers, opts.clone()).await;
+    let b = Gateway::start_opts(&providers, opts).await;
+    let send = |gw: &Gateway| {
+        let url = gw.url("/v1/chat/completions");
+        let key = key.clone();
+        async move { http().post(url).bearer_auth(key).json(&chat_body("m")).send().await.unwrap() }
+    };
+    assert_eq!(send(&a).await.status(), 200);
+    assert_eq!(send(&b).await.status(), 200);
+    let r = send(&a).await;
+    assert_eq!(r.status(), 429, "two a minute across both gateways");
+    let secs = header_u64(&r, "retry-after");
+    assert!((29..=30).contains(&secs), "Retry-After {secs}");
+    assert_eq!(send(&b).await.status(), 429);
+    assert_eq!(chat_requests(&sim).await, 2);
+}
