@@ -3,7 +3,8 @@
 //! - a rejected credential (401/403) disables the account with the provider's reason; it is
 //!   re-checked with the provider's cheapest call, with backoff (1 min doubling to 1 h), and
 //!   comes back by itself when a check passes
-//! - out of credit (402) disables it the same way, re-checked every 6 hours
+//! - out of credit (402) disables it the same way until the monthly reset (or a manual enable),
+//!   then re-checked
 //! - a rate limit (429) cools it down until the provider's retry time
 //! - upstream errors (5xx, timeouts) cool it down briefly, doubling while they repeat
 //! - a success clears the error streak
@@ -41,7 +42,8 @@ pub enum Trouble {
     /// 401/403: the credential was refused
     Rejected,
     /// 402: out of credit
-    OutOfCredit,
+    /// (until the provider's free credit is renewed: the monthly reset)
+    OutOfCredit(Duration),
     /// 429 (the retry delay, if the provider said)
     RateLimited(Option<Duration>),
     /// 5xx, timeouts, broken connections
@@ -50,7 +52,6 @@ pub enum Trouble {
 
 const FIRST_RECHECK: Duration = Duration::from_secs(60);
 const MAX_RECHECK: Duration = Duration::from_secs(3600);
-const CREDIT_RECHECK: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
 const FIRST_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(2);
 const MAX_UPSTREAM_COOLDOWN: Duration = Duration::from_secs(60);
@@ -173,8 +174,8 @@ impl AccountHealth {
             Trouble::Rejected => {
                 Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + FIRST_RECHECK, checks: 0 }
             }
-            Trouble::OutOfCredit => {
-                Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + CREDIT_RECHECK, checks: 0 }
+            Trouble::OutOfCredit(until_renewed) => {
+                Health::Disabled { reason: reason.to_owned(), since: now, next_check: now + until_renewed, checks: 0 }
             }
             Trouble::RateLimited(after) => {
                 let until = now + after.unwrap_or(DEFAULT_RATE_LIMIT);
@@ -403,12 +404,15 @@ mod tests {
     }
 
     #[test]
-    fn out_of_credit_disables_until_a_recheck_six_hours_later() {
+    fn out_of_credit_disables_until_the_credit_is_renewed_or_a_manual_enable() {
         let h = AccountHealth::default();
         let t0 = Instant::now();
-        h.failure(Trouble::OutOfCredit, "402 insufficient credits", t0);
-        assert!(!h.begin(t0 + Duration::from_secs(3600)));
-        assert!(!h.check_due(t0 + Duration::from_secs(6 * 3600 - 1)));
-        assert!(h.check_due(t0 + Duration::from_secs(6 * 3600)));
+        let renewed = Duration::from_secs(3 * 86_400);
+        h.failure(Trouble::OutOfCredit(renewed), "402 insufficient credits", t0);
+        assert!(!h.begin(t0 + Duration::from_secs(86_400)));
+        assert!(!h.check_due(t0 + renewed - Duration::from_secs(1)));
+        assert!(h.check_due(t0 + renewed), "re-checked when the month starts again");
+        h.reset();
+        assert!(h.begin(t0 + Duration::from_secs(1)), "or enabled by hand");
     }
 }

@@ -196,6 +196,11 @@ fn daily_rest(said: Option<Duration>, plan: &crate::quota::QuotaPlan, now_ms: u6
     said.unwrap_or_else(|| Duration::from_millis(plan.daily_reset.next_after(now_ms).saturating_sub(now_ms)))
 }
 
+/// Free credit is renewed with the calendar month (UTC).
+fn until_month_start(now_ms: u64) -> Duration {
+    Duration::from_millis(crate::quota::spec::next_month_start(now_ms).saturating_sub(now_ms))
+}
+
 /// The candidate model's context window, when known.
 fn context_window(cand: &Candidate) -> Option<u32> {
     cand.route.provider.models.iter().find(|m| m.info.id == cand.route.model).and_then(|m| m.info.context_window)
@@ -207,7 +212,7 @@ fn context_window(cand: &Candidate) -> Option<u32> {
 fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayError) {
     let trouble = match e.kind {
         ErrorKind::UpstreamAuth => Trouble::Rejected,
-        ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit,
+        ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit(until_month_start(crate::quota::now_ms())),
         ErrorKind::UpstreamRateLimited => Trouble::RateLimited(e.retry_after),
         // a daily quota used up: rest until the provider's day starts again, unless it said
         ErrorKind::UpstreamQuotaExhausted => Trouble::RateLimited(Some(daily_rest(
@@ -238,7 +243,7 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
             let p = &cand.route.provider;
             ledger.cool_down(&account.quota_pool, &p.quota_plan, &cand.route.model, rest, &e.message);
         }
-        Trouble::Rejected | Trouble::OutOfCredit => {
+        Trouble::Rejected | Trouble::OutOfCredit(_) => {
             account.health.failure(trouble, &e.message, now);
             tracing::warn!(
                 provider = %cand.route.provider.id, account = %account.label,
@@ -291,5 +296,11 @@ mod tests {
             Duration::from_secs(90),
             "the provider's word wins"
         );
+    }
+
+    #[test]
+    fn out_of_credit_waits_for_the_first_of_the_month() {
+        // 2026-11-27 12:00 UTC -> 2026-12-01 00:00 UTC
+        assert_eq!(until_month_start(1_795_780_800_000), Duration::from_secs(3 * 86_400 + 12 * 3600));
     }
 }
