@@ -372,3 +372,70 @@ impl Drop for Relay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream stream: each part after its delay; `None` = the connection breaks.
+    fn upstream(parts: Vec<(u64, Option<&'static str>)>) -> reqwest::Response {
+        let stream = futures_util::stream::unfold(parts.into_iter(), |mut parts| async move {
+            let (delay, part) = parts.next()?;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let item: Result<Bytes, std::io::Error> = match part {
+                Some(text) => Ok(Bytes::from_static(text.as_bytes())),
+                None => Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset")),
+            };
+            Some((item, parts))
+        });
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap_stream(stream)))
+    }
+
+    fn relay(parts: Vec<(u64, Option<&'static str>)>) -> Relay {
+        let info = RelayInfo {
+            provider: "p".into(),
+            model: "m".into(),
+            account: "a".into(),
+            client_wants_usage: false,
+            started: Instant::now(),
+            idle_timeout: Duration::from_secs(60),
+        };
+        Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None))
+    }
+
+    const CHUNK: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_before_the_first_event_fails_the_attempt_so_the_next_candidate_can_serve() {
+        let mut r = relay(vec![(5_000, Some("data: {\"error\":{\"message\":\"overloaded\"}}\n\n"))]);
+        let e = r.prime().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamStreamInterrupted);
+        assert!(e.retryable(), "nothing reached the client: dispatch may fall back");
+        let mut r = relay(vec![(5_000, None)]);
+        assert!(r.prime().await.is_err(), "a connection broken before the first event, too");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_after_the_first_byte_ends_with_an_error_chunk_and_event_never_a_clean_end() {
+        let mut r = relay(vec![(10, Some(CHUNK)), (30_000, None)]);
+        r.prime().await.unwrap();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3, "{text}");
+        assert!(events[0].contains("\"content\":\"Hi\""));
+        assert!(events[1].contains("\"finish_reason\":\"error\""), "{}", events[1]);
+        assert!(events[2].contains("\"code\":\"upstream_stream_interrupted\""), "{}", events[2]);
+        assert!(!text.contains("[DONE]"), "a broken stream never looks finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clean_stream_passes_through_event_by_event() {
+        let mut r = relay(vec![(10, Some(CHUNK)), (2_000, Some(CHUNK)), (10, Some("data: [DONE]\n\n"))]);
+        r.prime().await.unwrap();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(text.matches("\"content\":\"Hi\"").count(), 2);
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+}
