@@ -42,10 +42,11 @@ fn check_config_loads_the_components() {
     std::fs::write(
         &path,
         format!(
-            "[runtime]\ncache_dir = \"{}\"\nmax_instances = 8\n\n[storage]\nurl = \"sqlite://{}/freeway.db\"\n\n[quota]\nstate_file = \"{}/quota.json\"\n\n[[providers]]\nid = \"local\"\ncomponent = \"openai-compat\"\nbase_url = \"http://127.0.0.1:9000/v1\"\napi_keys = [\"sk-local-1\"]\nmodels = [\"local-model\"]\n",
-            dir.path().join("cache").display(),
-            dir.path().display(),
-            dir.path().display()
+            "[runtime]\ncache_dir = \"{d}/cache\"\nmax_instances = 8\n\n[storage]\nurl = \"sqlite://{d}/freeway.db\"\n\n[quota]\nstate_file = \"{d}/quota.json\"\n\n\
+             [vault]\npath = \"{d}/vault.json\"\nkey_file = \"{d}/master.key\"\naudit_log = \"{d}/audit.log\"\nhealth_file = \"{d}/health.json\"\n\n\
+             [discovery]\ninterval_secs = 0\nstate_file = \"{d}/models.json\"\n\n\
+             [[providers]]\nid = \"local\"\ncomponent = \"openai-compat\"\nbase_url = \"http://127.0.0.1:9000/v1\"\napi_keys = [\"sk-local-1\"]\nmodels = [\"local-model\"]\n",
+            d = dir.path().display(),
         ),
     )
     .unwrap();
