@@ -77,6 +77,42 @@ fn charge_loser(app: &App, mut loser: Ready<'_>) {
     }
 }
 
+/// The side that finished first decides: its answer serves (the other is dropped and charged),
+/// or, if it failed, the other side's answer is awaited. Written once for either side.
+macro_rules! decide {
+    ($app:ident, $walk:ident, $wait:ident, $result:ident,
+     first: ($f1:ident, $c1:ident, $r1:ident, $w1:ident, $t1:ident),
+     other: ($f2:ident, $c2:ident, $r2:ident, $w2:ident, $t2:ident)) => {{
+        drop($f1);
+        let first = Ready { cand: $c1, reservation: $r1 };
+        match $result {
+            Ok(reply) => {
+                drop($f2);
+                $app.latencies.record($c1, $t1.elapsed());
+                charge_loser($app, Ready { cand: $c2, reservation: $r2 });
+                *$wait += $w1;
+                Some((first, reply))
+            }
+            Err(e) => {
+                $walk.failed($app, first, e);
+                let answer = $f2.await;
+                *$wait += $w2;
+                let other = Ready { cand: $c2, reservation: $r2 };
+                match answer {
+                    Ok(reply) => {
+                        $app.latencies.record($c2, $t2.elapsed());
+                        Some((other, reply))
+                    }
+                    Err(e) => {
+                        $walk.failed($app, other, e);
+                        None
+                    }
+                }
+            }
+        }
+    }};
+}
+
 /// Run `first`; if it has not answered after `delay`, race it against the next candidate.
 /// `None` when every attempt made here failed (the walk has recorded why).
 #[expect(clippy::too_many_arguments, reason = "the request's whole context, borrowed")]
@@ -135,67 +171,14 @@ pub(super) async fn race<'c>(
     let mut wait_b = Duration::ZERO;
     let tb = Instant::now();
     let mut fb = Box::pin(attempt(app, req, cb, started, &mut wait_b, &mut rb));
-    let first_done = tokio::select! {
+    let (a_first, result) = tokio::select! {
         r = &mut fa => (true, r),
         r = &mut fb => (false, r),
     };
-    let (a_first, result) = first_done;
     if a_first {
-        drop(fa);
-        let a = Ready { cand: ca, reservation: ra };
-        match result {
-            Ok(reply) => {
-                drop(fb);
-                app.latencies.record(ca, t.elapsed());
-                charge_loser(app, Ready { cand: cb, reservation: rb });
-                *upstream_wait += wait_a;
-                Some((a, reply))
-            }
-            Err(e) => {
-                walk.failed(app, a, e);
-                let r = fb.await;
-                *upstream_wait += wait_b;
-                let b = Ready { cand: cb, reservation: rb };
-                match r {
-                    Ok(reply) => {
-                        app.latencies.record(cb, tb.elapsed());
-                        Some((b, reply))
-                    }
-                    Err(e) => {
-                        walk.failed(app, b, e);
-                        None
-                    }
-                }
-            }
-        }
+        decide!(app, walk, upstream_wait, result, first: (fa, ca, ra, wait_a, t), other: (fb, cb, rb, wait_b, tb))
     } else {
-        drop(fb);
-        let b = Ready { cand: cb, reservation: rb };
-        match result {
-            Ok(reply) => {
-                drop(fa);
-                app.latencies.record(cb, tb.elapsed());
-                charge_loser(app, Ready { cand: ca, reservation: ra });
-                *upstream_wait += wait_b;
-                Some((b, reply))
-            }
-            Err(e) => {
-                walk.failed(app, b, e);
-                let r = fa.await;
-                *upstream_wait += wait_a;
-                let a = Ready { cand: ca, reservation: ra };
-                match r {
-                    Ok(reply) => {
-                        app.latencies.record(ca, t.elapsed());
-                        Some((a, reply))
-                    }
-                    Err(e) => {
-                        walk.failed(app, a, e);
-                        None
-                    }
-                }
-            }
-        }
+        decide!(app, walk, upstream_wait, result, first: (fb, cb, rb, wait_b, tb), other: (fa, ca, ra, wait_a, t))
     }
 }
 
