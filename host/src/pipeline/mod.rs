@@ -6,14 +6,18 @@
 //!                      what the gateway reads (model, messages, stream, max tokens);
 //!                      unknown fields are kept verbatim                       (ingress.rs)
 //!            auth      the gateway's client keys, if configured (constant time) (auth.rs)
-//!            admit     the gateway's own client limits (requests and tokens per
-//!                      minute, global and per client key; GCRA): over = 429
-//!                      with the Retry-After at which it would conform         (admit.rs)
 //!            classify  what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (classify.rs)
+//!            admit     the gateway's own client limits (requests and tokens per
+//!                      minute, global and per client key; GCRA, in Redis when
+//!                      shared): over = 429 with the Retry-After at which it
+//!                      would conform                                          (admit.rs)
 //!            route     the snapshot's routes for the model (`model` or
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
+//!            walk      the candidates in order, skipping models that refused the
+//!                      request (context window, content policy) and accounts
+//!                      another request is probing after a rest (half-open)     (walk.rs)
 //!            limit     per candidate, the request's estimated cost (prompt tokens
 //!                      by tokenizer + max_tokens) is reserved in its quota pool's
 //!                      ledger; a candidate that would break a limit is skipped
@@ -27,6 +31,8 @@
 //!                      has reached the client, the next candidate is tried     (dispatch.rs)
 //!                      (server trouble on the same provider backs off with
 //!                      jitter; no attempt starts after the time budget)        (retry.rs)
+//!                      on a hedged route, a first attempt slower than its p95
+//!                      time to first byte races the next candidate            (hedge.rs)
 //!            stream    SSE relayed event by event as it arrives: OpenAI-format
 //!                      upstreams pass through natively (no guest call per
 //!                      chunk), others are translated per event by the same
