@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use freeway::runtime::bindings::wit::QuotaDimension;
-use freeway_integration::{Gateway, Opts, Sim, artifact, eventually, sse_data};
+use freeway_integration::{Gateway, Opts, Sim, assert_translated_stream, chunks, eventually, native_gateway, sse_data};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-ant-test-key-0123456789";
@@ -21,25 +21,9 @@ async fn sim_with(limits: Value) -> Sim {
     .await
 }
 
-fn provider(sim: &Sim, key: &str, models: Option<&[&str]>) -> String {
-    let models = models
-        .map(|m| format!("models = [{}]\n", m.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")))
-        .unwrap_or_default();
-    format!(
-        "[[providers]]\nid = \"ant\"\ncomponent = \"anthropic\"\nbase_url = \"{}\"\napi_keys = [\"{key}\"]\n{models}\n",
-        sim.url("/v1")
-    )
-}
-
-/// A gateway serving the `anthropic` component (copied into its providers folder) for `sim`.
+/// A gateway serving the `anthropic` component for `sim`.
 async fn gateway(sim: &Sim, key: &str, models: Option<&[&str]>, opts: Opts) -> Gateway {
-    let gw = Gateway::start_opts("", opts.clone()).await;
-    std::fs::copy(artifact("providers/anthropic.wasm"), gw.providers_dir().join("anthropic.wasm")).unwrap();
-    gw.rewrite_config(&provider(sim, key, models), &opts);
-    let want = models.and_then(|m| m.first()).copied().unwrap_or(MODEL);
-    let ready = eventually(Duration::from_secs(15), || async { gw.model_ids().await.iter().any(|m| m == want) }).await;
-    assert!(ready, "the anthropic provider never served {want}: {:?}", gw.model_ids().await);
-    gw
+    native_gateway(("ant", "anthropic", &sim.url("/v1"), MODEL), key, models, opts).await
 }
 
 async fn start() -> (Sim, Gateway) {
@@ -51,10 +35,6 @@ async fn start() -> (Sim, Gateway) {
 /// The `/messages` requests the simulator received (model listings left out).
 async fn messages(sim: &Sim) -> Vec<Value> {
     sim.requests().await.into_iter().filter(|r| r["path"] == "/v1/messages").collect()
-}
-
-fn chunks(data: &[String]) -> Vec<Value> {
-    data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect()
 }
 
 fn content_of(chunks: &[Value]) -> String {
@@ -134,15 +114,7 @@ async fn a_stream_is_translated_event_by_event() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let data = sse_data(resp).await;
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let got = chunks(&data);
-    assert_eq!(got[0]["choices"][0]["delta"]["role"], "assistant");
-    assert_eq!(content_of(&got), (0..12).map(|i| format!("tok{i}")).collect::<Vec<_>>().join(" "));
-    let finishes: Vec<&Value> =
-        got.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
-    assert_eq!(finishes, [&json!("stop")]);
-    assert!(got.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == got[0]["id"]));
-    assert!(!got.iter().any(|c| c["choices"].as_array().is_some_and(Vec::is_empty)), "usage chunk leaked");
+    assert_translated_stream(&data);
 
     let up = &messages(&sim).await[0];
     assert_eq!(up["body"]["stream"], true);

@@ -2,9 +2,7 @@
 //! Cohere v2 chat requests upstream (`/v2/chat`), OpenAI answers out; models listed from
 //! `/v1/models`.
 
-use std::time::Duration;
-
-use freeway_integration::{Gateway, Opts, Sim, artifact, eventually, sse_data};
+use freeway_integration::{Gateway, Opts, Sim, assert_translated_stream, chunks, native_gateway, sse_data};
 use serde_json::{Value, json};
 
 const KEY: &str = "co-test-key-7f3a";
@@ -22,25 +20,9 @@ async fn sim() -> Sim {
     Sim::start_json(json!({"upstreams": [upstream("/v2"), upstream("/v1")]})).await
 }
 
-fn provider(sim: &Sim, key: &str, models: Option<&[&str]>) -> String {
-    let models = models
-        .map(|m| format!("models = [{}]\n", m.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")))
-        .unwrap_or_default();
-    format!(
-        "[[providers]]\nid = \"co\"\ncomponent = \"cohere\"\nbase_url = \"{}\"\napi_keys = [\"{key}\"]\n{models}\n",
-        sim.url("/v2")
-    )
-}
-
-/// A gateway serving the `cohere` component (copied into its providers folder) for `sim`.
+/// A gateway serving the `cohere` component for `sim`.
 async fn gateway(sim: &Sim, key: &str, models: Option<&[&str]>, opts: Opts) -> Gateway {
-    let gw = Gateway::start_opts("", opts.clone()).await;
-    std::fs::copy(artifact("providers/cohere.wasm"), gw.providers_dir().join("cohere.wasm")).unwrap();
-    gw.rewrite_config(&provider(sim, key, models), &opts);
-    let want = models.and_then(|m| m.first()).copied().unwrap_or(MODEL);
-    let ready = eventually(Duration::from_secs(15), || async { gw.model_ids().await.iter().any(|m| m == want) }).await;
-    assert!(ready, "the cohere provider never served {want}: {:?}", gw.model_ids().await);
-    gw
+    native_gateway(("co", "cohere", &sim.url("/v2"), MODEL), key, models, opts).await
 }
 
 async fn start() -> (Sim, Gateway) {
@@ -52,10 +34,6 @@ async fn start() -> (Sim, Gateway) {
 /// The chat requests the simulator received (model listings left out).
 async fn chats(sim: &Sim) -> Vec<Value> {
     sim.requests().await.into_iter().filter(|r| r["path"] == "/v2/chat").collect()
-}
-
-fn chunks(data: &[String]) -> Vec<Value> {
-    data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect()
 }
 
 fn weather_tools() -> Value {
@@ -123,16 +101,7 @@ async fn a_stream_is_translated_event_by_event() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let data = sse_data(resp).await;
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let got = chunks(&data);
-    assert_eq!(got[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: String = got.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, (0..12).map(|i| format!("tok{i}")).collect::<Vec<_>>().join(" "));
-    let finishes: Vec<&Value> =
-        got.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
-    assert_eq!(finishes, [&json!("stop")]);
-    assert!(got.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == got[0]["id"]));
-    assert!(!got.iter().any(|c| c["choices"].as_array().is_some_and(Vec::is_empty)), "usage chunk leaked");
+    assert_translated_stream(&data);
 
     let up = &chats(&sim).await[0];
     assert_eq!(up["body"]["stream"], true);

@@ -279,6 +279,52 @@ pub fn chat_body(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hello there" }] })
 }
 
+/// A gateway serving the native component `component` (copied into its providers folder) as
+/// provider `id` at `base_url` with `key`; returns once it serves the first of `models` (or
+/// `default_model` when the component lists them itself).
+pub async fn native_gateway(
+    (id, component, base_url, default_model): (&str, &str, &str, &str),
+    key: &str,
+    models: Option<&[&str]>,
+    opts: Opts,
+) -> Gateway {
+    let gw = Gateway::start_opts("", opts.clone()).await;
+    let file = format!("{component}.wasm");
+    std::fs::copy(artifact(&format!("providers/{file}")), gw.providers_dir().join(&file)).expect("copy component");
+    let listed = models
+        .map(|m| format!("models = [{}]\n", m.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")))
+        .unwrap_or_default();
+    let table = format!(
+        "[[providers]]\nid = \"{id}\"\ncomponent = \"{component}\"\nbase_url = \"{base_url}\"\napi_keys = [\"{key}\"]\n{listed}\n"
+    );
+    gw.rewrite_config(&table, &opts);
+    let want = models.and_then(|m| m.first()).copied().unwrap_or(default_model);
+    let ready = eventually(Duration::from_secs(15), || async { gw.model_ids().await.iter().any(|m| m == want) }).await;
+    assert!(ready, "the {component} provider never served {want}: {:?}", gw.model_ids().await);
+    gw
+}
+
+/// The JSON chunks of a stream's `data:` payloads, `[DONE]` left out.
+pub fn chunks(data: &[String]) -> Vec<Value> {
+    data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).expect("a JSON chunk")).collect()
+}
+
+/// A stream translated from a native provider answering with the simulator's 12-token reply:
+/// `[DONE]` last, the role first, the whole text, one `stop`, one id and object throughout, no
+/// usage chunk.
+pub fn assert_translated_stream(data: &[String]) {
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let got = chunks(data);
+    assert_eq!(got[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = got.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, (0..12).map(|i| format!("tok{i}")).collect::<Vec<_>>().join(" "));
+    let finishes: Vec<&Value> =
+        got.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
+    assert_eq!(finishes, [&json!("stop")]);
+    assert!(got.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == got[0]["id"]));
+    assert!(!got.iter().any(|c| c["choices"].as_array().is_some_and(Vec::is_empty)), "usage chunk leaked");
+}
+
 /// Read a whole SSE response into its `data:` payloads.
 pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap_or_default();
