@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::provider::bindings::freeway::gateway::http as host_http;
 use crate::types::{
-    Capabilities, Credential, ErrorKind, HttpError, HttpRequest, HttpResponse, ModelInfo, ProviderError,
+    Capabilities, Credential, ErrorKind, Headers, HttpError, HttpRequest, HttpResponse, ModelInfo, ProviderError,
 };
 
 /// Send a request through the host.
@@ -13,21 +13,31 @@ pub fn send(req: &HttpRequest, auth: Option<Credential>) -> Result<HttpResponse,
     host_http::send(req, auth)
 }
 
-/// `GET url` as the given account; the body parsed as JSON. Error statuses become typed errors.
-pub fn get_json(url: &str, auth: Option<Credential>) -> Result<Value, ProviderError> {
-    let req = HttpRequest {
-        method: "GET".to_owned(),
-        url: url.to_owned(),
-        headers: vec![("accept".to_owned(), "application/json".to_owned())],
-        body: Vec::new(),
-        timeout_ms: Some(20_000),
-    };
-    let resp = send(&req, auth).map_err(|e| http_error(&e))?;
+/// A `GET url` asking for JSON, with `headers` added.
+pub fn get_request(url: String, mut headers: Headers) -> HttpRequest {
+    headers.push(("accept".to_owned(), "application/json".to_owned()));
+    HttpRequest { method: "GET".to_owned(), url, headers, body: Vec::new(), timeout_ms: Some(20_000) }
+}
+
+/// Send `req` as the given account; the body parsed as JSON (`what` names it in errors). Error
+/// statuses are typed by `map_error`, the provider's own reading of its error responses.
+pub fn request_json(
+    req: &HttpRequest,
+    auth: Option<Credential>,
+    what: &str,
+    map_error: impl FnOnce(u16, &Headers, &str) -> ProviderError,
+) -> Result<Value, ProviderError> {
+    let resp = send(req, auth).map_err(|e| http_error(&e))?;
     let text = String::from_utf8_lossy(&resp.body);
     if !(200..300).contains(&resp.status) {
-        return Err(crate::errors::from_response(resp.status, &resp.headers, &text));
+        return Err(map_error(resp.status, &resp.headers, &text));
     }
-    serde_json::from_str(&text).map_err(|e| crate::errors::invalid_response(&format!("{url} did not answer JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| crate::errors::invalid_response(&format!("{what} is not JSON: {e}")))
+}
+
+/// `GET url` as the given account; the body parsed as JSON. Error statuses become typed errors.
+pub fn get_json(url: &str, auth: Option<Credential>) -> Result<Value, ProviderError> {
+    request_json(&get_request(url.to_owned(), Vec::new()), auth, url, crate::errors::from_response)
 }
 
 /// A transport failure as a typed error.

@@ -35,6 +35,33 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// Refuse, with a 400 naming the parameter, what a text-only translation to `provider`'s
+    /// native API cannot honour: `logprobs`, a non-empty `logit_bias`, audio output and the
+    /// legacy `functions` / `function_call`.
+    pub fn refuse_untranslatable(&self, provider: &str) -> Result<(), crate::types::ProviderError> {
+        use crate::errors::bad_request;
+        let extra = &self.extra;
+        if extra.get("logprobs").and_then(Value::as_bool) == Some(true) {
+            return Err(bad_request(&format!("`logprobs` is not supported by {provider}")));
+        }
+        if extra.get("logit_bias").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+            return Err(bad_request(&format!("`logit_bias` is not supported by {provider}")));
+        }
+        if extra.get("modalities").and_then(Value::as_array).is_some_and(|m| m.iter().any(|x| x != "text"))
+            || extra.get("audio").is_some_and(|a| !a.is_null())
+        {
+            return Err(bad_request(&format!("only text output is supported by {provider} (`modalities`, `audio`)")));
+        }
+        if extra.get("functions").is_some_and(|f| !f.is_null())
+            || extra.get("function_call").is_some_and(|f| !f.is_null())
+        {
+            return Err(bad_request(
+                "the legacy `functions` / `function_call` parameters are not supported; use `tools`",
+            ));
+        }
+        Ok(())
+    }
+
     /// `max_completion_tokens`, else `max_tokens`.
     pub fn max_output(&self) -> Option<u32> {
         self.max_completion_tokens.or(self.max_tokens)

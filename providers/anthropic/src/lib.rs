@@ -33,7 +33,7 @@
 
 use std::cell::RefCell;
 
-use freeway_sdk::http::{http_error, send};
+use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::provider::{join_url, setting};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, errors, export_provider, translate};
@@ -81,16 +81,12 @@ fn get_json(
     url: String,
     account: Option<Credential>,
 ) -> Result<serde_json::Value, ProviderError> {
-    let mut headers = api_headers(config);
-    headers.push(("accept".to_owned(), "application/json".to_owned()));
-    let req = HttpRequest { method: "GET".to_owned(), url, headers, body: Vec::new(), timeout_ms: Some(20_000) };
-    let resp = send(&req, account).map_err(|e| http_error(&e))?;
-    let text = String::from_utf8_lossy(&resp.body);
-    if !(200..300).contains(&resp.status) {
-        return Err(quota::map_error(resp.status, &resp.headers, &text, now_ms()));
-    }
-    serde_json::from_str(&text)
-        .map_err(|e| errors::invalid_response(&format!("the Anthropic model list is not JSON: {e}")))
+    request_json(
+        &get_request(url, api_headers(config)),
+        account,
+        "the Anthropic model list",
+        |status, headers, text| quota::map_error(status, headers, text, now_ms()),
+    )
 }
 
 pub struct Anthropic;

@@ -201,27 +201,13 @@ pub fn build(body: &str, model: &str, streaming: bool, config: &ProviderConfig) 
 /// Parameters that would change what the client gets back in ways Anthropic cannot honour.
 fn refuse_unsupported(req: &ChatRequest) -> Result<(), ProviderError> {
     let extra = &req.extra;
-    if extra.get("logprobs").and_then(Value::as_bool) == Some(true)
-        || extra.get("top_logprobs").is_some_and(|v| !v.is_null())
-    {
+    if extra.get("top_logprobs").is_some_and(|v| !v.is_null()) {
         return Err(bad_request("`logprobs` is not supported by Anthropic"));
     }
     if extra.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err(bad_request("`n` greater than 1 is not supported by Anthropic"));
     }
-    if extra.get("logit_bias").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-        return Err(bad_request("`logit_bias` is not supported by Anthropic"));
-    }
-    if extra.get("modalities").and_then(Value::as_array).is_some_and(|m| m.iter().any(|x| x != "text"))
-        || extra.get("audio").is_some_and(|a| !a.is_null())
-    {
-        return Err(bad_request("only text output is supported by Anthropic (`modalities`, `audio`)"));
-    }
-    if extra.get("functions").is_some_and(|f| !f.is_null()) || extra.get("function_call").is_some_and(|f| !f.is_null())
-    {
-        return Err(bad_request("the legacy `functions` / `function_call` parameters are not supported; use `tools`"));
-    }
-    Ok(())
+    req.refuse_untranslatable("Anthropic")
 }
 
 /// One turn of the conversation being built.

@@ -32,7 +32,7 @@
 
 use std::cell::RefCell;
 
-use freeway_sdk::http::{http_error, send};
+use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, errors, export_provider, translate};
 
@@ -131,20 +131,8 @@ impl Provider for Cohere {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..models::MAX_PAGES {
-            let req = HttpRequest {
-                method: "GET".to_owned(),
-                url: models::page_url(&config.base_url, token.as_deref()),
-                headers: vec![("accept".to_owned(), "application/json".to_owned())],
-                body: Vec::new(),
-                timeout_ms: Some(20_000),
-            };
-            let resp = send(&req, account).map_err(|e| http_error(&e))?;
-            let text = String::from_utf8_lossy(&resp.body);
-            if !(200..300).contains(&resp.status) {
-                return Err(quota::map_error(resp.status, &resp.headers, &text));
-            }
-            let page: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| errors::invalid_response(&format!("the Cohere model list is not JSON: {e}")))?;
+            let req = get_request(models::page_url(&config.base_url, token.as_deref()), Vec::new());
+            let page = request_json(&req, account, "the Cohere model list", quota::map_error)?;
             out.extend(models::from_page(&page));
             token = models::next_token(&page).map(str::to_owned);
             if token.is_none() {

@@ -83,21 +83,7 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), ProviderError> {
     if extra.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err(bad_request("`n` greater than 1 is not supported by Cohere"));
     }
-    if extra.get("logprobs").and_then(Value::as_bool) == Some(true) {
-        return Err(bad_request("`logprobs` is not supported by the Cohere provider"));
-    }
-    if extra.get("logit_bias").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-        return Err(bad_request("`logit_bias` is not supported by Cohere"));
-    }
-    if extra.get("modalities").and_then(Value::as_array).is_some_and(|m| m.iter().any(|x| x != "text"))
-        || extra.get("audio").is_some_and(|a| !a.is_null())
-    {
-        return Err(bad_request("only text output is supported by the Cohere provider (`modalities`, `audio`)"));
-    }
-    if extra.get("functions").is_some_and(|f| !f.is_null()) || extra.get("function_call").is_some_and(|f| !f.is_null())
-    {
-        return Err(bad_request("the legacy `functions` / `function_call` parameters are not supported; use `tools`"));
-    }
+    req.refuse_untranslatable("Cohere")?;
     Ok(())
 }
 

@@ -100,21 +100,7 @@ pub fn build(body: &str, model: &str, streaming: bool, config: &ProviderConfig) 
 /// Parameters that would change what the client gets back in ways Gemini cannot honour.
 fn refuse_unsupported(req: &ChatRequest, streaming: bool) -> Result<(), ProviderError> {
     let extra = &req.extra;
-    if extra.get("logprobs").and_then(Value::as_bool) == Some(true) {
-        return Err(bad_request("`logprobs` is not supported by the Gemini provider"));
-    }
-    if extra.get("logit_bias").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-        return Err(bad_request("`logit_bias` is not supported by Gemini"));
-    }
-    if extra.get("modalities").and_then(Value::as_array).is_some_and(|m| m.iter().any(|x| x != "text"))
-        || extra.get("audio").is_some_and(|a| !a.is_null())
-    {
-        return Err(bad_request("only text output is supported by the Gemini provider (`modalities`, `audio`)"));
-    }
-    if extra.get("functions").is_some_and(|f| !f.is_null()) || extra.get("function_call").is_some_and(|f| !f.is_null())
-    {
-        return Err(bad_request("the legacy `functions` / `function_call` parameters are not supported; use `tools`"));
-    }
+    req.refuse_untranslatable("Gemini")?;
     if streaming && extra.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err(bad_request("`n` greater than 1 is not supported with `stream` by the Gemini provider"));
     }
