@@ -14,6 +14,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::config::Rotation;
+use crate::quota::QuotaPlan;
 use crate::runtime::Account;
 
 /// Requests an account served recently: a sliding one-minute estimate.
@@ -57,23 +58,31 @@ impl RecentUse {
     }
 }
 
-/// The share of quota left in an account (0.0-1.0), from the latest figures its provider
-/// reported; `None` when nothing is known.
-fn headroom(account: &Account) -> Option<f64> {
-    let q = account.quota.lock();
-    q.iter()
-        .filter_map(|u| {
-            let (limit, remaining) = (u.limit?, u.remaining?);
+/// The share of quota left in an account's pool for `model` (0.0-1.0) on its scarcest
+/// dimension, as the quota ledger counts it (our own reservations, the limits we know and what
+/// the provider reported); `None` when no limit is known.
+fn headroom(account: &Account, plan: &QuotaPlan, model: &str, now_ms: u64) -> Option<f64> {
+    account
+        .quota_pool
+        .headroom(plan, model, now_ms)
+        .iter()
+        .map(|h| {
             // quota figures are far below 2^52
             #[expect(clippy::cast_precision_loss)]
-            let share = if limit == 0 { 0.0 } else { remaining as f64 / limit as f64 };
-            Some(share)
+            let share = if h.limit == 0 { 0.0 } else { h.limit.saturating_sub(h.used) as f64 / h.limit as f64 };
+            share
         })
         .reduce(f64::min)
 }
 
 /// `accounts` in the order to try them.
-pub fn order(accounts: &[Arc<Account>], strategy: Rotation, cursor: &AtomicUsize, now: Instant) -> Vec<Arc<Account>> {
+pub fn order(
+    accounts: &[Arc<Account>],
+    strategy: Rotation,
+    cursor: &AtomicUsize,
+    now: Instant,
+    quota: (&QuotaPlan, &str),
+) -> Vec<Arc<Account>> {
     if accounts.len() <= 1 {
         return accounts.to_vec();
     }
@@ -94,7 +103,10 @@ pub fn order(accounts: &[Arc<Account>], strategy: Rotation, cursor: &AtomicUsize
         }
         Rotation::LeastUsed => pools.sort_by(|a, b| use_of(&a.1).total_cmp(&use_of(&b.1))),
         Rotation::MostHeadroom => {
-            let room = |keys: &[&Arc<Account>]| keys.iter().filter_map(|a| headroom(a)).reduce(f64::min);
+            let now_ms = crate::quota::now_ms();
+            let (plan, model) = quota;
+            let room =
+                |keys: &[&Arc<Account>]| keys.iter().filter_map(|a| headroom(a, plan, model, now_ms)).reduce(f64::min);
             pools.sort_by(|a, b| match (room(&a.1), room(&b.1)) {
                 (Some(x), Some(y)) => y.total_cmp(&x),
                 (Some(_), None) => std::cmp::Ordering::Less,
@@ -123,7 +135,7 @@ pub fn order(accounts: &[Arc<Account>], strategy: Rotation, cursor: &AtomicUsize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::wit;
+    use crate::quota::{Cost, Dim, Ledger, LimitSpec, Observed, ScopedLimits, Window};
 
     fn account(id: &str, pool: &str) -> Arc<Account> {
         let mut a = Account::new(id.into(), "p".into(), None);
@@ -141,14 +153,18 @@ mod tests {
         let accounts = vec![account("or-1", "acct-a"), account("or-2", "acct-a"), account("or-3", "acct-b")];
         let cursor = AtomicUsize::new(0);
         let now = Instant::now();
-        let first = order(&accounts, Rotation::RoundRobin, &cursor, now);
+        let first = order(&accounts, Rotation::RoundRobin, &cursor, now, (&QuotaPlan::default(), "m"));
         assert_eq!(ids(&first), ["or-1", "or-3", "or-2"]);
-        let second = order(&accounts, Rotation::RoundRobin, &cursor, now);
+        let second = order(&accounts, Rotation::RoundRobin, &cursor, now, (&QuotaPlan::default(), "m"));
         assert_eq!(ids(&second), ["or-3", "or-2", "or-1"], "the other pool first, then the pool's other key");
         // over many requests each pool leads half the time, not each key a third
         let mut leads = std::collections::HashMap::new();
         for _ in 0..100 {
-            *leads.entry(order(&accounts, Rotation::RoundRobin, &cursor, now)[0].pool.clone()).or_insert(0) += 1;
+            *leads
+                .entry(
+                    order(&accounts, Rotation::RoundRobin, &cursor, now, (&QuotaPlan::default(), "m"))[0].pool.clone(),
+                )
+                .or_insert(0) += 1;
         }
         assert_eq!(leads["acct-a"], 50);
         assert_eq!(leads["acct-b"], 50);
@@ -163,29 +179,52 @@ mod tests {
         }
         accounts[1].recent.note(now);
         let cursor = AtomicUsize::new(0);
-        assert_eq!(ids(&order(&accounts, Rotation::LeastUsed, &cursor, now)), ["b", "a"]);
+        assert_eq!(ids(&order(&accounts, Rotation::LeastUsed, &cursor, now, (&QuotaPlan::default(), "m"))), ["b", "a"]);
     }
 
     #[test]
     fn most_headroom_prefers_quota_left_then_falls_back_to_least_used() {
         let accounts = vec![account("a", "a"), account("b", "b"), account("c", "c")];
         let now = Instant::now();
-        let update = |remaining| wit::QuotaUpdate {
-            dimension: wit::QuotaDimension::Requests,
-            window: wit::LimitWindow::Day,
+        let ledger = Ledger::in_memory();
+        let plan = Arc::new(QuotaPlan::default());
+        let reported = |remaining| Observed {
+            dim: Dim::Requests,
+            window: Window::Day,
             limit: Some(100),
             remaining: Some(remaining),
             reset_after_ms: None,
-            scope: None,
         };
-        accounts[0].quota.lock().push(update(10));
-        accounts[1].quota.lock().push(update(90));
+        // what the providers reported reaches rotation through the ledger
+        ledger.observe(&accounts[0].quota_pool, &plan, "m", &[reported(10)]);
+        ledger.observe(&accounts[1].quota_pool, &plan, "m", &[reported(90)]);
         let cursor = AtomicUsize::new(0);
-        assert_eq!(ids(&order(&accounts, Rotation::MostHeadroom, &cursor, now)), ["b", "a", "c"]);
+        assert_eq!(ids(&order(&accounts, Rotation::MostHeadroom, &cursor, now, (&plan, "m"))), ["b", "a", "c"]);
         // nothing known: least used
         let fresh = vec![account("x", "x"), account("y", "y")];
         fresh[0].recent.note(now);
-        assert_eq!(ids(&order(&fresh, Rotation::MostHeadroom, &cursor, now)), ["y", "x"]);
+        assert_eq!(ids(&order(&fresh, Rotation::MostHeadroom, &cursor, now, (&plan, "m"))), ["y", "x"]);
+    }
+
+    #[tokio::test]
+    async fn most_headroom_counts_our_own_reservations_against_known_limits() {
+        let accounts = vec![account("a", "a"), account("b", "b")];
+        let ledger = Ledger::in_memory();
+        let plan = Arc::new(QuotaPlan {
+            default: ScopedLimits {
+                per_model: false,
+                specs: vec![LimitSpec { dim: Dim::Requests, window: Window::Day, limit: 10 }],
+            },
+            ..QuotaPlan::default()
+        });
+        let one = Cost { requests: 1, ..Cost::default() };
+        for _ in 0..3 {
+            ledger.reserve(&accounts[0].quota_pool, &plan, "m", one).await.unwrap();
+        }
+        ledger.reserve(&accounts[1].quota_pool, &plan, "m", one).await.unwrap();
+        let cursor = AtomicUsize::new(0);
+        let order = order(&accounts, Rotation::MostHeadroom, &cursor, Instant::now(), (&plan, "m"));
+        assert_eq!(ids(&order), ["b", "a"], "9 of 10 left beats 7 of 10");
     }
 
     #[test]

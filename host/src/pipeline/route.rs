@@ -68,7 +68,7 @@ pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Res
                 .get_or_insert_with(|| format!("`{}` on '{}' does not support {what}", route.model, route.provider.id));
             continue;
         }
-        for account in route.provider.accounts_in_order(now) {
+        for account in route.provider.accounts_in_order(&route.model, now) {
             if account.health.available(now) {
                 out.push(Candidate { route: route.clone(), account });
                 continue;

@@ -46,8 +46,8 @@ pub struct ProviderEntry {
 
 impl ProviderEntry {
     /// Accounts in the order to try them for the next request (see `accounts::rotation`).
-    pub fn accounts_in_order(&self, now: std::time::Instant) -> Vec<Arc<Account>> {
-        crate::accounts::rotation::order(&self.accounts, self.rotation, &self.cursor, now)
+    pub fn accounts_in_order(&self, model: &str, now: std::time::Instant) -> Vec<Arc<Account>> {
+        crate::accounts::rotation::order(&self.accounts, self.rotation, &self.cursor, now, (&self.quota_plan, model))
     }
 
     /// The accounts sharing `account`'s quota pool (itself included).
