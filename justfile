@@ -28,6 +28,10 @@ bench-quick:
 bench-fleet:
     cargo xtask bench --fleet
 
+# classifier accuracy, confusion matrix and auto's choices on the labelled prompt set
+eval-routing *ARGS:
+    cargo xtask eval-routing {{ARGS}}
+
 # run the upstream simulator on :9000
 sim:
     cargo run -p freeway-sim -- --listen 127.0.0.1:9000

@@ -20,8 +20,8 @@ pub struct App {
     pub ledger: Arc<crate::quota::Ledger>,
     /// the gateway's limits on its own clients
     pub client_limits: crate::pipeline::admit::ClientLimits,
-    /// times to first byte, for hedged routes
-    pub latencies: crate::pipeline::hedge::Latencies,
+    /// live latency / speed / success per (provider, model): for policies and hedging
+    pub stats: Arc<crate::routing::stats::Stats>,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
 }
@@ -34,17 +34,20 @@ impl App {
         let runtime = Runtime::new(&config.config.runtime)?;
         let quota = &config.config.quota;
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
+        let config_stats_file = config.config.routing.stats_file.clone();
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone()).await;
         crate::accounts::recheck::spawn(reloader.registry.clone());
+        let stats = Arc::new(crate::routing::stats::Stats::load(Some(config_stats_file)));
+        crate::routing::stats::spawn_saver(stats.clone());
         Ok(Arc::new(Self {
             registry: reloader.registry.clone(),
             reloader,
             http,
-            usage: UsageSink::start(Some(store.clone())),
+            usage: UsageSink::start(Some(store.clone()), Some(stats.clone())),
             store,
             ledger,
             client_limits: crate::pipeline::admit::ClientLimits::default(),
-            latencies: crate::pipeline::hedge::Latencies::default(),
+            stats,
             runtime,
             shutting_down: AtomicBool::new(false),
         }))

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod pipeline;
 pub mod quota;
 pub mod registry;
+pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod store;

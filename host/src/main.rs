@@ -5,7 +5,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = freeway::cli::Cli::parse();
-    freeway::cli::init_tracing(cli.log_json);
+    freeway::cli::init_tracing_for(cli.log_json, cli.reports());
     // one worker per CPU this process may run on (respects taskset/cgroup affinity, unlike the
     // default, so a gateway pinned to one core does not bounce tasks between two threads)
     let workers = std::env::var("FREEWAY_WORKER_THREADS")

@@ -35,6 +35,7 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    #[cfg(feature = "provider")]
     /// Refuse, with a 400 naming the parameter, what a text-only translation to `provider`'s
     /// native API cannot honour: `logprobs`, a non-empty `logit_bias`, audio output and the
     /// legacy `functions` / `function_call`.

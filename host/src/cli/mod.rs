@@ -2,8 +2,10 @@
 
 mod accounts;
 mod catalog_views;
+mod eval;
 mod models;
 mod providers;
+mod route;
 mod setup;
 mod usage;
 
@@ -68,6 +70,10 @@ pub enum Command {
         #[arg(long, default_value = "24")]
         hours: u64,
     },
+    /// How a request would be routed: `freeway route --explain "prompt"` (nothing is sent)
+    Route(route::RouteArgs),
+    /// Measure the classifier and `auto` on a labelled prompt set (tests/eval/routing.jsonl)
+    EvalRouting(eval::EvalArgs),
     /// Add your first providers, interactively
     Setup {
         #[arg(long, short, env = "FREEWAY_CONFIG")]
@@ -86,14 +92,29 @@ pub enum VaultCommand {
 }
 
 pub fn init_tracing(json: bool) {
+    init_tracing_for(json, false);
+}
+
+/// `report`: a command whose stdout is its result (`route --explain --json`, `eval-routing`):
+/// logs go to stderr, warnings and errors only unless `RUST_LOG` says otherwise.
+pub fn init_tracing_for(json: bool, report: bool) {
+    let default = if report { "warn" } else { "info,wasmtime=warn,cranelift=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
-    if json {
-        builder.json().init();
-    } else {
-        builder.compact().init();
+    match (json, report) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.compact().with_writer(std::io::stderr).init(),
+        (false, false) => builder.compact().init(),
+    }
+}
+
+impl Cli {
+    /// Whether the command's stdout is a report that logs must not mix into.
+    pub fn reports(&self) -> bool {
+        matches!(self.command, Command::Route(_) | Command::EvalRouting(_))
     }
 }
 
@@ -109,6 +130,8 @@ pub async fn run(cli: Cli) -> i32 {
             accounts::rotate_key(config.as_deref(), passphrase)
         }
         Command::Setup { config } => setup::run(config.as_deref()),
+        Command::Route(args) => route::run(args).await,
+        Command::EvalRouting(args) => eval::run(args).await,
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
     }
 }
@@ -156,6 +179,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 
     }
     // and the quota counters, so a restart knows what today already spent
     app.ledger.save().await;
+    app.stats.save();
     match result {
         Ok(()) => {
             tracing::info!("stopped");

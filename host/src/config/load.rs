@@ -102,6 +102,11 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
             "guest_cpu_ms, guest_memory_mib and max_instances must be greater than 0",
         ));
     }
+    for (i, r) in config.routing_rules.iter().enumerate() {
+        if let Err(e) = crate::routing::rules::Rule::compile(r) {
+            return Err(ctx.err(None, Some(format!("routing_rules[{i}]")), e));
+        }
+    }
     let mut ids = HashSet::new();
     for (i, p) in config.providers.iter().enumerate() {
         let id = p.id.get_ref();

@@ -45,6 +45,12 @@ pub struct Config {
     /// aliases and fallback chains: `[[routes]] model = "chat"`, `fallback_chain = [...]`
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// how `auto` aliases and policy routes choose (`[routing]`)
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// operator rules for policy-routed requests (`[[routing_rules]]`)
+    #[serde(default)]
+    pub routing_rules: Vec<crate::routing::rules::RoutingRuleConfig>,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
 }
@@ -60,6 +66,36 @@ pub struct RouteConfig {
     /// when the first candidate is slower than its p95 time to first byte, start the next too
     #[serde(default)]
     pub hedge: bool,
+    /// rank this alias's candidates with this policy component (file stem in the policies
+    /// folder); without a fallback chain, the alias routes over every free model like `auto`
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+/// `[routing]`: policy routing (`auto`, `auto:*` and `[[routes]]` with a `policy`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// the policy component `auto` aliases use (file stem in the policies folder)
+    pub policy: String,
+    /// where live latency / speed / success statistics are kept across restarts
+    pub stats_file: PathBuf,
+    /// quality tiers per model id and task, overriding the estimate:
+    /// `[routing.quality] "llama-3.3-70b-versatile" = { general = 78, code = 74 }`
+    pub quality: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u8>>,
+    /// offer `auto` only models known to be free (local servers count as free)
+    pub free_only: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            policy: "smart".to_owned(),
+            stats_file: PathBuf::from("data/route-stats.json"),
+            quality: std::collections::BTreeMap::new(),
+            free_only: true,
+        }
+    }
 }
 
 /// The gateway's own limits on its clients, per minute (0 = none). Per key means per entry of
@@ -213,6 +249,9 @@ pub struct ServerConfig {
     pub api_keys: Vec<SecretString>,
     /// the key for `/admin/` (`Authorization: Bearer`); unset = the admin API is off
     pub admin_key: Option<SecretString>,
+    /// tags per client key, for routing rules and policies: `key-1 = ["batch"]` tags the first
+    /// entry of `api_keys`
+    pub client_tags: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -223,6 +262,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             api_keys: Vec::new(),
             admin_key: None,
+            client_tags: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -81,7 +81,7 @@ const LINGER: Duration = Duration::from_millis(50);
 
 impl UsageSink {
     /// Start the background aggregator; with a store, every batch is also committed there.
-    pub fn start(store: Option<crate::store::Store>) -> Self {
+    pub fn start(store: Option<crate::store::Store>, stats: Option<Arc<crate::routing::stats::Stats>>) -> Self {
         let (tx, mut rx) = mpsc::channel::<UsageRecord>(QUEUE);
         let shared = Arc::new(Shared::default());
         let agg = shared.clone();
@@ -118,6 +118,10 @@ impl UsageSink {
                         completion_tokens = r.usage.as_ref().map_or(0, |u| u.completion_tokens),
                         "usage"
                     );
+                    if let Some(stats) = stats.as_ref().filter(|_| r.outcome == Outcome::Ok) {
+                        let tokens = r.usage.as_ref().map(|u| u.completion_tokens);
+                        stats.finished(&r.provider, &r.model, r.latency, r.first_byte, tokens);
+                    }
                     let t = totals.entry((r.provider, r.model, r.outcome)).or_default();
                     t.requests += 1;
                     if let Some(u) = r.usage {
@@ -182,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_are_aggregated_off_the_caller() {
-        let sink = UsageSink::start(None);
+        let sink = UsageSink::start(None, None);
         for outcome in [Outcome::Ok, Outcome::Ok, Outcome::UpstreamError] {
             sink.record(UsageRecord {
                 at: SystemTime::now(),

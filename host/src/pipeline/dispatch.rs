@@ -45,22 +45,27 @@ pub async fn run(
     needs: &Needs,
     candidates: &[Candidate],
     started: Instant,
+    policy: Option<&str>,
 ) -> Result<Response, GatewayError> {
     let mut walk = Walk::new(snapshot, candidates);
     let hedged = snapshot.hedged(&req.model);
     let mut upstream_wait = Duration::ZERO;
     while let Some(ready) = walk.next(app, req, needs).await {
-        let delay = if hedged && walk.sent == 1 { app.latencies.p95(ready.cand) } else { None };
+        let delay = if hedged && walk.sent == 1 {
+            app.stats.p95(&ready.cand.route.provider.id, &ready.cand.route.model)
+        } else {
+            None
+        };
         let won = match delay {
             Some(delay) => {
                 super::hedge::race(app, req, needs, &mut walk, ready, delay, started, &mut upstream_wait).await
             }
-            None => single(app, req, &mut walk, ready, started, &mut upstream_wait, hedged).await,
+            None => single(app, req, &mut walk, ready, started, &mut upstream_wait).await,
         };
         if let Some((mut ready, reply)) = won {
             Walk::succeeded(app, &mut ready, &reply);
             let attempts = u32::try_from(walk.sent).unwrap_or(u32::MAX);
-            return Ok(respond(app, reply, ready.cand, attempts, started, upstream_wait, req.stream));
+            return Ok(respond(app, reply, ready.cand, attempts, started, upstream_wait, req.stream, policy));
         }
         if walk.stopped() {
             break;
@@ -77,14 +82,11 @@ async fn single<'c>(
     mut ready: Ready<'c>,
     started: Instant,
     upstream_wait: &mut Duration,
-    record_latency: bool,
 ) -> Option<(Ready<'c>, Reply)> {
     let t = Instant::now();
     match attempt(app, req, ready.cand, started, upstream_wait, &mut ready.reservation).await {
         Ok(reply) => {
-            if record_latency {
-                app.latencies.record(ready.cand, t.elapsed());
-            }
+            app.stats.first_byte(&ready.cand.route.provider.id, &ready.cand.route.model, t.elapsed());
             Some((ready, reply))
         }
         Err(e) => {
@@ -419,12 +421,17 @@ fn respond(
     started: Instant,
     upstream_wait: Duration,
     stream: bool,
+    policy: Option<&str>,
 ) -> Response {
     let overhead = started.elapsed().saturating_sub(upstream_wait);
-    let route = format!(
+    let mut route = format!(
         "provider={}; model={}; account={}; attempts={attempts}",
         cand.route.provider.id, cand.route.model, cand.account.label
     );
+    if let Some(p) = policy {
+        route.push_str("; policy=");
+        route.push_str(p);
+    }
     let mut builder = Response::builder().status(StatusCode::OK);
     if let Some(h) = builder.headers_mut() {
         if let Ok(v) = HeaderValue::try_from(route) {

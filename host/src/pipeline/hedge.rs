@@ -3,70 +3,14 @@
 //! serves the request and the other is cancelled (its connection dropped). Both reservations
 //! are charged honestly: the loser was sent, so it counts as a request with its prompt.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use super::classify::Needs;
 use super::dispatch::{Reply, attempt};
-use super::route::Candidate;
 use super::walk::{Ready, Walk};
 use crate::app::App;
 use crate::quota::Cost;
 use crate::wire::chat::ChatBody;
-
-/// Samples kept per (provider, model).
-const SAMPLES: usize = 64;
-/// Fewer samples than this: no p95 yet, no hedging.
-const MIN_SAMPLES: usize = 8;
-/// Never hedge sooner than this.
-const MIN_DELAY: Duration = Duration::from_millis(20);
-
-/// Recent times to first byte of hedged routes' candidates.
-#[derive(Default)]
-pub struct Latencies {
-    by_provider: Mutex<HashMap<String, HashMap<String, VecDeque<Duration>>>>,
-}
-
-impl Latencies {
-    pub fn record(&self, cand: &Candidate, ttfb: Duration) {
-        self.record_for(&cand.route.provider.id, &cand.route.model, ttfb);
-    }
-
-    /// The candidate's p95 time to first byte, once there are enough samples.
-    pub fn p95(&self, cand: &Candidate) -> Option<Duration> {
-        self.p95_for(&cand.route.provider.id, &cand.route.model)
-    }
-
-    fn record_for(&self, provider: &str, model: &str, ttfb: Duration) {
-        let mut map = self.by_provider.lock();
-        let models = match map.get_mut(provider) {
-            Some(m) => m,
-            None => map.entry(provider.to_owned()).or_default(),
-        };
-        let samples = match models.get_mut(model) {
-            Some(s) => s,
-            None => models.entry(model.to_owned()).or_default(),
-        };
-        if samples.len() == SAMPLES {
-            samples.pop_front();
-        }
-        samples.push_back(ttfb);
-    }
-
-    fn p95_for(&self, provider: &str, model: &str) -> Option<Duration> {
-        let map = self.by_provider.lock();
-        let samples = map.get(provider)?.get(model)?;
-        if samples.len() < MIN_SAMPLES {
-            return None;
-        }
-        let mut sorted: Vec<Duration> = samples.iter().copied().collect();
-        sorted.sort_unstable();
-        let i = (sorted.len() * 95).div_ceil(100).saturating_sub(1);
-        sorted.get(i).map(|d| (*d).max(MIN_DELAY))
-    }
-}
 
 /// The loser of a race was sent: it counts as a request with its prompt, no output.
 fn charge_loser(app: &App, mut loser: Ready<'_>) {
@@ -88,7 +32,7 @@ macro_rules! decide {
         match $result {
             Ok(reply) => {
                 drop($f2);
-                $app.latencies.record($c1, $t1.elapsed());
+                $app.stats.first_byte(&$c1.route.provider.id, &$c1.route.model, $t1.elapsed());
                 charge_loser($app, Ready { cand: $c2, reservation: $r2 });
                 *$wait += $w1;
                 Some((first, reply))
@@ -100,7 +44,7 @@ macro_rules! decide {
                 let other = Ready { cand: $c2, reservation: $r2 };
                 match answer {
                     Ok(reply) => {
-                        $app.latencies.record($c2, $t2.elapsed());
+                        $app.stats.first_byte(&$c2.route.provider.id, &$c2.route.model, $t2.elapsed());
                         Some((other, reply))
                     }
                     Err(e) => {
@@ -140,7 +84,7 @@ pub(super) async fn race<'c>(
         let a = Ready { cand: ca, reservation: ra };
         return match r {
             Ok(reply) => {
-                app.latencies.record(ca, t.elapsed());
+                app.stats.first_byte(&ca.route.provider.id, &ca.route.model, t.elapsed());
                 Some((a, reply))
             }
             Err(e) => {
@@ -179,29 +123,5 @@ pub(super) async fn race<'c>(
         decide!(app, walk, upstream_wait, result, first: (fa, ca, ra, wait_a, t), other: (fb, cb, rb, wait_b, tb))
     } else {
         decide!(app, walk, upstream_wait, result, first: (fb, cb, rb, wait_b, tb), other: (fa, ca, ra, wait_a, t))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn p95_needs_enough_samples_keeps_the_latest_and_has_a_floor() {
-        let l = Latencies::default();
-        for ms in 1..MIN_SAMPLES as u64 {
-            l.record_for("p", "m", Duration::from_millis(ms * 100));
-        }
-        assert_eq!(l.p95_for("p", "m"), None, "too few samples to hedge on");
-        for ms in 1..=20 {
-            l.record_for("p", "m", Duration::from_millis(ms));
-        }
-        // 27 samples: 7 slow ones (100..700 ms) are the top quarter
-        assert_eq!(l.p95_for("p", "m"), Some(Duration::from_millis(600)));
-        for _ in 0..SAMPLES {
-            l.record_for("p", "m", Duration::from_millis(1));
-        }
-        assert_eq!(l.p95_for("p", "m"), Some(MIN_DELAY), "old samples leave; never below the floor");
-        assert_eq!(l.p95_for("p", "other"), None);
     }
 }

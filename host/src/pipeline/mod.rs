@@ -15,6 +15,11 @@
 //!            route     the snapshot's routes for the model (`model` or
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
+//!                      `auto`, `auto:*` and `[[routes]]` with a `policy`: the
+//!                      request's task is classified (keywords, shapes, rules),
+//!                      every free (provider, model, pool) that cannot serve it
+//!                      is dropped with its reason, and the policy component
+//!                      ranks the rest (a failing policy: the host's order)  (crate::routing)
 //!            walk      the candidates in order, skipping models that refused the
 //!                      request (context window, content policy) and accounts
 //!                      another request is probing after a rest (half-open)     (walk.rs)
@@ -78,6 +83,12 @@ pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Re
     let req = ingress::parse(headers, &body)?;
     let needs = classify::needs(&req);
     app.client_limits.admit(&snapshot.config, app.ledger.remote(), client, &needs).await?;
-    let candidates = route::candidates(&snapshot, &req, &needs)?;
-    dispatch::run(app, &snapshot, &req, &needs, &candidates, started).await
+    let (candidates, policy) = match crate::routing::policy_route(&snapshot, &req.model) {
+        Some(how) => {
+            let decision = crate::routing::decide(app, &snapshot, &req, &needs, client, how).await;
+            (decision.candidates()?, Some(decision.label()))
+        }
+        None => (route::candidates(&snapshot, &req, &needs)?, None),
+    };
+    dispatch::run(app, &snapshot, &req, &needs, &candidates, started, policy.as_deref()).await
 }

@@ -400,7 +400,7 @@ mod tests {
             started: Instant::now(),
             idle_timeout: Duration::from_secs(60),
         };
-        Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None))
+        Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None, None))
     }
 
     const CHUNK: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";

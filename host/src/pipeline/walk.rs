@@ -124,6 +124,16 @@ impl<'c> Walk<'c> {
         let cand = ready.cand;
         limit::settle_failed(app, ready.reservation, &e);
         note_trouble(&app.ledger, cand, &e);
+        if matches!(
+            e.kind,
+            ErrorKind::UpstreamServerError
+                | ErrorKind::UpstreamOverloaded
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::UpstreamUnreachable
+                | ErrorKind::UpstreamInvalidResponse
+        ) {
+            app.stats.failure(&cand.route.provider.id, &cand.route.model);
+        }
         self.pacer.failed(&cand.route.provider.id, &e);
         tracing::warn!(
             provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,

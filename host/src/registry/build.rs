@@ -334,6 +334,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
         config_path: inp.config_path.map(Path::to_owned),
         providers,
         policies,
+        rules: inp.config.routing_rules.iter().filter_map(|r| crate::routing::rules::Rule::compile(r).ok()).collect(),
         index,
         models_body,
         problems,
@@ -387,7 +388,23 @@ fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::Rout
             "created": 0,
             "owned_by": "freeway",
             "fallback_chain": r.fallback_chain,
+            "policy": r.policy,
         }));
+    }
+    // the built-in policy aliases, when there is anything to route to
+    if !providers.is_empty() {
+        for (alias, _, what) in crate::routing::AUTO_ALIASES {
+            if by_id.contains_key(alias) || routes.iter().any(|r| r.model == *alias) {
+                continue;
+            }
+            data.push(json!({
+                "id": alias,
+                "object": "model",
+                "created": 0,
+                "owned_by": "freeway",
+                "description": what,
+            }));
+        }
     }
     Bytes::from(serde_json::to_vec(&json!({ "object": "list", "data": data })).unwrap_or_default())
 }

@@ -110,6 +110,8 @@ pub struct Snapshot {
     pub config_path: Option<PathBuf>,
     pub providers: Vec<Arc<ProviderEntry>>,
     pub policies: Vec<Arc<PolicyComponent>>,
+    /// `[[routing_rules]]`, compiled
+    pub rules: Vec<crate::routing::rules::Rule>,
     index: HashMap<String, Vec<Route>>,
     /// the `/v1/models` response, rendered once per reload
     pub models_body: Bytes,
@@ -140,6 +142,7 @@ impl Snapshot {
             config_path: None,
             providers: Vec::new(),
             policies: Vec::new(),
+            rules: Vec::new(),
             index: HashMap::new(),
             models_body: Bytes::from_static(b"{\"object\":\"list\",\"data\":[]}"),
             problems: vec!["starting".to_owned()],

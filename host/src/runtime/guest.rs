@@ -252,6 +252,10 @@ impl PolicyInstance {
         self.poisoned
     }
 
+    pub fn calls(&self) -> u32 {
+        self.calls
+    }
+
     fn note_call(&mut self) {
         self.calls = self.calls.saturating_add(1);
     }

@@ -36,6 +36,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/accounts/{id}/disable", post(disable))
         .route("/admin/accounts/{id}/check", post(check))
         .route("/admin/audit", get(audit_log))
+        .route("/admin/route/explain", post(explain_route))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
 
@@ -242,4 +243,14 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
     Json(
         json!({ "object": "list", "data": audit::tail(&snapshot.config.vault.audit_log, q.limit.unwrap_or(100).min(10_000)) }),
     )
+}
+
+/// `POST /admin/route/explain`: the body is a chat completion request; the answer is the routing
+/// decision for it (every candidate, its score and reason, or why it was dropped). Nothing is
+/// sent upstream and no quota is taken.
+async fn explain_route(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    match crate::routing::explain::dry_run(&app, &body, None).await {
+        Ok(d) => Json(crate::routing::explain::to_json(&d)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -6,11 +6,14 @@
 //!   when available)
 //! - `cargo xtask build [--release]`: build the wasm components and the host
 //! - `cargo xtask bench`: the load benchmark (gateway vs direct calls to the simulator)
+//! - `cargo xtask eval-routing`: classifier accuracy and `auto`'s choices on the labelled set
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod policies;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 
@@ -23,6 +26,13 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("anthropic", "anthropic.wasm", "providers/anthropic.wasm"),
     ("misbehave", "misbehave.wasm", "tests/guests/misbehave.wasm"),
     ("future-version", "future_version.wasm", "tests/guests/future-version.wasm"),
+];
+
+/// Routing policies in Rust: built on their own (the SDK's `policy` feature must not be unified
+/// with the providers' `provider` feature in one build).
+const POLICIES: &[(&str, &str, &str)] = &[
+    ("smart-policy", "smart_policy.wasm", "policies/smart.wasm"),
+    ("bad-policy", "bad_policy.wasm", "tests/guests/bad-policy.wasm"),
 ];
 
 fn root() -> PathBuf {
@@ -76,6 +86,12 @@ fn build_guests() -> Result<(), String> {
         cmd.args(["-p", krate]);
     }
     run("build the wasm components", &mut cmd)?;
+    let mut cmd = cargo();
+    cmd.args(["build", "--profile", "guest", "--target", GUEST_TARGET]);
+    for (krate, _, _) in POLICIES {
+        cmd.args(["-p", krate]);
+    }
+    run("build the Rust routing policies", &mut cmd)?;
     // the SDK guide's provider, served by an integration test so the guide stays true
     run(
         "build the SDK guide's example provider",
@@ -93,7 +109,7 @@ fn build_guests() -> Result<(), String> {
     )?;
     let out_dir = root().join("target").join(GUEST_TARGET).join("guest");
     install(&out_dir.join("examples/example_provider.wasm"), &root().join("tests/guests/example-provider.wasm"))?;
-    for (_, file, dest) in GUESTS {
+    for (_, file, dest) in GUESTS.iter().chain(POLICIES) {
         install(&out_dir.join(file), &root().join(dest))?;
     }
     Ok(())
@@ -130,7 +146,14 @@ fn lint() -> Result<(), String> {
         guests.args(["-p", krate]);
     }
     guests.args(["--", "-D", "warnings"]);
-    run("clippy (guests)", &mut guests)
+    run("clippy (guests)", &mut guests)?;
+    let mut policies = cargo();
+    policies.args(["clippy", "--target", GUEST_TARGET, "--profile", "guest"]);
+    for (krate, _, _) in POLICIES {
+        policies.args(["-p", krate]);
+    }
+    policies.args(["--", "-D", "warnings"]);
+    run("clippy (Rust policies)", &mut policies)
 }
 
 fn venv_python() -> PathBuf {
@@ -178,6 +201,7 @@ fn e2e_env(cmd: &mut Command) {
 
 fn test() -> Result<(), String> {
     build(false)?;
+    policies::build_language_policies(&root())?;
     lint()?;
     run(
         "unit and integration tests",
@@ -193,6 +217,13 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut cmd = Command::new(root().join("target/release/freeway-bench"));
     cmd.current_dir(root()).args(args);
     run("load benchmark", &mut cmd)
+}
+
+fn eval_routing(args: &[String]) -> Result<(), String> {
+    build(false)?;
+    let mut cmd = Command::new(root().join("target/debug/freeway"));
+    cmd.current_dir(root()).arg("eval-routing").args(args);
+    run("routing evaluation", &mut cmd)
 }
 
 fn serve(args: &[String]) -> Result<(), String> {
@@ -212,8 +243,10 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench(&rest(1)),
         Some("e2e") => python_e2e().and_then(|()| node_e2e()),
+        Some("eval-routing") => eval_routing(&rest(1)),
+        Some("policies") => build_guests().and_then(|()| policies::build_language_policies(&root())),
         _ => {
-            eprintln!("usage: cargo xtask <run|test|build [--release]|lint|bench|e2e>");
+            eprintln!("usage: cargo xtask <run|test|build [--release]|lint|bench|e2e|eval-routing|policies>");
             return ExitCode::from(2);
         }
     };

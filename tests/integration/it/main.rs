@@ -20,6 +20,7 @@ mod fallback;
 mod gemini;
 mod hot_reload;
 mod quota;
+mod routing;
 mod sandbox;
 mod sdk_guide;
 mod secrets;

@@ -100,6 +100,11 @@ pub struct Opts {
     pub vault: String,
     /// lines for `[quota]`
     pub quota: String,
+    /// lines for `[routing]`
+    pub routing: String,
+    /// policy components copied into the policies folder before start: (built artifact
+    /// relative to the repository, file name)
+    pub policies: Vec<(String, String)>,
     /// a catalog file (TOML) the gateway loads from its first start
     pub catalog: Option<String>,
     pub grace_secs: u64,
@@ -118,6 +123,9 @@ impl Gateway {
         std::fs::create_dir_all(dir.path().join("policies")).expect("policies dir");
         std::fs::copy(artifact("providers/openai-compat.wasm"), pdir.join("openai-compat.wasm"))
             .expect("copy component");
+        for (artifact_path, name) in &opts.policies {
+            std::fs::copy(artifact(artifact_path), dir.path().join("policies").join(name)).expect("copy policy");
+        }
         if let Some(catalog) = &opts.catalog {
             std::fs::write(dir.path().join("catalog.toml"), catalog).expect("write catalog");
         }
@@ -138,7 +146,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n{catalog}{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -155,6 +163,7 @@ impl Gateway {
             },
             vault = opts.vault,
             quota = opts.quota,
+            routing = opts.routing,
             quota_state = if opts.quota.contains("state_file") {
                 String::new()
             } else {
@@ -193,8 +202,13 @@ impl Gateway {
         http().get(self.url(path)).send().await.expect("request")
     }
 
-    /// Model ids from `/v1/models`.
+    /// Model ids from `/v1/models`, without the built-in `auto` aliases.
     pub async fn model_ids(&self) -> Vec<String> {
+        self.all_model_ids().await.into_iter().filter(|id| id != "auto" && !id.starts_with("auto:")).collect()
+    }
+
+    /// Every id `/v1/models` lists.
+    pub async fn all_model_ids(&self) -> Vec<String> {
         let v: Value = self.get("/v1/models").await.json().await.expect("json");
         v["data"]
             .as_array()

@@ -1,0 +1,599 @@
+//! The routing decision for one policy-routed request (see the module doc of [`super`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::classify::{self, Classification, Task};
+use super::rules::{self, Actions};
+use super::{AutoKind, auto_kind, quality};
+use crate::accounts::Health;
+use crate::app::App;
+use crate::errors::{ErrorKind, GatewayError};
+use crate::pipeline::classify::Needs;
+use crate::pipeline::route::Candidate;
+use crate::quota::{Blocked, Cost, Dim, now_ms};
+use crate::registry::{ModelEntry, Route, Snapshot};
+use crate::runtime::Account;
+use crate::runtime::bindings::wit::Capabilities;
+use crate::runtime::component::{PolicyCandidate, PolicyChoice, PolicyFeatures, PolicyHeadroom, TaskClass};
+use crate::wire::chat::ChatBody;
+
+/// Model ids that are not chat models (never offered to `auto`).
+const NOT_CHAT: &[&str] =
+    &["embed", "whisper", "tts", "guard", "rerank", "moderation", "-transcribe", "dall-e", "stable-diffusion", "flux"];
+
+/// How a request is routed by a policy: which policy, which routes, which built-in alias.
+pub struct PolicyRoute {
+    pub policy: String,
+    pub kind: Option<AutoKind>,
+    pub routes: Vec<Route>,
+}
+
+fn chat_model(m: &ModelEntry) -> bool {
+    let id = m.info.id.to_ascii_lowercase();
+    !NOT_CHAT.iter().any(|n| id.contains(n))
+}
+
+/// Every routable free chat model of every provider.
+fn fleet(snapshot: &Snapshot) -> Vec<Route> {
+    let free_only = snapshot.config.routing.free_only;
+    let mut out = Vec::new();
+    for p in &snapshot.providers {
+        for m in p.models.iter().filter(|m| m.routable() && chat_model(m)) {
+            let free = p.local || m.info.free != Some(false) && m.catalog.as_ref().is_none_or(|c| c.free);
+            if free || !free_only {
+                out.push(Route { provider: p.clone(), model: m.info.id.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `model` is routed by a policy, and how.
+pub fn policy_route(snapshot: &Snapshot, model: &str) -> Option<PolicyRoute> {
+    let kind = auto_kind(model);
+    let configured = snapshot.config.routes.iter().find(|r| r.model == model);
+    let policy = match (configured.and_then(|r| r.policy.clone()), kind) {
+        (Some(p), _) => p,
+        (None, Some(_)) => snapshot.config.routing.policy.clone(),
+        (None, None) => return None,
+    };
+    let routes = match snapshot.routes(model) {
+        Some(r) if configured.is_some() => r.to_vec(),
+        _ => fleet(snapshot),
+    };
+    Some(PolicyRoute { policy, kind, routes })
+}
+
+/// Why a (provider, model, pool) was not offered to the policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dropped {
+    Lacks(&'static str),
+    Context {
+        window: u32,
+        need: u32,
+    },
+    NotInRule,
+    NoAccounts,
+    Disabled(String),
+    Cooling(Duration),
+    Quota(String),
+    /// offered, but the policy left it out
+    LeftOut,
+}
+
+impl Dropped {
+    pub fn describe(&self) -> String {
+        match self {
+            Dropped::Lacks(what) => format!("no {what} support"),
+            Dropped::Context { window, need } => {
+                format!("context {} < {} needed", thousands(u64::from(*window)), thousands(u64::from(*need)))
+            }
+            Dropped::NotInRule => "not in the matching routing rule's fallback chain".to_owned(),
+            Dropped::NoAccounts => "no account configured".to_owned(),
+            Dropped::Disabled(why) => format!("disabled: {why}"),
+            Dropped::Cooling(d) => format!("cooldown {} s", d.as_secs().max(1)),
+            Dropped::Quota(why) => why.clone(),
+            Dropped::LeftOut => "left out by the policy".to_owned(),
+        }
+    }
+}
+
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One (provider, model, pool) the decision looked at.
+pub struct Entry {
+    pub provider: String,
+    pub model: String,
+    pub pool: String,
+    pub quality: u8,
+    pub context_window: Option<u32>,
+    /// `None` when offered to the policy
+    pub dropped: Option<Dropped>,
+    /// place in the final order (0 = first)
+    pub rank: Option<usize>,
+    pub score: Option<f32>,
+    pub reason: String,
+    pub headroom: Vec<PolicyHeadroom>,
+    pub stats: super::stats::Snapshot,
+    route: Option<Route>,
+    accounts: Vec<Arc<Account>>,
+    blocked: Option<Blocked>,
+}
+
+/// Everything one routing decision found.
+pub struct Decision {
+    pub requested: String,
+    pub policy: String,
+    /// why the policy's order was not used, if it was not
+    pub policy_error: Option<String>,
+    pub classification: Classification,
+    pub language: Option<&'static str>,
+    pub rules: Actions,
+    pub needed_context: u32,
+    pub needs: Needs,
+    pub entries: Vec<Entry>,
+    /// time spent classifying and ranking
+    pub cost: Duration,
+}
+
+impl Decision {
+    /// The walk's candidates, best first; the error for the client when there are none.
+    pub fn candidates(&self) -> Result<Vec<Candidate>, GatewayError> {
+        if self.entries.iter().all(|e| e.rank.is_none()) {
+            return Err(self.nothing_left());
+        }
+        let mut ranked: Vec<&Entry> = self.entries.iter().filter(|e| e.rank.is_some()).collect();
+        ranked.sort_by_key(|e| e.rank);
+        let mut out = Vec::new();
+        for e in ranked {
+            if let Some(route) = &e.route {
+                out.extend(e.accounts.iter().map(|a| Candidate { route: route.clone(), account: a.clone() }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The label `x-freeway-route` carries: the policy's name, or `host-order` when it failed.
+    pub fn label(&self) -> String {
+        match &self.policy_error {
+            None => self.policy.clone(),
+            Some(_) => format!("{} (failed; host order)", self.policy),
+        }
+    }
+
+    /// The error for a request no candidate is left for.
+    pub fn nothing_left(&self) -> GatewayError {
+        if self.entries.iter().any(|e| e.dropped == Some(Dropped::LeftOut)) {
+            return GatewayError::new(
+                ErrorKind::NoProvider,
+                format!("The routing policy `{}` chose none of the candidates for this request.", self.policy),
+            );
+        }
+        let blocked: Vec<(String, Blocked)> = self
+            .entries
+            .iter()
+            .filter_map(|e| Some((format!("{}/{} [{}]", e.provider, e.model, e.pool), e.blocked.clone()?)))
+            .collect();
+        if !blocked.is_empty() {
+            return crate::pipeline::limit::exhausted(&self.requested, &blocked);
+        }
+        let cooling = self.entries.iter().filter_map(|e| match e.dropped {
+            Some(Dropped::Cooling(d)) => Some(d),
+            _ => None,
+        });
+        if let Some(wait) = cooling.min() {
+            let wait = wait.max(Duration::from_secs(1));
+            return GatewayError::new(
+                ErrorKind::UpstreamRateLimited,
+                format!(
+                    "Every model `{}` could use is resting after a rate limit; try again in {} s.",
+                    self.requested,
+                    wait.as_secs()
+                ),
+            )
+            .with_retry_after(Some(wait));
+        }
+        let mut reasons: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| Some(format!("{}/{}: {}", e.provider, e.model, e.dropped.as_ref()?.describe())))
+            .take(4)
+            .collect();
+        if reasons.is_empty() {
+            reasons.push("no provider serves a free chat model".to_owned());
+        }
+        let (kind, status_hint) = if self.entries.iter().any(|e| matches!(e.dropped, Some(Dropped::Disabled(_)))) {
+            (ErrorKind::NoProvider, "")
+        } else {
+            (ErrorKind::InvalidValue, " Ask for a specific model, or change what the request needs.")
+        };
+        GatewayError::new(
+            kind,
+            format!("No model can serve this `{}` request: {}.{status_hint}", self.requested, reasons.join("; ")),
+        )
+        .with_param("model")
+    }
+}
+
+/// The classifier's view of the request, with the alias and the rules applied.
+struct Classified {
+    class: Classification,
+    language: Option<&'static str>,
+    actions: Actions,
+    needs_vision: bool,
+    user_text: String,
+}
+
+fn classify_request(
+    snapshot: &Snapshot,
+    req: &ChatBody<'_>,
+    needs: &Needs,
+    kind: Option<AutoKind>,
+    tags: &[String],
+) -> Classified {
+    let (user, system) = super::text::prompt_text(req.messages);
+    let mut class = classify::classify(&classify::Input {
+        prompt: &user,
+        system: &system,
+        images: needs.vision,
+        tools: needs.tools,
+        json: needs.json,
+    });
+    let forced = match kind {
+        Some(AutoKind::Code) => Some(Task::Code),
+        Some(AutoKind::Reasoning) if !matches!(class.task, Task::Math) => Some(Task::Reasoning),
+        Some(AutoKind::Vision) => Some(Task::Vision),
+        _ => None,
+    };
+    if let Some(t) = forced.filter(|t| *t != class.task && !needs.tools) {
+        class.signals.insert(0, format!("alias {} (classifier said {})", req.model, class.task.as_str()));
+        class.task = t;
+        class.confidence = 1.0;
+    }
+    let lower = user.to_lowercase();
+    let actions = rules::evaluate(
+        &snapshot.rules,
+        &rules::Subject {
+            text_lower: &lower,
+            text: &user,
+            tokens: needs.prompt_tokens,
+            tools: needs.tools,
+            images: needs.vision,
+            alias: &req.model,
+            client_tags: tags,
+        },
+    );
+    if let Some(t) = actions.task {
+        class.signals.insert(0, format!("routing rule `{}`", actions.matched.first().map_or("", String::as_str)));
+        class.task = t;
+        class.confidence = 1.0;
+    }
+    let language = super::language::detect(&user);
+    Classified {
+        class,
+        language,
+        actions,
+        needs_vision: needs.vision || kind == Some(AutoKind::Vision),
+        user_text: user,
+    }
+}
+
+fn lacking(entry: &ModelEntry, needs: &Needs, needs_vision: bool) -> Option<&'static str> {
+    let caps = entry.info.capabilities;
+    // `auto` only picks models known to have what the request needs
+    if needs.tools && !caps.contains(Capabilities::TOOLS) {
+        return Some("tool calling");
+    }
+    if needs_vision && !caps.contains(Capabilities::VISION) {
+        return Some("image input");
+    }
+    None
+}
+
+fn task_class(t: Task) -> TaskClass {
+    match t {
+        Task::General => TaskClass::General,
+        Task::Code => TaskClass::Code,
+        Task::Math => TaskClass::Math,
+        Task::Reasoning => TaskClass::Reasoning,
+        Task::Creative => TaskClass::Creative,
+        Task::Extraction => TaskClass::Extraction,
+        Task::Vision => TaskClass::Vision,
+        Task::ToolUse => TaskClass::ToolUse,
+    }
+}
+
+fn headroom(account: &Account, route: &Route) -> Vec<PolicyHeadroom> {
+    account
+        .quota_pool
+        .headroom(&route.provider.quota_plan, &route.model, now_ms())
+        .into_iter()
+        .map(|h| PolicyHeadroom {
+            dimension: crate::quota::spec::short_name(h.dim, h.window).to_owned(),
+            remaining: h.limit.saturating_sub(h.used),
+            limit: h.limit,
+            reset_in_ms: h.reset_in_ms,
+        })
+        .collect()
+}
+
+/// Pools of a route's accounts that can take a request now, in rotation order; and why the
+/// others cannot.
+fn pools(route: &Route, now: Instant) -> (Vec<(String, Vec<Arc<Account>>, Duration)>, Option<Dropped>) {
+    let mut out: Vec<(String, Vec<Arc<Account>>, Duration)> = Vec::new();
+    let mut why = None;
+    let accounts = route.provider.accounts_in_order(&route.model, now);
+    if accounts.is_empty() {
+        return (out, Some(Dropped::NoAccounts));
+    }
+    for a in accounts {
+        let cooling = if a.health.available(now) {
+            Duration::ZERO
+        } else if a.health.last_resort(now) {
+            a.health
+                .available_at()
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+                .max(Duration::from_millis(1))
+        } else {
+            match a.health.get() {
+                Health::Cooling { until, .. } => {
+                    let d = until.saturating_duration_since(now);
+                    if !matches!(why, Some(Dropped::Cooling(w)) if w < d) {
+                        why = Some(Dropped::Cooling(d));
+                    }
+                }
+                Health::Disabled { reason, .. } => {
+                    if why.is_none() {
+                        why = Some(Dropped::Disabled(reason));
+                    }
+                }
+                Health::Ok => {}
+            }
+            continue;
+        };
+        match out.iter_mut().find(|(p, _, _)| *p == a.pool) {
+            Some((_, list, c)) => {
+                *c = (*c).min(cooling);
+                list.push(a);
+            }
+            None => out.push((a.pool.clone(), vec![a], cooling)),
+        }
+    }
+    (out, why)
+}
+
+fn task_tags(snapshot: &Snapshot, client: Option<usize>) -> (Option<String>, Vec<String>) {
+    let Some(i) = client else { return (None, Vec::new()) };
+    let id = format!("key-{}", i + 1);
+    let tags = snapshot.config.server.client_tags.get(&id).cloned().unwrap_or_default();
+    (Some(id), tags)
+}
+
+/// Decide the order for a policy-routed request.
+pub async fn decide(
+    app: &App,
+    snapshot: &Snapshot,
+    req: &ChatBody<'_>,
+    needs: &Needs,
+    client: Option<usize>,
+    route: PolicyRoute,
+) -> Decision {
+    let started = Instant::now();
+    let (client_id, tags) = task_tags(snapshot, client);
+    let c = classify_request(snapshot, req, needs, route.kind, &tags);
+    let default_out = snapshot.config.quota.default_output_tokens;
+    let needed_context = needs.prompt_tokens.saturating_add(needs.max_tokens.unwrap_or(0));
+    let now = Instant::now();
+    let mut entries = Vec::new();
+    let mut offered: Vec<PolicyCandidate> = Vec::new();
+    let mut offered_entry: Vec<usize> = Vec::new();
+    for r in &route.routes {
+        let Some(model) = r.provider.models.iter().find(|m| m.info.id == r.model) else { continue };
+        let explicit = snapshot.config.routing.quality.get(&r.model);
+        let q = quality::for_task(&r.model, model.info.capabilities, c.class.task, explicit);
+        let base = |pool: String, dropped: Option<Dropped>| Entry {
+            provider: r.provider.id.clone(),
+            model: r.model.clone(),
+            pool,
+            quality: q,
+            context_window: model.info.context_window,
+            dropped,
+            rank: None,
+            score: None,
+            reason: String::new(),
+            headroom: Vec::new(),
+            stats: super::stats::Snapshot::default(),
+            route: None,
+            accounts: Vec::new(),
+            blocked: None,
+        };
+        let static_drop = if let Some(what) = lacking(model, needs, c.needs_vision) {
+            Some(Dropped::Lacks(what))
+        } else if let Some(w) = model.info.context_window.filter(|w| needed_context > *w) {
+            Some(Dropped::Context { window: w, need: needed_context })
+        } else if !c.actions.fallback_chain.is_empty() && c.actions.preference(&r.provider.id, &r.model).is_none() {
+            Some(Dropped::NotInRule)
+        } else {
+            None
+        };
+        if let Some(d) = static_drop {
+            entries.push(base(String::new(), Some(d)));
+            continue;
+        }
+        let (pools, why) = pools(r, now);
+        if pools.is_empty() {
+            entries.push(base(String::new(), why.or(Some(Dropped::NoAccounts))));
+            continue;
+        }
+        let stats = app.stats.get(&r.provider.id, &r.model);
+        for (pool, accounts, cooling) in pools {
+            let Some(first) = accounts.first() else { continue };
+            let mut e = base(pool.clone(), None);
+            let plan = &r.provider.quota_plan;
+            let output = needs.max_tokens.unwrap_or(default_out.min(model.info.max_output_tokens.unwrap_or(u32::MAX)));
+            let cost =
+                Cost { requests: 1, input_tokens: u64::from(needs.prompt_tokens), output_tokens: u64::from(output) };
+            let counted = plan.for_model(&r.model).specs.iter().any(|s| s.dim != Dim::Requests);
+            let cost = if counted { cost } else { Cost { requests: 1, ..Cost::default() } };
+            if let Err(b) = first.quota_pool.check(plan, &r.model, &cost, now_ms()) {
+                e.dropped = Some(Dropped::Quota(b.reason.clone()));
+                e.blocked = Some(b);
+                entries.push(e);
+                continue;
+            }
+            e.headroom = headroom(first, r);
+            e.stats = stats;
+            e.route = Some(r.clone());
+            offered.push(PolicyCandidate {
+                provider: r.provider.id.clone(),
+                model: r.model.clone(),
+                pool,
+                accounts: u32::try_from(accounts.len()).unwrap_or(u32::MAX),
+                capabilities: model.info.capabilities,
+                context_window: model.info.context_window,
+                quality: q,
+                preference: c.actions.preference(&r.provider.id, &r.model),
+                headroom: e.headroom.clone(),
+                latency_ewma_ms: stats.latency_ewma_ms,
+                ttft_p50_ms: stats.ttft_p50_ms,
+                tokens_per_second: stats.tokens_per_second,
+                success_rate: stats.success_rate,
+                cooldown_ms: u64::try_from(cooling.as_millis()).unwrap_or(u64::MAX),
+                free: r.provider.local || model.info.free != Some(false),
+                local: r.provider.local,
+            });
+            e.accounts = accounts;
+            offered_entry.push(entries.len());
+            entries.push(e);
+        }
+    }
+    let mut decision = Decision {
+        requested: req.model.to_string(),
+        policy: route.policy.clone(),
+        policy_error: None,
+        classification: c.class,
+        language: c.language,
+        rules: c.actions,
+        needed_context,
+        needs: *needs,
+        entries,
+        cost: Duration::ZERO,
+    };
+    if offered.is_empty() {
+        decision.cost = started.elapsed();
+        return decision;
+    }
+    let features = PolicyFeatures {
+        task: task_class(decision.classification.task),
+        task_confidence: decision.classification.confidence,
+        estimated_prompt_tokens: needs.prompt_tokens,
+        max_tokens: needs.max_tokens,
+        needed_context,
+        needs: needs_caps(needs, c.needs_vision),
+        streaming: needs.stream,
+        requested_model: req.model.to_string(),
+        client_key_id: client_id,
+        client_tags: tags,
+        time_of_day_s: u32::try_from((now_ms() / 1000) % 86_400).unwrap_or(0),
+        language: decision.language.map(str::to_owned),
+        signals: decision.classification.signals.clone(),
+        rules: decision.rules.matched.clone(),
+        messages_json: if c.user_text.is_empty() { "[]".to_owned() } else { req.messages.get().to_owned() },
+    };
+    let ranked = run_policy(snapshot, &route.policy, &features, &offered).await;
+    let order = match ranked {
+        Ok(choices) => choices,
+        Err(why) => {
+            tracing::warn!("routing policy `{}` failed, using the host's order: {why}", route.policy);
+            decision.policy_error = Some(why);
+            host_order(&offered)
+        }
+    };
+    for (rank, ch) in order.iter().enumerate() {
+        let Some(&ei) = usize::try_from(ch.index).ok().and_then(|i| offered_entry.get(i)) else { continue };
+        if let Some(e) = decision.entries.get_mut(ei) {
+            e.rank = Some(rank);
+            e.score = Some(ch.score);
+            e.reason.clone_from(&ch.reason);
+        }
+    }
+    for &ei in &offered_entry {
+        if let Some(e) = decision.entries.get_mut(ei).filter(|e| e.rank.is_none()) {
+            e.dropped = Some(Dropped::LeftOut);
+        }
+    }
+    decision.cost = started.elapsed();
+    decision
+}
+
+fn needs_caps(needs: &Needs, vision: bool) -> Capabilities {
+    let mut c = Capabilities::empty();
+    if needs.tools {
+        c |= Capabilities::TOOLS;
+    }
+    if vision {
+        c |= Capabilities::VISION;
+    }
+    if needs.json {
+        c |= Capabilities::JSON_MODE;
+    }
+    if needs.stream {
+        c |= Capabilities::STREAMING;
+    }
+    c
+}
+
+/// Ask the policy; its answer checked: indices in range, each once.
+async fn run_policy(
+    snapshot: &Snapshot,
+    name: &str,
+    features: &PolicyFeatures,
+    offered: &[PolicyCandidate],
+) -> Result<Vec<PolicyChoice>, String> {
+    let Some(policy) = snapshot.policies.iter().find(|p| p.name == name) else {
+        return Err(format!("no policy component named `{name}` is loaded from the policies folder"));
+    };
+    let choices = policy.rank(features, offered).await.map_err(|f| f.to_string())?;
+    let mut seen = vec![false; offered.len()];
+    for ch in &choices {
+        let i = usize::try_from(ch.index).unwrap_or(usize::MAX);
+        match seen.get_mut(i) {
+            Some(s) if !*s => *s = true,
+            Some(_) => return Err(format!("it returned candidate {i} twice")),
+            None => return Err(format!("it returned candidate {i} of {}", offered.len())),
+        }
+        if !ch.score.is_finite() {
+            return Err(format!("it scored candidate {i} as {}", ch.score));
+        }
+    }
+    Ok(choices)
+}
+
+/// The order used when the policy cannot give one: rule preference, no cooldown, then quality.
+fn host_order(offered: &[PolicyCandidate]) -> Vec<PolicyChoice> {
+    let mut idx: Vec<usize> = (0..offered.len()).collect();
+    idx.sort_by_key(|&i| {
+        offered.get(i).map(|c| (c.preference.unwrap_or(u32::MAX), c.cooldown_ms > 0, std::cmp::Reverse(c.quality)))
+    });
+    idx.into_iter()
+        .filter_map(|i| {
+            let c = offered.get(i)?;
+            Some(PolicyChoice {
+                index: u32::try_from(i).ok()?,
+                score: f32::from(c.quality),
+                reason: format!("host order: quality {}", c.quality),
+            })
+        })
+        .collect()
+}
