@@ -37,6 +37,8 @@ impl App {
         let config_stats_file = config.config.routing.stats_file.clone();
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone()).await;
         crate::accounts::recheck::spawn(reloader.registry.clone());
+        // build the classifier's matchers now, not on the first `auto` request
+        crate::routing::classify::warm_up();
         let stats = Arc::new(crate::routing::stats::Stats::load(Some(config_stats_file)));
         crate::routing::stats::spawn_saver(stats.clone());
         Ok(Arc::new(Self {

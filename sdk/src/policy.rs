@@ -40,6 +40,11 @@ macro_rules! export_policy {
     };
 }
 
+/// The `messages` JSON of the request being ranked (read on demand from the host).
+pub fn messages_json() -> String {
+    bindings::freeway::gateway::request::messages_json()
+}
+
 /// Log through the host.
 pub fn log(level: LogLevel, message: &str) {
     bindings::freeway::gateway::log::log(level, message);

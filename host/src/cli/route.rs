@@ -38,7 +38,10 @@ fn read_stdin() -> Result<String, String> {
 
 /// The gateway's state as `serve` would build it, without listening.
 pub async fn start_app(config_path: Option<&std::path::Path>) -> Result<std::sync::Arc<App>, String> {
-    let mut loaded = config::load_or_auto(config_path).map_err(|e| e.to_string())?;
+    start_loaded(config::load_or_auto(config_path).map_err(|e| e.to_string())?).await
+}
+
+pub async fn start_loaded(mut loaded: config::LoadedConfig) -> Result<std::sync::Arc<App>, String> {
     // a dry run never waits on, nor writes, anything a running gateway owns
     loaded.config.discovery.interval_secs = 0;
     loaded.config.runtime.watch = false;
@@ -71,7 +74,7 @@ pub async fn run(args: RouteArgs) -> i32 {
             return 1;
         }
     };
-    match crate::routing::explain::dry_run(&app, &body, None).await {
+    match crate::routing::explain::dry_run(&app, &body, None, true).await {
         Ok(d) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&crate::routing::explain::to_json(&d)).unwrap_or_default());

@@ -220,6 +220,29 @@ mod tests {
         parse(Path::new("freeway.toml"), text)
     }
 
+    #[test]
+    fn the_example_configuration_and_its_commented_routing_sections_parse() {
+        let text = include_str!("../../../config/freeway.example.toml");
+        let c = parse_str(text).unwrap();
+        assert_eq!(c.routing.policy, "smart");
+        // the commented rule, uncommented, is valid too
+        let rules: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[routing_rules]]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let c = parse_str(&format!("{rules}\n{MINIMAL}")).unwrap();
+        assert_eq!(c.routing_rules.len(), 1);
+        assert_eq!(c.routing_rules[0].prefer_models, ["qwen-2.5-coder-32b"]);
+    }
+
+    #[test]
+    fn a_routing_rule_with_a_bad_regex_names_the_rule() {
+        let e = parse_str(&format!("[[routing_rules]]\nname = \"x\"\nregex = \"(\"\n{MINIMAL}")).unwrap_err();
+        assert!(e.to_string().contains("routing rule `x`: regex"), "{e}");
+    }
+
     const MINIMAL: &str = r#"
 [[providers]]
 id = "local"

@@ -85,6 +85,9 @@ pub struct RoutingConfig {
     pub quality: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u8>>,
     /// offer `auto` only models known to be free (local servers count as free)
     pub free_only: bool,
+    /// most candidates a policy is offered per request: the best for the task by rule
+    /// preference, readiness and quality (0 = all). Each costs the policy call ~0.6 µs.
+    pub max_candidates: usize,
 }
 
 impl Default for RoutingConfig {
@@ -94,6 +97,7 @@ impl Default for RoutingConfig {
             stats_file: PathBuf::from("data/route-stats.json"),
             quality: std::collections::BTreeMap::new(),
             free_only: true,
+            max_candidates: 16,
         }
     }
 }

@@ -65,7 +65,7 @@ pub async fn run(
         if let Some((mut ready, reply)) = won {
             Walk::succeeded(app, &mut ready, &reply);
             let attempts = u32::try_from(walk.sent).unwrap_or(u32::MAX);
-            return Ok(respond(app, reply, ready.cand, attempts, started, upstream_wait, req.stream, policy));
+            return Ok(respond(app, reply, ready.cand, attempts, started, upstream_wait, policy));
         }
         if walk.stopped() {
             break;
@@ -420,7 +420,6 @@ fn respond(
     attempts: u32,
     started: Instant,
     upstream_wait: Duration,
-    stream: bool,
     policy: Option<&str>,
 ) -> Response {
     let overhead = started.elapsed().saturating_sub(upstream_wait);
@@ -450,7 +449,8 @@ fn respond(
                 account: cand.account.id.clone(),
                 usage,
                 outcome: Outcome::Ok,
-                stream,
+                // a JSON reply answers a request that did not stream
+                stream: false,
                 attempts,
                 latency: started.elapsed(),
                 first_byte: None,

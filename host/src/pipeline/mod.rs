@@ -85,7 +85,8 @@ pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Re
     app.client_limits.admit(&snapshot.config, app.ledger.remote(), client, &needs).await?;
     let (candidates, policy) = match crate::routing::policy_route(&snapshot, &req.model) {
         Some(how) => {
-            let decision = crate::routing::decide(app, &snapshot, &req, &needs, client, how).await;
+            let call = crate::routing::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
+            let decision = crate::routing::decide(app, &snapshot, &req, &needs, client, how, call).await;
             (decision.candidates()?, Some(decision.label()))
         }
         None => (route::candidates(&snapshot, &req, &needs)?, None),

@@ -128,6 +128,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
             .models
             .iter()
             .map(|m| ModelEntry {
+                quality: [0; 8],
                 info: model_from_spec(m, catalog_model(m.id())),
                 source: ModelSource::Config,
                 availability: Availability::Available,
@@ -141,6 +142,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
         for m in &listing.models {
             let info = merge_listed(&m.to_wit(), catalog_model(&m.id));
             out.push(ModelEntry {
+                quality: [0; 8],
                 info,
                 source: ModelSource::Discovered,
                 availability: Availability::Available,
@@ -153,6 +155,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
     for m in p.catalog.iter().flat_map(|c| &c.models) {
         if !listed(&m.id) {
             extra.push(ModelEntry {
+                quality: [0; 8],
                 info: model_from_catalog(m),
                 source: ModelSource::Catalog,
                 availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
@@ -163,6 +166,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
     for m in &component.manifest.models {
         if !listed(&m.id) && !extra.iter().any(|e: &ModelEntry| e.info.id == m.id) {
             extra.push(ModelEntry {
+                quality: [0; 8],
                 info: merge_listed(m, catalog_model(&m.id)),
                 source: ModelSource::Manifest,
                 availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
@@ -259,7 +263,11 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             base_url: base.trim_end_matches('/').to_owned(),
             settings: p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
-        let models = models_for(p, component, inp.discovered);
+        let mut models = models_for(p, component, inp.discovered);
+        for m in &mut models {
+            let explicit = inp.config.routing.quality.get(&m.info.id);
+            m.quality = crate::routing::quality::all_tasks(&m.info.id, m.info.capabilities, explicit);
+        }
         let quota_plan = match crate::quota::QuotaPlan::build(p.limits.as_ref(), p.catalog.as_ref()) {
             Ok(plan) => Arc::new(plan),
             Err(e) => {
@@ -327,7 +335,9 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
     let models_body = render_models(&providers, &inp.config.routes);
     let mut policies: Vec<_> = inp.policies.values().cloned().collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
+    let fleet = crate::routing::decide::fleet_of(&providers, inp.config.routing.free_only);
     Snapshot {
+        fleet,
         generation: inp.generation,
         config: Arc::new(inp.config.clone()),
         catalog: inp.catalog.clone(),

@@ -87,6 +87,8 @@ pub struct ModelEntry {
     pub availability: Availability,
     /// the catalog's facts about this model (limits, notes)
     pub catalog: Option<crate::config::CatalogModel>,
+    /// quality 0-100 per task (`routing::classify::Task` order), computed once per reload
+    pub quality: [u8; 8],
 }
 
 impl ModelEntry {
@@ -112,6 +114,8 @@ pub struct Snapshot {
     pub policies: Vec<Arc<PolicyComponent>>,
     /// `[[routing_rules]]`, compiled
     pub rules: Vec<crate::routing::rules::Rule>,
+    /// what `auto` ranges over: every free chat model (with its index in its provider's models)
+    pub fleet: Vec<(Route, usize)>,
     index: HashMap<String, Vec<Route>>,
     /// the `/v1/models` response, rendered once per reload
     pub models_body: Bytes,
@@ -143,6 +147,7 @@ impl Snapshot {
             providers: Vec::new(),
             policies: Vec::new(),
             rules: Vec::new(),
+            fleet: Vec::new(),
             index: HashMap::new(),
             models_body: Bytes::from_static(b"{\"object\":\"list\",\"data\":[]}"),
             problems: vec!["starting".to_owned()],

@@ -5,8 +5,10 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::Regex;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::RegexSet;
+
+use super::text::{HEAD, TAIL};
 
 /// Task classes, as the policy world names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +34,11 @@ impl Task {
         Task::Vision,
         Task::ToolUse,
     ];
+
+    /// Position in [`Task::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,9 +89,12 @@ pub struct Input<'a> {
     pub json: bool,
 }
 
-/// Most of a prompt the scorer reads: the start and the end of longer ones.
-const HEAD: usize = 6_000;
-const TAIL: usize = 2_000;
+/// Bytes read from the start (and the end) of pasted material.
+const MATERIAL_WINDOW: usize = 800;
+/// Bytes of pasted material the shape patterns read.
+const MATERIAL_SHAPES: usize = 400;
+/// Bytes of the instruction (and of the system prompt) the shape patterns read.
+const SHAPE_WINDOW: usize = 800;
 /// General's floor: the class a prompt gets when nothing else is convincing.
 const GENERAL_FLOOR: f32 = 1.2;
 
@@ -269,62 +279,102 @@ const KEYWORDS: &[Kw] = &[
     ("翻訳", Task::General, 3.0, false), ("переведи", Task::General, 3.0, false),
 ];
 
-struct Shape {
-    re: Regex,
-    task: Task,
-    weight: f32,
-    name: &'static str,
-}
+#[rustfmt::skip]
+/// Shapes of text: (pattern, class, weight, name).
+const SHAPES: &[(&str, Task, f32, &str)] = &[
+    (r"```", Task::Code, 3.0, "code fence"),
+    (r"(?m)^\s*(def |class \w|fn \w|function\s*\w*\(|import \w|from \w+ import|#include|public (static |class )|let \w+ ?=|const \w+ ?=|var \w+ ?=|package \w|using \w|func \w)", Task::Code, 2.5, "code line"),
+    (r"(?m)[{};]\s*$", Task::Code, 1.0, "statement ends"),
+    (r"\w+\([^()\n]*\)\s*(\{|:\s*$|=>|->)", Task::Code, 1.5, "definition"),
+    (r"Traceback \(most recent|Exception in thread|\bat [\w.$]+\([\w.]+:\d+\)|error\[E\d+\]|panicked at|Uncaught \w*Error|\w+Error: ", Task::Code, 3.0, "stack trace"),
+    (r"(?i)\bselect\s+[\w*,. ]+\s+from\s+\w|\binsert\s+into\b|\bcreate\s+table\b|\bgroup\s+by\b", Task::Code, 3.0, "SQL"),
+    (r"(?m)^\s*\$ \w+", Task::Code, 1.5, "shell prompt"),
+    (r"\w\.(py|js|ts|tsx|rs|go|java|cpp|rb|php|sh|ya?ml|toml|sql|css|html|jsx|kt|cs)\b", Task::Code, 1.5, "source file name"),
+    (r"\b\w+_\w+\(|\b[a-z]+[A-Z]\w*\(|\w+\.\w+\(", Task::Code, 1.5, "call"),
+    // `-` and `/` only with spaces around: not dates, times, ranges or scores
+    (r"\d\s*[+*×÷^]\s*\(?\d|\d\s[-/]\s\(?\d", Task::Math, 2.0, "arithmetic"),
+    (r"[a-z]\^\d|\\frac|\\int|\\sum|\\sqrt|√|∫|∑|≤|≥|\bd[xy]/d[xy]\b|\bf\(x\)", Task::Math, 2.5, "math notation"),
+    (r"\b\d*[a-z]\s*[+\-]\s*\d+\s*=\s*-?\d+|\b\d+[a-z]\b\s*[+\-=]", Task::Math, 2.5, "equation"),
+    (r"\d+(\.\d+)?\s*%|\$\d", Task::Math, 0.7, "percent or money"),
+    (r"\b\d+(\.\d+)?\s?(g|kg|mg|ml|l|cm|mm|m|km|mph|km/h|kWh|°C|°F)\b", Task::Math, 1.5, "quantity with unit"),
+    (r"(?i)\bhow (many|much)\b[^?]*\d|\d[^?]*\bhow (many|much)\b", Task::Math, 1.5, "quantity question"),
+    (r"(?i)\b(sin|cos|tan|log|ln|exp)\b\s*\(?\d*[a-z]\b", Task::Math, 2.5, "function of x"),
+    (r"(?i)\b(write|give me|create|generate|make)\b( me)?( an?| the)?( \w+)? (function|script|class|method|program|query|regex|unit tests?|endpoint|component|cli)\b", Task::Code, 2.0, "asks for code"),
+    (r"`[^`\n][^`\n]+`", Task::Code, 2.0, "inline code"),
+    (r"(^|\s)/(etc|usr|var|home|tmp|opt)/", Task::Code, 1.5, "file path"),
+    (r"(?i)\b(this|these|the following|below|here's|here is|from this)\b[^.?!\n]*\b(emails?|tickets?|list|transcript|log|chat|address|sentences|text|document|messages?|reviews?|invoices?|receipts?|table|report|notes|paragraph|passage|article|lines)\b", Task::Extraction, 1.5, "given material"),
+    (r"(?i)\bshould (i|we)\b[^?.]*\bor\b", Task::Reasoning, 2.0, "choice between options"),
+    (r"(?i)^\s*what (has|is|can|gets|goes)\b[^?]*\bbut\b", Task::Reasoning, 2.5, "riddle"),
+    (r"(?i)\b(from|in) (the|this) (following|text|email|document|passage|paragraph|message|review|article|invoice|transcript|note|notes|list|contract|report|log)\b", Task::Extraction, 1.5, "given text"),
+    (r"(?i)\bif\b[^.?!]+\bthen\b", Task::Reasoning, 1.0, "if-then"),
+    (r"(?i)\b(all|some|no) \w+ are \w+", Task::Reasoning, 2.0, "syllogism"),
+];
 
 struct Matchers {
     keywords: AhoCorasick,
-    shapes: Vec<Shape>,
+    /// (pattern, class, weight, name), one pattern each: a set of them falls off the regex
+    /// crate's fast engines on non-ASCII text
+    shapes: RegexSet,
 }
 
 static MATCHERS: LazyLock<Option<Matchers>> = LazyLock::new(|| {
     let keywords = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
+        .match_kind(MatchKind::LeftmostLongest)
+        // a full DFA: ~1 ns a byte where the default (NFA) is several
+        .kind(Some(AhoCorasickKind::DFA))
         .build(KEYWORDS.iter().map(|k| k.0))
         .ok()?;
-    #[rustfmt::skip]
-    let shapes: &[(&str, Task, f32, &'static str)] = &[
-        (r"```", Task::Code, 3.0, "code fence"),
-        (r"(?m)^\s*(def |class \w|fn \w|function\s*\w*\(|import \w|from \w+ import|#include|public (static |class )|let \w+ ?=|const \w+ ?=|var \w+ ?=|package \w|using \w|func \w)", Task::Code, 2.5, "code line"),
-        (r"(?m)[{};]\s*$", Task::Code, 1.0, "statement ends"),
-        (r"\w+\([^()\n]*\)\s*(\{|:\s*$|=>|->)", Task::Code, 1.5, "definition"),
-        (r"Traceback \(most recent|Exception in thread|\bat [\w.$]+\([\w.]+:\d+\)|error\[E\d+\]|panicked at|Uncaught \w*Error|\w+Error: ", Task::Code, 3.0, "stack trace"),
-        (r"(?i)\bselect\s+[\w*,. ]+\s+from\s+\w|\binsert\s+into\b|\bcreate\s+table\b|\bgroup\s+by\b", Task::Code, 3.0, "SQL"),
-        (r"(?m)^\s*\$ \w+", Task::Code, 1.5, "shell prompt"),
-        (r"\w\.(py|js|ts|tsx|rs|go|java|cpp|rb|php|sh|ya?ml|toml|sql|css|html|jsx|kt|cs)\b", Task::Code, 1.5, "source file name"),
-        (r"\b\w+_\w+\(|\b[a-z]+[A-Z]\w*\(|\w+\.\w+\(", Task::Code, 1.5, "call"),
-        // `-` and `/` only with spaces around: not dates, times, ranges or scores
-        (r"\d\s*[+*×÷^]\s*\(?\d|\d\s[-/]\s\(?\d", Task::Math, 2.0, "arithmetic"),
-        (r"[a-z]\^\d|\\frac|\\int|\\sum|\\sqrt|√|∫|∑|≤|≥|\bd[xy]/d[xy]\b|\bf\(x\)", Task::Math, 2.5, "math notation"),
-        (r"\b\d*[a-z]\s*[+\-]\s*\d+\s*=\s*-?\d+|\b\d+[a-z]\b\s*[+\-=]", Task::Math, 2.5, "equation"),
-        (r"\d+(\.\d+)?\s*%|\$\d", Task::Math, 0.7, "percent or money"),
-        (r"\b\d+(\.\d+)?\s?(g|kg|mg|ml|l|cm|mm|m|km|mph|km/h|kWh|°C|°F)\b", Task::Math, 1.5, "quantity with unit"),
-        (r"(?i)\bhow (many|much)\b[^?]*\d|\d[^?]*\bhow (many|much)\b", Task::Math, 1.5, "quantity question"),
-        (r"(?i)\b(sin|cos|tan|log|ln|exp)\b\s*\(?\d*[a-z]\b", Task::Math, 2.5, "function of x"),
-        (r"(?i)\b(write|give me|create|generate|make)\b( me)?( an?| the)?( \w+)? (function|script|class|method|program|query|regex|unit tests?|endpoint|component|cli)\b", Task::Code, 2.0, "asks for code"),
-        (r"`[^`\n]{2,}`", Task::Code, 2.0, "inline code"),
-        (r"(^|\s)/(etc|usr|var|home|tmp|opt)/", Task::Code, 1.5, "file path"),
-        (r"(?i)\b(this|these|the following|below|here's|here is|from this)\b.{0,40}\b(emails?|tickets?|list|transcript|log|chat|address|sentences|text|document|messages?|reviews?|invoices?|receipts?|table|report|notes|paragraph|passage|article|lines)\b", Task::Extraction, 1.5, "given material"),
-        (r"(?s):\s*\n.{80,}|:\s+[\x22\[].{40,}", Task::Extraction, 1.0, "pasted data"),
-        (r"(?i)\bshould (i|we)\b[^?.]{0,80}\bor\b", Task::Reasoning, 2.0, "choice between options"),
-        (r"(?i)^\s*what (has|is|can|gets|goes)\b[^?]*\bbut\b", Task::Reasoning, 2.5, "riddle"),
-        (r"(?i)\b(from|in) (the|this) (following|text|email|document|passage|paragraph|message|review|article|invoice|transcript|note|notes|list|contract|report|log)\b", Task::Extraction, 1.5, "given text"),
-        (r"(?i)\bif\b[^.?!]{3,80}\bthen\b", Task::Reasoning, 1.0, "if-then"),
-        (r"(?i)\b(all|some|no) \w+ are \w+", Task::Reasoning, 2.0, "syllogism"),
-    ];
-    let shapes = shapes
-        .iter()
-        .filter_map(|(re, task, weight, name)| {
-            Some(Shape { re: Regex::new(re).ok()?, task: *task, weight: *weight, name })
-        })
-        .collect();
+    // ASCII word boundaries keep every pattern on the regex crate's fast DFA engines
+    // ASCII word boundaries keep every pattern on the fast DFA engines
+    let shapes = RegexSet::new(SHAPES.iter().map(|(re, ..)| asciify(re))).ok()?;
     Some(Matchers { keywords, shapes })
 });
+
+/// `\w`, `\s`, `\d` and `\b` as their ASCII forms: keeps one set of patterns on the regex
+/// crate's lazy DFA (Unicode classes and boundaries make it large or make it give up).
+fn asciify(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 64);
+    let mut in_class = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(k @ ('w' | 's' | 'd')) if in_class => out.push_str(match k {
+                    'w' => "0-9A-Za-z_",
+                    's' => "\t\n\x0B\x0C\r ",
+                    _ => "0-9",
+                }),
+                Some(k @ ('w' | 's' | 'd' | 'b')) => {
+                    out.push_str("(?-u:\\");
+                    out.push(k);
+                    out.push(')');
+                }
+                Some(k) => {
+                    out.push('\\');
+                    out.push(k);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // a leading `^` or `]` belongs to the class
+                let mut peek = chars.clone();
+                if let Some(n @ ('^' | ']')) = peek.next() {
+                    out.push(n);
+                    chars.next();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
 
 /// The part of `s` the scorer reads: all of it, or its head and tail.
 fn window(s: &str) -> (&str, &str) {
@@ -361,8 +411,9 @@ impl Tally {
         self.evidence.push((points, task, what));
     }
 
-    fn scan(&mut self, m: &Matchers, text: &str, scale: f32) {
-        for hit in m.keywords.find_overlapping_iter(text) {
+    /// Keywords over `text`, shapes over its first `shape_bytes`.
+    fn scan(&mut self, m: &Matchers, text: &str, scale: f32, shape_bytes: usize) {
+        for hit in m.keywords.find_iter(text) {
             let Some(&(word, task, weight, prefix)) = KEYWORDS.get(hit.pattern().as_usize()) else { continue };
             let ascii = word.is_ascii();
             if ascii {
@@ -380,12 +431,25 @@ impl Tally {
             self.seen.push(id);
             self.add(task, weight * scale, word);
         }
-        for s in &m.shapes {
-            if s.re.is_match(text) {
-                self.add(s.task, s.weight * scale, s.name);
+        // shapes show early; regexes over all of a long text would cost more than they tell
+        if shape_bytes == 0 {
+            return;
+        }
+        let text = &text[..floor(text, shape_bytes.min(text.len()))];
+        if pasted_data(text) {
+            self.add(Task::Extraction, scale, "pasted data");
+        }
+        for i in &m.shapes.matches(text) {
+            if let Some(&(_, task, weight, name)) = SHAPES.get(i) {
+                self.add(task, weight * scale, name);
             }
         }
     }
+}
+
+/// Build the matchers (Aho-Corasick automaton, regular expressions) ahead of the first request.
+pub fn warm_up() {
+    let _ = classify(&Input { prompt: "warm up: write a function, solve 2 + 2 = x", ..Input::default() });
 }
 
 /// Classify a request.
@@ -405,22 +469,23 @@ pub fn classify(input: &Input<'_>) -> Classification {
     // lists "Python" is not a coding request)
     let (instruction, material) = split_material(input.prompt);
     let (head, tail) = window(instruction);
-    t.scan(m, head, 1.0);
+    t.scan(m, head, 1.0, SHAPE_WINDOW);
     if !tail.is_empty() {
-        t.scan(m, tail, 1.0);
+        t.scan(m, tail, 1.0, 0);
     }
     if !material.is_empty() {
-        let (mhead, mtail) = window(material);
-        t.scan(m, mhead, 0.4);
-        if !mtail.is_empty() {
-            t.scan(m, mtail, 0.4);
+        // the material's start and end say what it is
+        let cut = floor(material, MATERIAL_WINDOW.min(material.len()));
+        t.scan(m, &material[..cut], 0.4, MATERIAL_SHAPES);
+        if material.len() > 2 * MATERIAL_WINDOW {
+            t.scan(m, &material[ceil(material, material.len() - MATERIAL_WINDOW)..], 0.4, 0);
         }
         t.add(Task::Extraction, 0.5, "instruction over pasted material");
     }
     let head = if material.is_empty() { head } else { instruction };
     if !input.system.is_empty() {
         let (head, _) = window(input.system);
-        t.scan(m, head, 0.5);
+        t.scan(m, head, 0.5, SHAPE_WINDOW);
     }
     if input.json {
         t.add(Task::Extraction, 2.0, "JSON output requested");
@@ -451,6 +516,15 @@ pub fn classify(input: &Input<'_>) -> Classification {
     Classification { task: best, confidence, signals }
 }
 
+/// A colon followed by a block of text (a line break then 80+ bytes, or a quote/bracket then
+/// 40+): something pasted to work on.
+fn pasted_data(s: &str) -> bool {
+    s.match_indices(':').any(|(i, _)| {
+        let rest = s[i + 1..].trim_start_matches([' ', '\t']);
+        (rest.starts_with('\n') && rest.len() > 80) || (rest.starts_with(['"', '[']) && rest.len() > 40)
+    })
+}
+
 /// (instruction, material): a prompt whose first line or paragraph (under 400 bytes) ends in a
 /// colon or a blank line and is followed by at least as much text again.
 fn split_material(s: &str) -> (&str, &str) {
@@ -461,6 +535,13 @@ fn split_material(s: &str) -> (&str, &str) {
         Some((i, len)) if i >= 12 && s.len() - (i + len) >= (i + len).max(60) => (&s[..i + 1], &s[i + len..]),
         _ => (s, ""),
     }
+}
+
+fn ceil(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 fn floor(s: &str, mut i: usize) -> usize {
@@ -489,6 +570,13 @@ mod tests {
 
     fn task(prompt: &str) -> Task {
         classify(&Input { prompt, ..Input::default() }).task
+    }
+
+    #[test]
+    fn every_keyword_and_shape_compiles() {
+        let m = MATCHERS.as_ref().expect("matchers");
+        assert_eq!(m.shapes.len(), SHAPES.len());
+        assert_eq!(m.keywords.patterns_len(), KEYWORDS.len());
     }
 
     #[test]
@@ -535,5 +623,49 @@ mod tests {
     fn long_prompts_are_read_at_both_ends_and_cut_on_char_boundaries() {
         let long = format!("{}\n\nnow write a limerick about it", "é".repeat(10_000));
         assert_eq!(task(&long), Task::Creative);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    #[ignore = "timing probe: cargo test --release -- --ignored --nocapture"]
+    fn probe_long_prompt_costs() {
+        let doc =
+            "The quarterly operations review covered staffing, supplier delays, warehouse throughput. ".repeat(2000);
+        let body =
+            serde_json::json!([{"role":"user","content": format!("Summarise the minutes below.\n\n---\n{doc}")}])
+                .to_string();
+        let raw = serde_json::value::RawValue::from_string(body).unwrap();
+        let list: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get()).unwrap();
+        #[derive(serde::Deserialize)]
+        struct M<'a> {
+            #[serde(borrow)]
+            content: &'a serde_json::value::RawValue,
+        }
+        let m: M = serde_json::from_str(list[0].get()).unwrap();
+        let _ = classify(&Input { prompt: "warm up", ..Input::default() });
+        for _ in 0..3 {
+            let t = Instant::now();
+            let text = crate::routing::text::content_text(Some(m.content));
+            let t1 = t.elapsed();
+            let c = classify(&Input { prompt: &text, ..Input::default() });
+            let t2 = t.elapsed();
+            let l = crate::routing::language::detect(&text);
+            let t3 = t.elapsed();
+            eprintln!(
+                "text {:?} classify {:?} language {:?} -> {:?} {:?} len {}",
+                t1,
+                t2 - t1,
+                t3 - t2,
+                c.task,
+                l,
+                text.len()
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::classify::{self, Classification, Task};
 use super::rules::{self, Actions};
-use super::{AutoKind, auto_kind, quality};
+use super::{AutoKind, auto_kind};
 use crate::accounts::Health;
 use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
@@ -22,11 +22,31 @@ use crate::wire::chat::ChatBody;
 const NOT_CHAT: &[&str] =
     &["embed", "whisper", "tts", "guard", "rerank", "moderation", "-transcribe", "dall-e", "stable-diffusion", "flux"];
 
+/// Prompts this long (estimated tokens) are flagged as long-context in the evidence.
+const LONG_CONTEXT: u32 = 8_000;
+
 /// How a request is routed by a policy: which policy, which routes, which built-in alias.
-pub struct PolicyRoute {
+pub struct PolicyRoute<'s> {
     pub policy: String,
     pub kind: Option<AutoKind>,
-    pub routes: Vec<Route>,
+    pub routes: Routes<'s>,
+}
+
+/// (route, index of its model in the provider's `models`)
+pub enum Routes<'s> {
+    /// every free chat model (the snapshot's list)
+    Fleet(&'s [(Route, usize)]),
+    /// an alias's own list
+    Listed(Vec<(Route, usize)>),
+}
+
+impl Routes<'_> {
+    fn as_slice(&self) -> &[(Route, usize)] {
+        match self {
+            Routes::Fleet(r) => r,
+            Routes::Listed(r) => r,
+        }
+    }
 }
 
 fn chat_model(m: &ModelEntry) -> bool {
@@ -34,15 +54,14 @@ fn chat_model(m: &ModelEntry) -> bool {
     !NOT_CHAT.iter().any(|n| id.contains(n))
 }
 
-/// Every routable free chat model of every provider.
-fn fleet(snapshot: &Snapshot) -> Vec<Route> {
-    let free_only = snapshot.config.routing.free_only;
+/// Every routable free chat model of every provider (built once per reload).
+pub fn fleet_of(providers: &[Arc<crate::registry::ProviderEntry>], free_only: bool) -> Vec<(Route, usize)> {
     let mut out = Vec::new();
-    for p in &snapshot.providers {
-        for m in p.models.iter().filter(|m| m.routable() && chat_model(m)) {
+    for p in providers {
+        for (i, m) in p.models.iter().enumerate().filter(|(_, m)| m.routable() && chat_model(m)) {
             let free = p.local || m.info.free != Some(false) && m.catalog.as_ref().is_none_or(|c| c.free);
             if free || !free_only {
-                out.push(Route { provider: p.clone(), model: m.info.id.clone() });
+                out.push((Route { provider: p.clone(), model: m.info.id.clone() }, i));
             }
         }
     }
@@ -50,7 +69,7 @@ fn fleet(snapshot: &Snapshot) -> Vec<Route> {
 }
 
 /// Whether `model` is routed by a policy, and how.
-pub fn policy_route(snapshot: &Snapshot, model: &str) -> Option<PolicyRoute> {
+pub fn policy_route<'s>(snapshot: &'s Snapshot, model: &str) -> Option<PolicyRoute<'s>> {
     let kind = auto_kind(model);
     let configured = snapshot.config.routes.iter().find(|r| r.model == model);
     let policy = match (configured.and_then(|r| r.policy.clone()), kind) {
@@ -59,8 +78,12 @@ pub fn policy_route(snapshot: &Snapshot, model: &str) -> Option<PolicyRoute> {
         (None, None) => return None,
     };
     let routes = match snapshot.routes(model) {
-        Some(r) if configured.is_some() => r.to_vec(),
-        _ => fleet(snapshot),
+        Some(r) if configured.is_some() => Routes::Listed(
+            r.iter()
+                .filter_map(|r| Some((r.clone(), r.provider.models.iter().position(|m| m.info.id == r.model)?)))
+                .collect(),
+        ),
+        _ => Routes::Fleet(&snapshot.fleet),
     };
     Some(PolicyRoute { policy, kind, routes })
 }
@@ -77,7 +100,11 @@ pub enum Dropped {
     NoAccounts,
     Disabled(String),
     Cooling(Duration),
+    /// another request is probing the account after a rest
+    Probing,
     Quota(String),
+    /// not among the `max_candidates` best for the task, so not offered
+    Shortlist(usize),
     /// offered, but the policy left it out
     LeftOut,
 }
@@ -87,28 +114,22 @@ impl Dropped {
         match self {
             Dropped::Lacks(what) => format!("no {what} support"),
             Dropped::Context { window, need } => {
-                format!("context {} < {} needed", thousands(u64::from(*window)), thousands(u64::from(*need)))
+                format!(
+                    "context {} < {} needed",
+                    crate::config::catalog::group(u64::from(*window)),
+                    crate::config::catalog::group(u64::from(*need))
+                )
             }
             Dropped::NotInRule => "not in the matching routing rule's fallback chain".to_owned(),
             Dropped::NoAccounts => "no account configured".to_owned(),
             Dropped::Disabled(why) => format!("disabled: {why}"),
             Dropped::Cooling(d) => format!("cooldown {} s", d.as_secs().max(1)),
+            Dropped::Probing => "another request is probing it after a rest".to_owned(),
             Dropped::Quota(why) => why.clone(),
+            Dropped::Shortlist(n) => format!("not among the {n} best for this task ([routing] max_candidates)"),
             Dropped::LeftOut => "left out by the policy".to_owned(),
         }
     }
-}
-
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// One (provider, model, pool) the decision looked at.
@@ -143,8 +164,12 @@ pub struct Decision {
     pub needed_context: u32,
     pub needs: Needs,
     pub entries: Vec<Entry>,
-    /// time spent classifying and ranking
+    /// time spent on the whole decision
     pub cost: Duration,
+    /// of which: classifying the request (text, classifier, language, rules)
+    pub classify_cost: Duration,
+    /// of which: the policy component's `rank` call
+    pub policy_cost: Duration,
 }
 
 impl Decision {
@@ -226,13 +251,20 @@ impl Decision {
     }
 }
 
+/// How the decision is asked for.
+pub struct Call {
+    /// the request's `messages` JSON, for the policy's `request` import (a slice of the body)
+    pub messages: bytes::Bytes,
+    /// the decision will be shown: the policy should give every choice a reason
+    pub explain: bool,
+}
+
 /// The classifier's view of the request, with the alias and the rules applied.
 struct Classified {
     class: Classification,
     language: Option<&'static str>,
     actions: Actions,
     needs_vision: bool,
-    user_text: String,
 }
 
 fn classify_request(
@@ -242,7 +274,8 @@ fn classify_request(
     kind: Option<AutoKind>,
     tags: &[String],
 ) -> Classified {
-    let (user, system) = super::text::prompt_text(req.messages);
+    let user = super::text::content_text(req.last_user);
+    let system = super::text::content_text(req.system);
     let mut class = classify::classify(&classify::Input {
         prompt: &user,
         system: &system,
@@ -261,7 +294,13 @@ fn classify_request(
         class.task = t;
         class.confidence = 1.0;
     }
-    let lower = user.to_lowercase();
+    if needs.prompt_tokens >= LONG_CONTEXT {
+        class
+            .signals
+            .push(format!("long context (~{} tokens)", crate::config::catalog::group(u64::from(needs.prompt_tokens))));
+    }
+    // rules read lower-cased text; nothing to lower-case when there are none
+    let lower = if snapshot.rules.is_empty() { String::new() } else { user.to_lowercase() };
     let actions = rules::evaluate(
         &snapshot.rules,
         &rules::Subject {
@@ -280,13 +319,7 @@ fn classify_request(
         class.confidence = 1.0;
     }
     let language = super::language::detect(&user);
-    Classified {
-        class,
-        language,
-        actions,
-        needs_vision: needs.vision || kind == Some(AutoKind::Vision),
-        user_text: user,
-    }
+    Classified { class, language, actions, needs_vision: needs.vision || kind == Some(AutoKind::Vision) }
 }
 
 fn lacking(entry: &ModelEntry, needs: &Needs, needs_vision: bool) -> Option<&'static str> {
@@ -330,8 +363,12 @@ fn headroom(account: &Account, route: &Route) -> Vec<PolicyHeadroom> {
 
 /// Pools of a route's accounts that can take a request now, in rotation order; and why the
 /// others cannot.
-fn pools(route: &Route, now: Instant) -> (Vec<(String, Vec<Arc<Account>>, Duration)>, Option<Dropped>) {
-    let mut out: Vec<(String, Vec<Arc<Account>>, Duration)> = Vec::new();
+/// (pool, its accounts that can take a request now in rotation order, the shortest rest among
+/// accounts only tried as a last resort)
+type Pools = Vec<(String, Vec<Arc<Account>>, Duration)>;
+
+fn pools(route: &Route, now: Instant) -> (Pools, Option<Dropped>) {
+    let mut out: Pools = Vec::new();
     let mut why = None;
     let accounts = route.provider.accounts_in_order(&route.model, now);
     if accounts.is_empty() {
@@ -358,7 +395,11 @@ fn pools(route: &Route, now: Instant) -> (Vec<(String, Vec<Arc<Account>>, Durati
                         why = Some(Dropped::Disabled(reason));
                     }
                 }
-                Health::Ok => {}
+                Health::Ok => {
+                    if why.is_none() {
+                        why = Some(Dropped::Probing);
+                    }
+                }
             }
             continue;
         };
@@ -387,21 +428,22 @@ pub async fn decide(
     req: &ChatBody<'_>,
     needs: &Needs,
     client: Option<usize>,
-    route: PolicyRoute,
+    route: PolicyRoute<'_>,
+    call: Call,
 ) -> Decision {
     let started = Instant::now();
     let (client_id, tags) = task_tags(snapshot, client);
     let c = classify_request(snapshot, req, needs, route.kind, &tags);
+    let classify_cost = started.elapsed();
     let default_out = snapshot.config.quota.default_output_tokens;
     let needed_context = needs.prompt_tokens.saturating_add(needs.max_tokens.unwrap_or(0));
     let now = Instant::now();
     let mut entries = Vec::new();
     let mut offered: Vec<PolicyCandidate> = Vec::new();
     let mut offered_entry: Vec<usize> = Vec::new();
-    for r in &route.routes {
-        let Some(model) = r.provider.models.iter().find(|m| m.info.id == r.model) else { continue };
-        let explicit = snapshot.config.routing.quality.get(&r.model);
-        let q = quality::for_task(&r.model, model.info.capabilities, c.class.task, explicit);
+    for (r, mi) in route.routes.as_slice() {
+        let Some(model) = r.provider.models.get(*mi) else { continue };
+        let q = model.quality.get(c.class.task.index()).copied().unwrap_or(50);
         let base = |pool: String, dropped: Option<Dropped>| Entry {
             provider: r.provider.id.clone(),
             model: r.model.clone(),
@@ -478,6 +520,7 @@ pub async fn decide(
             entries.push(e);
         }
     }
+    shortlist(&mut offered, &mut offered_entry, &mut entries, snapshot.config.routing.max_candidates);
     let mut decision = Decision {
         requested: req.model.to_string(),
         policy: route.policy.clone(),
@@ -489,6 +532,8 @@ pub async fn decide(
         needs: *needs,
         entries,
         cost: Duration::ZERO,
+        classify_cost,
+        policy_cost: Duration::ZERO,
     };
     if offered.is_empty() {
         decision.cost = started.elapsed();
@@ -509,9 +554,11 @@ pub async fn decide(
         language: decision.language.map(str::to_owned),
         signals: decision.classification.signals.clone(),
         rules: decision.rules.matched.clone(),
-        messages_json: if c.user_text.is_empty() { "[]".to_owned() } else { req.messages.get().to_owned() },
+        explain: call.explain,
     };
-    let ranked = run_policy(snapshot, &route.policy, &features, &offered).await;
+    let asked = Instant::now();
+    let ranked = run_policy(snapshot, &route.policy, &features, &offered, call.messages).await;
+    decision.policy_cost = asked.elapsed();
     let order = match ranked {
         Ok(choices) => choices,
         Err(why) => {
@@ -537,6 +584,41 @@ pub async fn decide(
     decision
 }
 
+/// Keep the `max` best candidates for the task (rule preference, not resting, quality); the
+/// rest are dropped with the reason. A policy call costs per candidate offered.
+fn shortlist(offered: &mut Vec<PolicyCandidate>, offered_entry: &mut Vec<usize>, entries: &mut [Entry], max: usize) {
+    if max == 0 || offered.len() <= max {
+        return;
+    }
+    let mut order: Vec<usize> = (0..offered.len()).collect();
+    order.sort_by_key(|&i| {
+        offered.get(i).map(|c| (c.preference.unwrap_or(u32::MAX), c.cooldown_ms > 0, std::cmp::Reverse(c.quality)))
+    });
+    let mut keep = vec![false; offered.len()];
+    for &i in order.iter().take(max) {
+        if let Some(k) = keep.get_mut(i) {
+            *k = true;
+        }
+    }
+    let mut i = 0;
+    offered.retain(|_| {
+        let k = keep.get(i).copied().unwrap_or(false);
+        i += 1;
+        k
+    });
+    let mut i = 0;
+    offered_entry.retain(|&e| {
+        let k = keep.get(i).copied().unwrap_or(false);
+        i += 1;
+        if !k && let Some(entry) = entries.get_mut(e) {
+            entry.dropped = Some(Dropped::Shortlist(max));
+            entry.route = None;
+            entry.accounts.clear();
+        }
+        k
+    });
+}
+
 fn needs_caps(needs: &Needs, vision: bool) -> Capabilities {
     let mut c = Capabilities::empty();
     if needs.tools {
@@ -560,11 +642,12 @@ async fn run_policy(
     name: &str,
     features: &PolicyFeatures,
     offered: &[PolicyCandidate],
+    messages: bytes::Bytes,
 ) -> Result<Vec<PolicyChoice>, String> {
     let Some(policy) = snapshot.policies.iter().find(|p| p.name == name) else {
         return Err(format!("no policy component named `{name}` is loaded from the policies folder"));
     };
-    let choices = policy.rank(features, offered).await.map_err(|f| f.to_string())?;
+    let choices = policy.rank(features, offered, messages).await.map_err(|f| f.to_string())?;
     let mut seen = vec![false; offered.len()];
     for ch in &choices {
         let i = usize::try_from(ch.index).unwrap_or(usize::MAX);

@@ -3,13 +3,14 @@
 
 use serde_json::{Value, json};
 
-use super::decide::{Decision, thousands};
+use super::decide::Decision;
 use crate::app::App;
+use crate::config::catalog::group as thousands;
 use crate::errors::{ErrorKind, GatewayError};
 
 /// A routing decision for a chat request body, made without sending anything. `client` is the
 /// client key the request would carry (for rules and policies that read tags).
-pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>) -> Result<Decision, GatewayError> {
+pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>, explain: bool) -> Result<Decision, GatewayError> {
     let snapshot = app.registry.snapshot();
     let req = crate::pipeline::ingress::parse(&http::HeaderMap::new(), body)?;
     let needs = crate::pipeline::classify::needs(&req);
@@ -23,7 +24,8 @@ pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>) -> Result<De
         )
         .with_param("model"));
     };
-    Ok(super::decide(app, &snapshot, &req, &needs, client, how).await)
+    let call = super::Call { messages: bytes::Bytes::copy_from_slice(req.messages.get().as_bytes()), explain };
+    Ok(super::decide(app, &snapshot, &req, &needs, client, how, call).await)
 }
 
 /// A request body for a bare prompt.

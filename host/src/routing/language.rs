@@ -23,9 +23,9 @@ const STOPWORDS: &[(&str, &[&str])] = &[
 /// Letters (almost) only one of the Latin-script languages uses: a tie-breaker.
 const MARKS: &[(&str, &str)] = &[("es", "ñ¿¡"), ("fr", "çèêëàâîôûœ"), ("de", "äöüß"), ("pt", "ãõ"), ("it", "ìò")];
 
-/// Detect the language of `text` (reads at most its first 2,000 bytes).
+/// Detect the language of `text` (reads at most its first 800 bytes).
 pub fn detect(text: &str) -> Option<&'static str> {
-    let mut end = text.len().min(2_000);
+    let mut end = text.len().min(800);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -62,24 +62,57 @@ pub fn detect(text: &str) -> Option<&'static str> {
     latin_language(text)
 }
 
-fn latin_language(text: &str) -> Option<&'static str> {
-    let mut counts = [0u32; STOPWORDS.len()];
-    let mut words = 0u32;
-    for (lang, marks) in MARKS {
-        if text.chars().any(|c| marks.contains(c.to_ascii_lowercase()))
-            && let Some(i) = STOPWORDS.iter().position(|(l, _)| l == lang)
-            && let Some(n) = counts.get_mut(i)
-        {
-            *n += 2;
+/// Function word -> the languages (bits, in [`STOPWORDS`] order) that use it.
+static WORDS: std::sync::LazyLock<std::collections::HashMap<&'static str, u8>> = std::sync::LazyLock::new(|| {
+    let mut map = std::collections::HashMap::new();
+    for (i, (_, list)) in STOPWORDS.iter().enumerate() {
+        for w in *list {
+            *map.entry(*w).or_insert(0u8) |= 1 << i;
         }
     }
-    for w in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(300) {
-        words += 1;
-        let lower = w.to_lowercase();
-        for (i, (_, list)) in STOPWORDS.iter().enumerate() {
-            if list.contains(&lower.as_str()) {
-                counts[i] += 1;
+    map
+});
+
+fn bump(counts: &mut [u32; STOPWORDS.len()], bits: u8, by: u32) {
+    for (i, n) in counts.iter_mut().enumerate() {
+        if bits & (1 << i) != 0 {
+            *n += by;
+        }
+    }
+}
+
+fn latin_language(text: &str) -> Option<&'static str> {
+    let mut counts = [0u32; STOPWORDS.len()];
+    // letters only one language uses, each counted once
+    let mut marked = 0u8;
+    for c in text.chars().filter(|c| !c.is_ascii()) {
+        for (lang, marks) in MARKS {
+            if marks.contains(c.to_lowercase().next().unwrap_or(c))
+                && let Some(i) = STOPWORDS.iter().position(|(l, _)| l == lang)
+            {
+                marked |= 1 << i;
             }
+        }
+    }
+    bump(&mut counts, marked, 2);
+    let mut words = 0u32;
+    let mut buf = [0u8; 16];
+    for w in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(80) {
+        words += 1;
+        // function words are short; ASCII ones are lower-cased on the stack
+        if w.len() > 12 {
+            continue;
+        }
+        let bits = if w.is_ascii() {
+            let lower = &mut buf[..w.len()];
+            lower.copy_from_slice(w.as_bytes());
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).ok().and_then(|l| WORDS.get(l)).copied()
+        } else {
+            WORDS.get(w.to_lowercase().as_str()).copied()
+        };
+        if let Some(bits) = bits {
+            bump(&mut counts, bits, 1);
         }
     }
     // first best wins a tie, so English (listed first) is the default of plain ASCII text

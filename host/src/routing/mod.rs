@@ -14,7 +14,7 @@ pub mod rules;
 pub mod stats;
 pub mod text;
 
-pub use decide::{Decision, decide, policy_route};
+pub use decide::{Call, Decision, decide, policy_route};
 
 /// The built-in aliases and what they mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

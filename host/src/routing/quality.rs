@@ -12,7 +12,8 @@ use crate::runtime::bindings::wit::Capabilities;
 /// Known model families without a size in their name: (id fragment, general quality).
 #[rustfmt::skip]
 const FAMILIES: &[(&str, u8)] = &[
-    ("gemini-2.5-pro", 92), ("gemini-3", 92), ("gemini-2.5-flash-lite", 70), ("gemini-2.5-flash", 84),
+    // more specific fragments first: the first that matches wins
+    ("flash-lite", 70), ("gemini-3-flash", 86), ("gemini-3.5-flash", 88), ("gemini-2.5-pro", 92), ("gemini-3", 92), ("gemini-2.5-flash-lite", 70), ("gemini-2.5-flash", 84),
     ("gemini-2.0-flash-lite", 66), ("gemini-2.0-flash", 78), ("gemini-1.5-flash", 70), ("gemma", 55),
     ("claude-opus", 94), ("claude-sonnet", 91), ("claude-3-5-sonnet", 88), ("claude-haiku", 74), ("claude-3-haiku", 66),
     ("gpt-4o-mini", 72), ("gpt-4o", 86), ("gpt-4.1-mini", 76), ("gpt-4.1-nano", 62), ("gpt-4.1", 88), ("gpt-5", 92),
@@ -79,10 +80,8 @@ fn tagged(name: &str, tags: &[&str]) -> bool {
 
 /// Quality of a model for a task: explicit figures first, then the estimate.
 pub fn for_task(id: &str, caps: Capabilities, task: Task, explicit: Option<&BTreeMap<String, u8>>) -> u8 {
-    if let Some(map) = explicit {
-        if let Some(q) = map.get(task.as_str()).or_else(|| map.get("general")) {
-            return (*q).min(100);
-        }
+    if let Some(q) = explicit.and_then(|map| map.get(task.as_str()).or_else(|| map.get("general"))) {
+        return (*q).min(100);
     }
     let name = id.to_ascii_lowercase();
     let base = i32::from(general(id));
@@ -101,6 +100,15 @@ pub fn for_task(id: &str, caps: Capabilities, task: Task, explicit: Option<&BTre
         _ => base,
     };
     u8::try_from(adjusted.clamp(0, 100)).unwrap_or(50)
+}
+
+/// Quality for every task, in [`Task::ALL`] order.
+pub fn all_tasks(id: &str, caps: Capabilities, explicit: Option<&BTreeMap<String, u8>>) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (slot, task) in out.iter_mut().zip(Task::ALL) {
+        *slot = for_task(id, caps, task, explicit);
+    }
+    out
 }
 
 #[cfg(test)]

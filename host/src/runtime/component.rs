@@ -424,13 +424,14 @@ impl PolicyComponent {
         &self,
         features: &PolicyFeatures,
         candidates: &[PolicyCandidate],
+        messages: bytes::Bytes,
     ) -> Result<Vec<PolicyChoice>, GuestFailure> {
         let warm = self.idle.lock().pop();
         let mut inst = match warm {
             Some(i) => i,
             None => self.instantiate().await?,
         };
-        let out = inst.rank(features, candidates).await;
+        let out = inst.rank(features, candidates, messages).await;
         if !inst.is_poisoned() && inst.calls() < super::pool::MAX_CALLS {
             let mut idle = self.idle.lock();
             if idle.len() < POLICY_WARM {

@@ -264,7 +264,11 @@ impl PolicyInstance {
         &mut self,
         features: &wpolicy::Features,
         candidates: &[wpolicy::Candidate],
+        messages: bytes::Bytes,
     ) -> Result<Vec<wpolicy::Choice>, GuestFailure> {
-        guest_call!(self, "rank", |b, s| b.freeway_gateway_policy_api().call_rank(s, features, candidates))
+        self.store.data_mut().request_messages = Some(messages);
+        let out = guest_call!(self, "rank", |b, s| b.freeway_gateway_policy_api().call_rank(s, features, candidates));
+        self.store.data_mut().request_messages = None;
+        out
     }
 }

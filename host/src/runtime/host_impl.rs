@@ -179,6 +179,13 @@ impl log::Host for GuestState {
     }
 }
 
+impl crate::runtime::bindings::policy::freeway::gateway::request::Host for GuestState {
+    fn messages_json(&mut self) -> wasmtime::Result<String> {
+        let bytes = self.request_messages.as_deref().unwrap_or(b"[]");
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
 impl clock::Host for GuestState {
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());

@@ -194,6 +194,8 @@ pub struct GuestState {
     pub accounts: Vec<Arc<Account>>,
     /// set when the guest asked for something its manifest does not allow
     pub denied: Option<String>,
+    /// policies: the `messages` JSON of the request being ranked (the `request` import)
+    pub request_messages: Option<bytes::Bytes>,
     output: GuestOutput,
 }
 
@@ -216,6 +218,7 @@ impl GuestState {
             io,
             accounts,
             denied: None,
+            request_messages: None,
             output,
         }
     }

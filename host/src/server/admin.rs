@@ -249,7 +249,7 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
 /// decision for it (every candidate, its score and reason, or why it was dropped). Nothing is
 /// sent upstream and no quota is taken.
 async fn explain_route(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    match crate::routing::explain::dry_run(&app, &body, None).await {
+    match crate::routing::explain::dry_run(&app, &body, None, true).await {
         Ok(d) => Json(crate::routing::explain::to_json(&d)).into_response(),
         Err(e) => e.into_response(),
     }

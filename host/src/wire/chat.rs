@@ -27,6 +27,10 @@ pub struct ChatBody<'a> {
     pub max_tokens: Option<u32>,
     pub messages: &'a RawValue,
     pub message_count: usize,
+    /// the last `user` message's `content` (what the router classifies)
+    pub last_user: Option<&'a RawValue>,
+    /// the first `system` / `developer` message's `content`
+    pub system: Option<&'a RawValue>,
     pub has_tools: bool,
     pub has_images: bool,
     pub json_mode: bool,
@@ -180,6 +184,7 @@ impl<'a> ChatBody<'a> {
             .with_param("messages"));
         }
         let mut has_images = false;
+        let (mut last_user, mut system) = (None, None);
         for (i, raw) in views.iter().enumerate() {
             if kind_of(raw) != "object" {
                 return Err(GatewayError::new(
@@ -204,6 +209,8 @@ impl<'a> ChatBody<'a> {
             })?;
             let role: Option<Cow<str>> = serde_json::from_str(role_raw.get()).ok();
             match role.as_deref() {
+                Some("user") => last_user = m.content,
+                Some("system" | "developer") if system.is_none() => system = m.content,
                 Some(r) if ROLES.contains(&r) => {}
                 Some(r) => {
                     return Err(GatewayError::new(
@@ -330,6 +337,8 @@ impl<'a> ChatBody<'a> {
             max_tokens,
             messages,
             message_count: views.len(),
+            last_user,
+            system,
             has_tools,
             has_images,
             json_mode,

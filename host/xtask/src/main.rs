@@ -202,6 +202,16 @@ fn e2e_env(cmd: &mut Command) {
 fn test() -> Result<(), String> {
     build(false)?;
     policies::build_language_policies(&root())?;
+    // the example policies' own logic, without wasm
+    let python = if have("python3", "--version") { "python3" } else { "python" };
+    run(
+        "Python example policy's tests",
+        Command::new(python).current_dir(root().join("policies/examples/python")).arg("test_app.py"),
+    )?;
+    run(
+        "JavaScript example policy's tests",
+        Command::new("node").current_dir(root().join("policies/examples/js")).arg("test_policy.mjs"),
+    )?;
     lint()?;
     run(
         "unit and integration tests",

@@ -52,42 +52,50 @@ fn pace(c: &Candidate) -> Option<f32> {
         .reduce(f32::min)
 }
 
-/// Score one candidate; higher is better. The reason names the figures that decided.
+/// Score one candidate; higher is better. With `f.explain`, the reason names the figures that
+/// decided (building it costs more than scoring, so the hot path skips it).
 pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
     let fast = f.requested_model == "auto:fast";
     let long = f.requested_model == "auto:long";
+    let mut why: Vec<String> = Vec::new();
+    let mut note = |s: &dyn Fn() -> String| {
+        if f.explain {
+            why.push(s());
+        }
+    };
     let q = f32::from(c.quality) / 100.0;
     let is_hard = hard(f.task) && f.task_confidence >= 0.4;
     // easy requests: anything from "good" up counts the same
     let q_eff = if is_hard { q } else { q.min(0.7) };
-    let w_quality = if fast {
-        0.2
+    // hard tasks: quality first, quota only as it runs out; easy ones: quota counts more
+    let (w_quality, w_headroom, w_pace) = if fast {
+        (0.2, 0.2, 0.25)
     } else if is_hard {
-        0.6
+        (0.8, 0.1, 0.1)
     } else {
-        0.4
+        (0.4, 0.2, 0.25)
     };
     let mut s = w_quality * q_eff;
-    let mut why = vec![format!("{} q{}", task_name(f.task), c.quality)];
+    note(&|| format!("{} q{}", task_name(f.task), c.quality));
 
     let h = headroom(c);
-    s += 0.2 * h;
+    s += w_headroom * h;
     if h < 0.05 {
         s -= 0.3;
     }
     if h < 1.0 {
-        why.push(format!("headroom {:.0}%", h * 100.0));
+        note(&|| format!("headroom {:.0}%", h * 100.0));
     }
     if let Some(p) = pace(c) {
         if p < 1.0 {
-            s -= 0.25 * (1.0 - p);
+            s -= w_pace * (1.0 - p);
         }
         // keep strong models' scarce daily quota for requests that need them
         if !is_hard && c.quality >= 75 && p < 1.5 {
             s -= 0.15 * (1.5 - p);
-            why.push(format!("day pace {p:.2}, kept for harder requests"));
+            note(&|| format!("day pace {p:.2}, kept for harder requests"));
         } else {
-            why.push(format!("day pace {p:.2}"));
+            note(&|| format!("day pace {p:.2}"));
         }
     }
 
@@ -95,7 +103,7 @@ pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
     match c.ttft_p50_ms {
         Some(ms) => {
             s += w_latency / (1.0 + ms / 1000.0);
-            why.push(format!("ttft {ms:.0} ms"));
+            note(&|| format!("ttft {ms:.0} ms"));
         }
         None => s += w_latency * 0.5,
     }
@@ -105,20 +113,20 @@ pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
         s -= 0.3;
     }
     if c.success_rate.is_some() {
-        why.push(format!("ok {:.0}%", ok * 100.0));
+        note(&|| format!("ok {:.0}%", ok * 100.0));
     }
     if long {
         let window = c.context_window.unwrap_or(8_192) as f32;
         s += 0.1 * (window / 8_192.0).log2().max(0.0);
-        why.push(format!("context {}", c.context_window.unwrap_or(0)));
+        note(&|| format!("context {}", c.context_window.unwrap_or(0)));
     }
     if let Some(p) = c.preference {
         s += 1.0 / (1.0 + p as f32);
-        why.push("rule preference".to_owned());
+        note(&|| "rule preference".to_owned());
     }
     if c.cooldown_ms > 0 {
         s -= 2.0;
-        why.push(format!("cooldown {} ms", c.cooldown_ms));
+        note(&|| format!("cooldown {} ms", c.cooldown_ms));
     }
     (s, why.join(", "))
 }
@@ -177,7 +185,7 @@ mod tests {
             language: None,
             signals: Vec::new(),
             rules: Vec::new(),
-            messages_json: "[]".to_owned(),
+            explain: true,
         }
     }
 

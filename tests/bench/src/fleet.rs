@@ -305,5 +305,6 @@ pub async fn run() -> Result<Value, String> {
     );
     let low = level(0.8, &cores).await?;
     let high = level(1.2, &cores).await?;
-    Ok(json!({ "at_80_percent": low, "at_120_percent": high }))
+    let spread = crate::spread::run(&cores).await?;
+    Ok(json!({ "at_80_percent": low, "at_120_percent": high, "daily_spread": spread }))
 }

@@ -18,6 +18,8 @@
 mod client;
 mod fleet;
 mod procs;
+mod routing_cost;
+mod spread;
 mod wasm;
 
 use std::time::{Duration, Instant};
@@ -244,7 +246,12 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     print_row("  fresh instance instead, p50/p99", "", &format!("{:.1}/{:.1}", us(w.fresh_p50), us(w.fresh_p99)), "");
     print_row("  of which instantiate p50 (µs)", "", &format!("{:.1}", us(w.instantiate_p50)), "");
 
+    // policy routing, per request: classification and rank, Rust / Python / JavaScript policies
+    println!("\npolicy routing per request (classification + policy rank; ~95 catalog models offered):");
+    let routing = routing_cost::measure(if opts.quick { 5 } else { 20 })?;
+
     let result = json!({
+        "routing_us": routing,
         "rounds": rounds,
         "latency_c1_us": { "direct_p50": d50, "direct_p99": d99, "gateway_p50": g50, "gateway_p99": g99,
                            "added_p50": added_p50, "added_p99": added_p99 },

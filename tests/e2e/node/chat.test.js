@@ -77,6 +77,18 @@ test('withResponse() shows the x-freeway-route header', async () => {
   assert.equal(data.choices[0].message.content, FULL_REPLY);
 });
 
+test('model "auto" is routed by the smart policy', async () => {
+  const { data, response } = await stack.client.chat.completions
+    .create({ model: 'auto', messages: user('Write a Python function that reverses a string.') })
+    .withResponse();
+
+  assert.equal(response.status, 200);
+  const fields = parseRoute(response.headers.get('x-freeway-route'));
+  assert.equal(fields.model, MODEL);
+  assert.equal(fields.policy, 'smart');
+  assert.equal(data.choices[0].message.content, FULL_REPLY);
+});
+
 test('models.list()', async () => {
   const page = await stack.client.models.list();
 

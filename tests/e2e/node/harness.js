@@ -148,6 +148,8 @@ export class Gateway {
     gw.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'freeway-e2e-node-'));
     const policies = path.join(gw.dir, 'policies');
     fs.mkdirSync(policies);
+    // the default routing policy, so `model: 'auto'` works as it does for users
+    fs.copyFileSync(path.join(ROOT, 'policies', 'smart.wasm'), path.join(policies, 'smart.wasm'));
     const config = path.join(gw.dir, 'freeway.toml');
     fs.writeFileSync(
       config,
@@ -172,6 +174,8 @@ export class Gateway {
         `key_file = ${tomlString(path.join(gw.dir, 'master.key'))}`,
         `audit_log = ${tomlString(path.join(gw.dir, 'audit.log'))}`,
         `health_file = ${tomlString(path.join(gw.dir, 'health.json'))}`,
+        '[routing]',
+        `stats_file = ${tomlString(path.join(gw.dir, 'route-stats.json'))}`,
         '[discovery]',
         'interval_secs = 0',
         `state_file = ${tomlString(path.join(gw.dir, 'models.json'))}`,

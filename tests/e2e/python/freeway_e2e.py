@@ -145,6 +145,8 @@ class Gateway:
         workdir.mkdir(parents=True, exist_ok=True)
         policies = workdir / "policies"
         policies.mkdir(exist_ok=True)
+        # the default routing policy, so `model="auto"` works as it does for users
+        (policies / "smart.wasm").write_bytes((ROOT / "policies" / "smart.wasm").read_bytes())
         keys_line = f"api_keys = {_toml_list(api_keys)}\n" if api_keys else ""
         config = workdir / "freeway.toml"
         config.write_text(
@@ -168,6 +170,8 @@ class Gateway:
             f"key_file = {_toml_str(workdir / 'master.key')}\n"
             f"audit_log = {_toml_str(workdir / 'audit.log')}\n"
             f"health_file = {_toml_str(workdir / 'health.json')}\n"
+            "[routing]\n"
+            f"stats_file = {_toml_str(workdir / 'route-stats.json')}\n"
             "[discovery]\n"
             "interval_secs = 0\n"
             f"state_file = {_toml_str(workdir / 'models.json')}\n"

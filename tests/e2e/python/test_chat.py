@@ -80,6 +80,18 @@ def test_raw_response_has_route_header(client: openai.OpenAI) -> None:
     assert completion.choices[0].message.content == FULL_REPLY
 
 
+def test_auto_is_routed_by_the_smart_policy(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=user("Write a Python function that reverses a string.")
+    )
+
+    assert raw.status_code == 200
+    fields = parse_route(raw.headers["x-freeway-route"])
+    assert fields["model"] == MODEL
+    assert fields["policy"] == "smart"
+    assert raw.parse().choices[0].message.content == FULL_REPLY
+
+
 def test_models_list(client: openai.OpenAI) -> None:
     models = client.models.list()
 

@@ -68,7 +68,11 @@ async fn models_lists_the_union_of_providers() {
     let v: Value = gw.get("/v1/models").await.json().await.unwrap();
     assert_eq!(v["object"], "list");
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["m1", "shared", "m2"]);
+    // each model once in provider order, then the built-in `auto` aliases
+    assert_eq!(
+        ids,
+        ["m1", "shared", "m2", "auto", "auto:code", "auto:reasoning", "auto:fast", "auto:long", "auto:vision"]
+    );
     let shared = v["data"].as_array().unwrap().iter().find(|m| m["id"] == "shared").unwrap();
     assert_eq!(shared["providers"], json!(["a", "b"]));
     assert_eq!(shared["object"], "model");
