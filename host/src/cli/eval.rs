@@ -143,7 +143,7 @@ pub async fn run(args: EvalArgs) -> i32 {
     let mut matrix = vec![vec![0u32; n]; n];
     let (mut strict, mut loose, mut lang_ok, mut lang_n) = (0u32, 0u32, 0u32, 0u32);
     let (mut capable, mut strong, mut hard_n, mut routed) = (0u32, 0u32, 0u32, 0u32);
-    let (mut times, mut classify_times, mut policy_times) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut times, mut classify_times, mut policy_times, mut both) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut policy_errors = 0u32;
     for c in &cases {
         let want = Task::parse(&c.label).unwrap_or(Task::General);
@@ -158,6 +158,7 @@ pub async fn run(args: EvalArgs) -> i32 {
         times.push(decision.cost.as_secs_f64() * 1e6);
         classify_times.push(decision.classify_cost.as_secs_f64() * 1e6);
         policy_times.push(decision.policy_cost.as_secs_f64() * 1e6);
+        both.push((decision.classify_cost + decision.policy_cost).as_secs_f64() * 1e6);
         let got = decision.classification.task;
         matrix[Task::ALL.iter().position(|x| *x == want).unwrap_or(0)]
             [Task::ALL.iter().position(|x| *x == got).unwrap_or(0)] += 1;
@@ -245,6 +246,7 @@ pub async fn run(args: EvalArgs) -> i32 {
         times.clear();
         classify_times.clear();
         policy_times.clear();
+        both.clear();
     }
     for _ in 1..args.repeat.max(1) {
         for body in &bodies {
@@ -252,6 +254,7 @@ pub async fn run(args: EvalArgs) -> i32 {
                 times.push(d.cost.as_secs_f64() * 1e6);
                 classify_times.push(d.classify_cost.as_secs_f64() * 1e6);
                 policy_times.push(d.policy_cost.as_secs_f64() * 1e6);
+                both.push((d.classify_cost + d.policy_cost).as_secs_f64() * 1e6);
             }
         }
     }
@@ -261,6 +264,7 @@ pub async fn run(args: EvalArgs) -> i32 {
     for (what, list) in [
         ("classify (text, classifier, language, rules)", &mut classify_times),
         ("policy rank call", &mut policy_times),
+        ("classify + rank (per request)", &mut both),
         ("whole decision (+ candidates, quota, stats)", &mut times),
     ] {
         let p50 = percentile(list, 50);

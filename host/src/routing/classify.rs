@@ -5,9 +5,10 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 
+use super::lexicon::{KEYWORDS, SHAPES};
 use super::text::{HEAD, TAIL};
 
 /// Task classes, as the policy world names them.
@@ -98,218 +99,6 @@ const SHAPE_WINDOW: usize = 800;
 /// General's floor: the class a prompt gets when nothing else is convincing.
 const GENERAL_FLOOR: f32 = 1.2;
 
-/// (pattern, class, weight, prefix). ASCII patterns match case-insensitively on word boundaries
-/// (`prefix`: only the left one, so `compil` finds "compiler" and "compiling").
-type Kw = (&'static str, Task, f32, bool);
-
-#[rustfmt::skip]
-const KEYWORDS: &[Kw] = &[
-    // code
-    ("code", Task::Code, 2.0, false), ("coding", Task::Code, 2.0, false), ("function", Task::Code, 1.5, true),
-    ("method", Task::Code, 1.0, false), ("class", Task::Code, 0.7, false), ("bug", Task::Code, 1.5, true),
-    ("debug", Task::Code, 2.0, true), ("compil", Task::Code, 2.0, true), ("python", Task::Code, 2.5, false),
-    ("javascript", Task::Code, 2.5, false), ("typescript", Task::Code, 2.5, false), ("java", Task::Code, 2.0, false),
-    ("c++", Task::Code, 2.5, false), ("c#", Task::Code, 2.0, false), ("rust", Task::Code, 1.5, false),
-    ("golang", Task::Code, 2.5, false), ("kotlin", Task::Code, 2.5, false), ("swift", Task::Code, 1.0, false),
-    ("ruby", Task::Code, 1.0, false), ("php", Task::Code, 2.5, false), ("sql", Task::Code, 2.5, false),
-    ("regex", Task::Code, 2.5, false), ("regular expression", Task::Code, 2.5, false), ("script", Task::Code, 1.5, false),
-    ("bash", Task::Code, 2.5, false), ("shell", Task::Code, 1.5, false), ("terminal", Task::Code, 1.0, false),
-    ("command line", Task::Code, 1.5, false), ("git", Task::Code, 2.0, false), ("docker", Task::Code, 2.5, true),
-    ("kubernetes", Task::Code, 2.5, false), ("kubectl", Task::Code, 2.5, false), ("api", Task::Code, 1.0, false),
-    ("endpoint", Task::Code, 1.0, false), ("yaml", Task::Code, 1.5, false), ("html", Task::Code, 2.0, false),
-    ("css", Task::Code, 2.0, false), ("react", Task::Code, 1.5, false), ("node.js", Task::Code, 2.5, false),
-    ("npm", Task::Code, 2.5, false), ("pip", Task::Code, 1.5, false), ("library", Task::Code, 0.5, false),
-    ("framework", Task::Code, 0.7, false), ("algorithm", Task::Code, 1.5, true), ("implement", Task::Code, 1.0, true),
-    ("refactor", Task::Code, 2.5, true), ("unit test", Task::Code, 2.5, true), ("stack trace", Task::Code, 2.5, false),
-    ("exception", Task::Code, 1.5, false), ("segfault", Task::Code, 3.0, false), ("null pointer", Task::Code, 2.5, false),
-    ("variable", Task::Code, 1.5, true), ("loop", Task::Code, 1.0, false), ("array", Task::Code, 1.5, true),
-    ("mutex", Task::Code, 2.5, false), ("thread", Task::Code, 1.5, true), ("process", Task::Code, 0.7, false), ("async", Task::Code, 2.0, false),
-    ("compiler", Task::Code, 1.0, false), ("syntax", Task::Code, 1.5, false), ("programming", Task::Code, 2.0, false),
-    ("program", Task::Code, 1.0, false), ("developer", Task::Code, 1.0, false), ("repository", Task::Code, 1.5, false),
-    ("linux", Task::Code, 1.0, false), ("database", Task::Code, 1.0, false), ("deploy", Task::Code, 1.0, true),
-    ("recursion", Task::Code, 1.5, false), ("recursive", Task::Code, 1.5, false), ("pandas", Task::Code, 2.5, false),
-    ("numpy", Task::Code, 2.5, false), ("django", Task::Code, 2.5, false), ("flask", Task::Code, 2.0, false),
-    ("dataframe", Task::Code, 2.5, false), ("hash map", Task::Code, 2.0, false), ("hashmap", Task::Code, 2.0, false),
-    ("linked list", Task::Code, 2.5, false), ("binary tree", Task::Code, 2.0, false), ("big-o", Task::Code, 2.0, false),
-    ("time complexity", Task::Code, 2.0, false), ("snippet", Task::Code, 2.0, true), ("json", Task::Code, 0.5, false),
-    ("nginx", Task::Code, 2.0, false), ("webpack", Task::Code, 2.5, false), ("cron", Task::Code, 2.0, true),
-    ("makefile", Task::Code, 2.5, false), ("dockerfile", Task::Code, 2.5, false), ("powershell", Task::Code, 2.5, false),
-    ("typeerror", Task::Code, 3.0, false), ("undefined", Task::Code, 1.0, false), ("index out of", Task::Code, 2.5, false),
-    ("borrow checker", Task::Code, 3.0, false), ("lifetime", Task::Code, 0.5, false), ("struct", Task::Code, 2.0, false),
-    ("enum", Task::Code, 1.5, false), ("interface", Task::Code, 0.7, false), ("pull request", Task::Code, 2.0, false),
-    ("código", Task::Code, 2.5, false), ("función", Task::Code, 1.5, false), ("programa", Task::Code, 1.0, false),
-    ("fonction", Task::Code, 1.5, false), ("programme", Task::Code, 1.0, false), ("funktion", Task::Code, 1.5, false),
-    ("programmier", Task::Code, 2.0, true), ("代码", Task::Code, 3.0, false), ("函数", Task::Code, 3.0, false),
-    ("编程", Task::Code, 3.0, false), ("程序", Task::Code, 2.0, false), ("コード", Task::Code, 3.0, false),
-    ("関数", Task::Code, 3.0, false), ("プログラム", Task::Code, 2.0, false), ("код", Task::Code, 2.5, false),
-    ("функци", Task::Code, 2.0, true), ("програм", Task::Code, 2.0, true),
-    ("eslint", Task::Code, 3.0, false), ("awk", Task::Code, 2.5, false), ("sed", Task::Code, 1.5, false),
-    ("grep", Task::Code, 2.5, false), ("mutable", Task::Code, 2.5, false), ("borrow", Task::Code, 1.5, true),
-    ("config", Task::Code, 1.0, true), ("runtime", Task::Code, 1.0, false), ("stdout", Task::Code, 2.5, false),
-    ("compile", Task::Code, 1.0, false), ("frontend", Task::Code, 1.0, false), ("backend", Task::Code, 1.0, false),
-    ("query", Task::Code, 1.0, false), ("postgres", Task::Code, 2.5, true), ("mysql", Task::Code, 2.5, false),
-    ("sqlite", Task::Code, 2.5, false), ("mongodb", Task::Code, 2.5, false), ("directory", Task::Code, 1.0, false),
-    ("ubuntu", Task::Code, 1.5, false), ("branch", Task::Code, 1.0, false), ("commit", Task::Code, 2.0, true),
-    ("merge", Task::Code, 1.0, false), ("rebase", Task::Code, 2.5, false), ("github", Task::Code, 1.5, false),
-    // math
-    ("solve", Task::Math, 1.0, false), ("equation", Task::Math, 2.5, true), ("integral", Task::Math, 3.0, false),
-    ("integrate", Task::Math, 2.0, false), ("derivative", Task::Math, 3.0, false), ("differentiate", Task::Math, 2.5, false),
-    ("calculus", Task::Math, 3.0, false), ("algebra", Task::Math, 2.5, true), ("geometry", Task::Math, 2.5, false),
-    ("trigonometr", Task::Math, 3.0, true), ("probability", Task::Math, 2.5, false), ("statistic", Task::Math, 1.5, true),
-    ("standard deviation", Task::Math, 3.0, false), ("variance", Task::Math, 2.0, false), ("median", Task::Math, 1.5, false),
-    ("average", Task::Math, 1.0, false), ("percent", Task::Math, 1.5, true), ("calculate", Task::Math, 2.0, false),
-    ("calculation", Task::Math, 2.0, false), ("compute", Task::Math, 1.0, false), ("sum", Task::Math, 1.0, false),
-    ("factorial", Task::Math, 2.0, false), ("factor", Task::Math, 0.7, false), ("prime", Task::Math, 1.5, false),
-    ("matrix", Task::Math, 2.0, false), ("matrices", Task::Math, 2.5, false), ("vector", Task::Math, 1.0, false),
-    ("eigen", Task::Math, 3.0, true), ("theorem", Task::Math, 2.5, false), ("prove", Task::Math, 1.5, false),
-    ("proof", Task::Math, 1.5, false), ("lemma", Task::Math, 2.5, false), ("how many", Task::Math, 1.0, false),
-    ("ratio", Task::Math, 1.5, false), ("fraction", Task::Math, 1.5, false), ("square root", Task::Math, 3.0, false),
-    ("logarithm", Task::Math, 3.0, false), ("exponent", Task::Math, 1.5, true), ("polynomial", Task::Math, 3.0, false),
-    ("quadratic", Task::Math, 3.0, false), ("triangle", Task::Math, 2.0, false), ("circle", Task::Math, 1.0, false),
-    ("radius", Task::Math, 2.0, false), ("area", Task::Math, 1.0, false), ("volume", Task::Math, 1.0, false),
-    ("perimeter", Task::Math, 2.5, false), ("hypotenuse", Task::Math, 3.0, false), ("interest rate", Task::Math, 2.0, false),
-    ("compound interest", Task::Math, 3.0, false), ("convert", Task::Math, 0.7, false), ("km", Task::Math, 1.0, false),
-    ("miles", Task::Math, 1.0, false), ("celsius", Task::Math, 1.5, false), ("fahrenheit", Task::Math, 1.5, false),
-    ("mph", Task::Math, 1.5, false), ("dice", Task::Math, 1.5, false), ("die", Task::Math, 0.3, false),
-    ("coin", Task::Math, 1.0, true), ("odds", Task::Math, 1.0, false), ("expected value", Task::Math, 3.0, false),
-    ("combinatori", Task::Math, 3.0, true), ("permutation", Task::Math, 2.5, true), ("combinations", Task::Math, 1.5, false),
-    ("modulo", Task::Math, 2.5, false), ("divisible", Task::Math, 2.5, false), ("gcd", Task::Math, 3.0, false),
-    ("lcm", Task::Math, 3.0, false), ("limit of", Task::Math, 2.5, false), ("series", Task::Math, 0.7, false),
-    ("arithmetic", Task::Math, 2.0, false), ("math", Task::Math, 2.0, true), ("simplify", Task::Math, 1.5, false),
-    ("evaluate the", Task::Math, 1.0, false), ("inequality", Task::Math, 2.0, false), ("mortgage", Task::Math, 1.5, false),
-    ("monthly payment", Task::Math, 2.5, false), ("discount", Task::Math, 1.0, false), ("per hour", Task::Math, 1.0, false),
-    ("ecuación", Task::Math, 3.0, false), ("calcula", Task::Math, 2.5, false), ("calcule", Task::Math, 2.5, false), ("resuelve", Task::Math, 2.0, false),
-    ("équation", Task::Math, 3.0, false), ("résous", Task::Math, 2.0, false), ("résoudre", Task::Math, 2.0, false),
-    ("gleichung", Task::Math, 3.0, false), ("berechne", Task::Math, 2.5, false), ("löse", Task::Math, 1.5, false),
-    ("equação", Task::Math, 3.0, false), ("probabilidad", Task::Math, 2.5, false), ("probabilità", Task::Math, 2.5, false),
-    ("probabilité", Task::Math, 2.5, false), ("wahrscheinlichkeit", Task::Math, 2.5, false), ("方程", Task::Math, 3.0, false),
-    ("计算", Task::Math, 2.5, false), ("概率", Task::Math, 3.0, false), ("計算", Task::Math, 2.5, false),
-    ("確率", Task::Math, 3.0, false), ("уравнени", Task::Math, 3.0, true), ("вычисли", Task::Math, 2.5, true),
-    ("вероятност", Task::Math, 3.0, true),
-    ("how many ways", Task::Math, 2.5, false), ("limite", Task::Math, 2.0, false), ("tend vers", Task::Math, 2.5, false),
-    ("tends to", Task::Math, 2.0, false), ("committee", Task::Math, 1.0, false), ("solución", Task::Math, 0.5, false),
-    // reasoning
-    ("why", Task::Reasoning, 0.7, false), ("reasoning", Task::Reasoning, 1.5, false), ("logic", Task::Reasoning, 1.5, true),
-    ("puzzle", Task::Reasoning, 2.5, false), ("riddle", Task::Reasoning, 2.5, false), ("step by step", Task::Reasoning, 1.0, false),
-    ("step-by-step", Task::Reasoning, 1.0, false), ("deduce", Task::Reasoning, 2.0, false), ("infer", Task::Reasoning, 1.5, false),
-    ("which is better", Task::Reasoning, 1.5, false), ("should i", Task::Reasoning, 0.7, false), ("should we", Task::Reasoning, 1.0, false),
-    ("pros and cons", Task::Reasoning, 2.0, false), ("trade-off", Task::Reasoning, 2.0, true), ("tradeoff", Task::Reasoning, 2.0, true),
-    ("compare", Task::Reasoning, 1.0, false), ("versus", Task::Reasoning, 0.7, false), ("decide", Task::Reasoning, 1.5, false),
-    ("decision", Task::Reasoning, 1.5, false), ("plan", Task::Reasoning, 1.0, false), ("strategy", Task::Reasoning, 1.0, false),
-    ("analyze", Task::Reasoning, 1.0, false), ("analyse", Task::Reasoning, 1.0, false), ("evaluate", Task::Reasoning, 1.0, false),
-    ("implication", Task::Reasoning, 1.5, true), ("consequence", Task::Reasoning, 1.0, true), ("argument", Task::Reasoning, 1.0, false),
-    ("hypothes", Task::Reasoning, 1.0, true), ("scenario", Task::Reasoning, 1.0, false), ("dilemma", Task::Reasoning, 2.0, false),
-    ("paradox", Task::Reasoning, 2.0, false), ("liar", Task::Reasoning, 2.0, false), ("lying", Task::Reasoning, 1.5, false),
-    ("tells the truth", Task::Reasoning, 2.5, false), ("knights", Task::Reasoning, 1.5, false), ("assume", Task::Reasoning, 1.0, false),
-    ("given that", Task::Reasoning, 1.0, false), ("weigh", Task::Reasoning, 1.0, false), ("prioriti", Task::Reasoning, 1.0, true),
-    ("optimal", Task::Reasoning, 1.0, false), ("what would happen", Task::Reasoning, 1.5, false), ("if all", Task::Reasoning, 1.5, false),
-    ("therefore", Task::Reasoning, 1.0, false), ("conclude", Task::Reasoning, 1.5, false), ("conclusion", Task::Reasoning, 1.0, false),
-    ("think through", Task::Reasoning, 1.5, false), ("root cause", Task::Reasoning, 1.5, false), ("explain why", Task::Reasoning, 1.0, false),
-    ("figure out", Task::Reasoning, 1.0, false), ("who owns", Task::Reasoning, 2.0, false), ("sequence", Task::Reasoning, 0.5, false),
-    ("por qué", Task::Reasoning, 1.0, false), ("pourquoi", Task::Reasoning, 1.0, false), ("warum", Task::Reasoning, 1.0, false),
-    ("为什么", Task::Reasoning, 1.0, false), ("なぜ", Task::Reasoning, 1.0, false), ("почему", Task::Reasoning, 1.0, false),
-    ("lógica", Task::Reasoning, 2.0, false), ("logique", Task::Reasoning, 2.0, false), ("rätsel", Task::Reasoning, 2.5, false),
-    ("énigme", Task::Reasoning, 2.5, false), ("acertijo", Task::Reasoning, 2.5, false), ("逻辑", Task::Reasoning, 2.5, false),
-    ("推理", Task::Reasoning, 2.5, false), ("論理", Task::Reasoning, 2.5, false), ("логик", Task::Reasoning, 2.0, true),
-    ("walk me through", Task::Reasoning, 1.5, false), ("help me think", Task::Reasoning, 1.5, false),
-    ("causal", Task::Reasoning, 2.0, false), ("why did", Task::Reasoning, 1.0, false), ("recommendation", Task::Reasoning, 1.0, false),
-    ("risks", Task::Reasoning, 1.0, false), ("whether", Task::Reasoning, 1.0, false), ("is it better", Task::Reasoning, 2.0, false),
-    ("better to", Task::Reasoning, 1.0, false), ("consider", Task::Reasoning, 0.7, true), ("realistic", Task::Reasoning, 1.0, false),
-    ("deciding", Task::Reasoning, 1.5, false), ("constraint", Task::Reasoning, 1.5, true), ("must be", Task::Reasoning, 1.0, false),
-    ("can't be", Task::Reasoning, 1.0, false), ("taller", Task::Reasoning, 1.5, false), ("shorter", Task::Reasoning, 1.5, false),
-    ("older than", Task::Reasoning, 1.5, false), ("younger than", Task::Reasoning, 1.5, false), ("heavier", Task::Reasoning, 1.5, false),
-    ("lighter", Task::Reasoning, 1.0, false), ("how do you figure", Task::Reasoning, 1.5, false), ("what would you", Task::Reasoning, 1.0, false),
-    ("étape par étape", Task::Reasoning, 1.5, false), ("paso a paso", Task::Reasoning, 1.5, false), ("по шагам", Task::Reasoning, 1.5, false),
-    ("schritt für schritt", Task::Reasoning, 1.5, false), ("conviene", Task::Reasoning, 1.5, false), ("raisonnement", Task::Reasoning, 2.0, false),
-    ("vale la pena", Task::Reasoning, 1.5, false), ("lohnt sich", Task::Reasoning, 1.5, false),
-    ("must not", Task::Reasoning, 1.0, false), ("is this possible", Task::Reasoning, 1.0, false), ("schedule", Task::Reasoning, 0.7, false),
-    ("monty hall", Task::Reasoning, 2.5, false),
-    // extraction
-    ("extract", Task::Extraction, 3.0, true), ("pull out", Task::Extraction, 2.0, false), ("parse", Task::Extraction, 1.0, false),
-    ("list all", Task::Extraction, 1.5, false), ("identify", Task::Extraction, 1.0, false), ("entities", Task::Extraction, 2.5, false),
-    ("named entit", Task::Extraction, 3.0, true), ("fields", Task::Extraction, 1.5, false), ("structured", Task::Extraction, 1.5, false),
-    ("table", Task::Extraction, 0.7, false), ("csv", Task::Extraction, 1.5, false), ("classify", Task::Extraction, 2.0, false),
-    ("categori", Task::Extraction, 2.0, true), ("tag", Task::Extraction, 0.7, false), ("label", Task::Extraction, 1.0, false),
-    ("sentiment", Task::Extraction, 2.5, false), ("keywords", Task::Extraction, 1.0, false), ("summarize", Task::Extraction, 0.7, false),
-    ("summarise", Task::Extraction, 0.7, false), ("key points", Task::Extraction, 1.0, false), ("names", Task::Extraction, 1.0, false),
-    ("dates", Task::Extraction, 1.0, false), ("amounts", Task::Extraction, 1.5, false), ("invoice", Task::Extraction, 1.5, false),
-    ("receipt", Task::Extraction, 1.5, false), ("phone number", Task::Extraction, 1.5, false), ("email address", Task::Extraction, 1.5, false),
-    ("into a table", Task::Extraction, 2.0, false), ("as json", Task::Extraction, 2.0, false), ("json object", Task::Extraction, 1.5, false),
-    ("key-value", Task::Extraction, 2.0, false), ("action items", Task::Extraction, 2.0, false), ("bullet", Task::Extraction, 0.3, true),
-    ("extrae", Task::Extraction, 3.0, false), ("extraire", Task::Extraction, 3.0, false), ("extrais", Task::Extraction, 3.0, false),
-    ("extrahier", Task::Extraction, 3.0, true), ("extraia", Task::Extraction, 3.0, false), ("estrai", Task::Extraction, 3.0, true),
-    ("提取", Task::Extraction, 3.0, false), ("抽出", Task::Extraction, 3.0, false), ("извлеки", Task::Extraction, 3.0, false),
-    ("columns", Task::Extraction, 1.5, false), ("each line", Task::Extraction, 1.0, false), ("which of these", Task::Extraction, 1.5, false),
-    ("list every", Task::Extraction, 1.5, false), ("turn this", Task::Extraction, 1.5, false), ("parse this", Task::Extraction, 2.0, false),
-    ("tag this", Task::Extraction, 2.0, false), ("category", Task::Extraction, 1.0, false), ("urgency", Task::Extraction, 1.0, false),
-    ("who agreed", Task::Extraction, 1.0, false), ("fill in", Task::Extraction, 0.7, false),
-    ("into json", Task::Extraction, 2.0, false), ("with keys", Task::Extraction, 1.5, false), ("haal uit", Task::Extraction, 2.0, false),
-    ("volgende tekst", Task::Extraction, 1.5, false), ("texto siguiente", Task::Extraction, 1.5, false),
-    ("texte suivant", Task::Extraction, 1.5, false), ("folgenden text", Task::Extraction, 1.5, false),
-    // creative
-    ("story", Task::Creative, 2.5, false), ("stories", Task::Creative, 2.5, false), ("poem", Task::Creative, 3.0, false),
-    ("poetry", Task::Creative, 3.0, false), ("haiku", Task::Creative, 3.0, false), ("limerick", Task::Creative, 3.0, false),
-    ("sonnet", Task::Creative, 3.0, false), ("lyrics", Task::Creative, 3.0, false), ("song", Task::Creative, 2.0, false),
-    ("rap", Task::Creative, 1.5, false), ("verse", Task::Creative, 1.5, false), ("rhym", Task::Creative, 2.5, true),
-    ("fiction", Task::Creative, 2.0, false), ("fairy tale", Task::Creative, 3.0, false), ("novel", Task::Creative, 1.0, false),
-    ("chapter", Task::Creative, 1.0, false), ("character", Task::Creative, 1.0, false), ("plot", Task::Creative, 1.0, false),
-    ("screenplay", Task::Creative, 3.0, false), ("slogan", Task::Creative, 2.5, false), ("tagline", Task::Creative, 2.5, false),
-    ("jingle", Task::Creative, 2.5, false), ("joke", Task::Creative, 2.5, false), ("funny", Task::Creative, 1.0, false),
-    ("pun", Task::Creative, 1.5, false), ("creative", Task::Creative, 1.5, false), ("imagine", Task::Creative, 1.5, false),
-    ("pretend", Task::Creative, 1.5, false), ("role-play", Task::Creative, 2.5, false), ("roleplay", Task::Creative, 2.5, false),
-    ("once upon a time", Task::Creative, 3.0, false), ("fantasy", Task::Creative, 1.5, false), ("dragon", Task::Creative, 1.0, false),
-    ("villain", Task::Creative, 1.5, false), ("metaphor", Task::Creative, 1.0, false), ("bedtime", Task::Creative, 1.5, false),
-    ("toast", Task::Creative, 1.0, false), ("short film", Task::Creative, 2.0, false), ("monologue", Task::Creative, 2.5, false),
-    ("narrat", Task::Creative, 1.5, true), ("fable", Task::Creative, 3.0, false), ("ode", Task::Creative, 2.5, false),
-    ("brand name", Task::Creative, 1.5, false), ("catchy", Task::Creative, 2.0, false),
-    ("poema", Task::Creative, 3.0, false), ("cuento", Task::Creative, 2.5, false), ("poème", Task::Creative, 3.0, false),
-    ("histoire", Task::Creative, 1.5, false), ("conte", Task::Creative, 2.0, false), ("gedicht", Task::Creative, 3.0, false),
-    ("geschichte", Task::Creative, 1.5, false), ("poesia", Task::Creative, 3.0, false), ("canción", Task::Creative, 2.0, false),
-    ("诗", Task::Creative, 3.0, false), ("故事", Task::Creative, 2.5, false), ("詩", Task::Creative, 3.0, false),
-    ("物語", Task::Creative, 2.5, false), ("俳句", Task::Creative, 3.0, false), ("стихотворени", Task::Creative, 3.0, true),
-    ("сказк", Task::Creative, 3.0, true), ("рассказ", Task::Creative, 2.5, true),
-    ("backstory", Task::Creative, 2.5, false), ("d&d", Task::Creative, 2.0, false), ("come up with a name", Task::Creative, 1.5, false),
-    // general
-    ("translate", Task::General, 2.0, true), ("rewrite", Task::General, 1.5, false), ("recipe", Task::General, 2.0, false),
-    ("advice", Task::General, 1.5, false), ("tips", Task::General, 1.5, false), ("history of", Task::General, 1.0, false),
-    ("recommend", Task::General, 1.0, true), ("hello", Task::General, 1.0, false), ("thanks", Task::General, 1.0, false),
-    ("what is", Task::General, 0.5, false), ("who was", Task::General, 1.0, false), ("polite", Task::General, 1.0, false),
-    ("proofread", Task::General, 2.0, false), ("grammar", Task::General, 1.0, false), ("traduce", Task::General, 2.0, true),
-    ("tradui", Task::General, 2.0, true), ("übersetze", Task::General, 2.0, false), ("翻译", Task::General, 3.0, false),
-    ("翻訳", Task::General, 3.0, false), ("переведи", Task::General, 3.0, false),
-];
-
-#[rustfmt::skip]
-/// Shapes of text: (pattern, class, weight, name).
-const SHAPES: &[(&str, Task, f32, &str)] = &[
-    (r"```", Task::Code, 3.0, "code fence"),
-    (r"(?m)^\s*(def |class \w|fn \w|function\s*\w*\(|import \w|from \w+ import|#include|public (static |class )|let \w+ ?=|const \w+ ?=|var \w+ ?=|package \w|using \w|func \w)", Task::Code, 2.5, "code line"),
-    (r"(?m)[{};]\s*$", Task::Code, 1.0, "statement ends"),
-    (r"\w+\([^()\n]*\)\s*(\{|:\s*$|=>|->)", Task::Code, 1.5, "definition"),
-    (r"Traceback \(most recent|Exception in thread|\bat [\w.$]+\([\w.]+:\d+\)|error\[E\d+\]|panicked at|Uncaught \w*Error|\w+Error: ", Task::Code, 3.0, "stack trace"),
-    (r"(?i)\bselect\s+[\w*,. ]+\s+from\s+\w|\binsert\s+into\b|\bcreate\s+table\b|\bgroup\s+by\b", Task::Code, 3.0, "SQL"),
-    (r"(?m)^\s*\$ \w+", Task::Code, 1.5, "shell prompt"),
-    (r"\w\.(py|js|ts|tsx|rs|go|java|cpp|rb|php|sh|ya?ml|toml|sql|css|html|jsx|kt|cs)\b", Task::Code, 1.5, "source file name"),
-    (r"\b\w+_\w+\(|\b[a-z]+[A-Z]\w*\(|\w+\.\w+\(", Task::Code, 1.5, "call"),
-    // `-` and `/` only with spaces around: not dates, times, ranges or scores
-    (r"\d\s*[+*×÷^]\s*\(?\d|\d\s[-/]\s\(?\d", Task::Math, 2.0, "arithmetic"),
-    (r"[a-z]\^\d|\\frac|\\int|\\sum|\\sqrt|√|∫|∑|≤|≥|\bd[xy]/d[xy]\b|\bf\(x\)", Task::Math, 2.5, "math notation"),
-    (r"\b\d*[a-z]\s*[+\-]\s*\d+\s*=\s*-?\d+|\b\d+[a-z]\b\s*[+\-=]", Task::Math, 2.5, "equation"),
-    (r"\d+(\.\d+)?\s*%|\$\d", Task::Math, 0.7, "percent or money"),
-    (r"\b\d+(\.\d+)?\s?(g|kg|mg|ml|l|cm|mm|m|km|mph|km/h|kWh|°C|°F)\b", Task::Math, 1.5, "quantity with unit"),
-    (r"(?i)\bhow (many|much)\b[^?]*\d|\d[^?]*\bhow (many|much)\b", Task::Math, 1.5, "quantity question"),
-    (r"(?i)\b(sin|cos|tan|log|ln|exp)\b\s*\(?\d*[a-z]\b", Task::Math, 2.5, "function of x"),
-    (r"(?i)\b(write|give me|create|generate|make)\b( me)?( an?| the)?( \w+)? (function|script|class|method|program|query|regex|unit tests?|endpoint|component|cli)\b", Task::Code, 2.0, "asks for code"),
-    (r"`[^`\n][^`\n]+`", Task::Code, 2.0, "inline code"),
-    (r"(^|\s)/(etc|usr|var|home|tmp|opt)/", Task::Code, 1.5, "file path"),
-    (r"(?i)\b(this|these|the following|below|here's|here is|from this)\b[^.?!\n]*\b(emails?|tickets?|list|transcript|log|chat|address|sentences|text|document|messages?|reviews?|invoices?|receipts?|table|report|notes|paragraph|passage|article|lines)\b", Task::Extraction, 1.5, "given material"),
-    (r"(?i)\bshould (i|we)\b[^?.]*\bor\b", Task::Reasoning, 2.0, "choice between options"),
-    (r"(?i)^\s*what (has|is|can|gets|goes)\b[^?]*\bbut\b", Task::Reasoning, 2.5, "riddle"),
-    (r"(?i)\b(from|in) (the|this) (following|text|email|document|passage|paragraph|message|review|article|invoice|transcript|note|notes|list|contract|report|log)\b", Task::Extraction, 1.5, "given text"),
-    (r"(?i)\bif\b[^.?!]+\bthen\b", Task::Reasoning, 1.0, "if-then"),
-    (r"(?i)\b(all|some|no) \w+ are \w+", Task::Reasoning, 2.0, "syllogism"),
-];
-
 struct Matchers {
     keywords: AhoCorasick,
     /// (pattern, class, weight, name), one pattern each: a set of them falls off the regex
@@ -321,12 +110,12 @@ static MATCHERS: LazyLock<Option<Matchers>> = LazyLock::new(|| {
     let keywords = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
-        // a full DFA: ~1 ns a byte where the default (NFA) is several
-        .kind(Some(AhoCorasickKind::DFA))
         .build(KEYWORDS.iter().map(|k| k.0))
         .ok()?;
     // ASCII word boundaries keep every pattern on the regex crate's fast DFA engines
     // ASCII word boundaries keep every pattern on the fast DFA engines
+    // (the lazy-DFA caches, ~2 MiB each, grow per thread on first use; a smaller limit makes
+    // them thrash)
     let shapes = RegexSet::new(SHAPES.iter().map(|(re, ..)| asciify(re))).ok()?;
     Some(Matchers { keywords, shapes })
 });
@@ -447,9 +236,11 @@ impl Tally {
     }
 }
 
-/// Build the matchers (Aho-Corasick automaton, regular expressions) ahead of the first request.
+/// Compile the matchers (Aho-Corasick automaton, regular expressions) ahead of the first
+/// request. Their search caches still grow on first use, so a gateway that never routes `auto`
+/// never pays for them.
 pub fn warm_up() {
-    let _ = classify(&Input { prompt: "warm up: write a function, solve 2 + 2 = x", ..Input::default() });
+    LazyLock::force(&MATCHERS);
 }
 
 /// Classify a request.
@@ -649,6 +440,7 @@ mod timing {
         }
         let m: M = serde_json::from_str(list[0].get()).unwrap();
         let _ = classify(&Input { prompt: "warm up", ..Input::default() });
+        eprintln!("keyword automaton: {} KiB", MATCHERS.as_ref().map_or(0, |m| m.keywords.memory_usage()) / 1024);
         for _ in 0..3 {
             let t = Instant::now();
             let text = crate::routing::text::content_text(Some(m.content));

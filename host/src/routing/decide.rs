@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::classify::{self, Classification, Task};
+use super::decision::{Decision, Dropped, Entry};
 use super::rules::{self, Actions};
 use super::{AutoKind, auto_kind};
 use crate::accounts::Health;
 use crate::app::App;
-use crate::errors::{ErrorKind, GatewayError};
+
 use crate::pipeline::classify::Needs;
-use crate::pipeline::route::Candidate;
-use crate::quota::{Blocked, Cost, Dim, now_ms};
+
+use crate::quota::{Cost, Dim, now_ms};
 use crate::registry::{ModelEntry, Route, Snapshot};
 use crate::runtime::Account;
 use crate::runtime::bindings::wit::Capabilities;
@@ -86,169 +87,6 @@ pub fn policy_route<'s>(snapshot: &'s Snapshot, model: &str) -> Option<PolicyRou
         _ => Routes::Fleet(&snapshot.fleet),
     };
     Some(PolicyRoute { policy, kind, routes })
-}
-
-/// Why a (provider, model, pool) was not offered to the policy.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Dropped {
-    Lacks(&'static str),
-    Context {
-        window: u32,
-        need: u32,
-    },
-    NotInRule,
-    NoAccounts,
-    Disabled(String),
-    Cooling(Duration),
-    /// another request is probing the account after a rest
-    Probing,
-    Quota(String),
-    /// not among the `max_candidates` best for the task, so not offered
-    Shortlist(usize),
-    /// offered, but the policy left it out
-    LeftOut,
-}
-
-impl Dropped {
-    pub fn describe(&self) -> String {
-        match self {
-            Dropped::Lacks(what) => format!("no {what} support"),
-            Dropped::Context { window, need } => {
-                format!(
-                    "context {} < {} needed",
-                    crate::config::catalog::group(u64::from(*window)),
-                    crate::config::catalog::group(u64::from(*need))
-                )
-            }
-            Dropped::NotInRule => "not in the matching routing rule's fallback chain".to_owned(),
-            Dropped::NoAccounts => "no account configured".to_owned(),
-            Dropped::Disabled(why) => format!("disabled: {why}"),
-            Dropped::Cooling(d) => format!("cooldown {} s", d.as_secs().max(1)),
-            Dropped::Probing => "another request is probing it after a rest".to_owned(),
-            Dropped::Quota(why) => why.clone(),
-            Dropped::Shortlist(n) => format!("not among the {n} best for this task ([routing] max_candidates)"),
-            Dropped::LeftOut => "left out by the policy".to_owned(),
-        }
-    }
-}
-
-/// One (provider, model, pool) the decision looked at.
-pub struct Entry {
-    pub provider: String,
-    pub model: String,
-    pub pool: String,
-    pub quality: u8,
-    pub context_window: Option<u32>,
-    /// `None` when offered to the policy
-    pub dropped: Option<Dropped>,
-    /// place in the final order (0 = first)
-    pub rank: Option<usize>,
-    pub score: Option<f32>,
-    pub reason: String,
-    pub headroom: Vec<PolicyHeadroom>,
-    pub stats: super::stats::Snapshot,
-    route: Option<Route>,
-    accounts: Vec<Arc<Account>>,
-    blocked: Option<Blocked>,
-}
-
-/// Everything one routing decision found.
-pub struct Decision {
-    pub requested: String,
-    pub policy: String,
-    /// why the policy's order was not used, if it was not
-    pub policy_error: Option<String>,
-    pub classification: Classification,
-    pub language: Option<&'static str>,
-    pub rules: Actions,
-    pub needed_context: u32,
-    pub needs: Needs,
-    pub entries: Vec<Entry>,
-    /// time spent on the whole decision
-    pub cost: Duration,
-    /// of which: classifying the request (text, classifier, language, rules)
-    pub classify_cost: Duration,
-    /// of which: the policy component's `rank` call
-    pub policy_cost: Duration,
-}
-
-impl Decision {
-    /// The walk's candidates, best first; the error for the client when there are none.
-    pub fn candidates(&self) -> Result<Vec<Candidate>, GatewayError> {
-        if self.entries.iter().all(|e| e.rank.is_none()) {
-            return Err(self.nothing_left());
-        }
-        let mut ranked: Vec<&Entry> = self.entries.iter().filter(|e| e.rank.is_some()).collect();
-        ranked.sort_by_key(|e| e.rank);
-        let mut out = Vec::new();
-        for e in ranked {
-            if let Some(route) = &e.route {
-                out.extend(e.accounts.iter().map(|a| Candidate { route: route.clone(), account: a.clone() }));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The label `x-freeway-route` carries: the policy's name, or `host-order` when it failed.
-    pub fn label(&self) -> String {
-        match &self.policy_error {
-            None => self.policy.clone(),
-            Some(_) => format!("{} (failed; host order)", self.policy),
-        }
-    }
-
-    /// The error for a request no candidate is left for.
-    pub fn nothing_left(&self) -> GatewayError {
-        if self.entries.iter().any(|e| e.dropped == Some(Dropped::LeftOut)) {
-            return GatewayError::new(
-                ErrorKind::NoProvider,
-                format!("The routing policy `{}` chose none of the candidates for this request.", self.policy),
-            );
-        }
-        let blocked: Vec<(String, Blocked)> = self
-            .entries
-            .iter()
-            .filter_map(|e| Some((format!("{}/{} [{}]", e.provider, e.model, e.pool), e.blocked.clone()?)))
-            .collect();
-        if !blocked.is_empty() {
-            return crate::pipeline::limit::exhausted(&self.requested, &blocked);
-        }
-        let cooling = self.entries.iter().filter_map(|e| match e.dropped {
-            Some(Dropped::Cooling(d)) => Some(d),
-            _ => None,
-        });
-        if let Some(wait) = cooling.min() {
-            let wait = wait.max(Duration::from_secs(1));
-            return GatewayError::new(
-                ErrorKind::UpstreamRateLimited,
-                format!(
-                    "Every model `{}` could use is resting after a rate limit; try again in {} s.",
-                    self.requested,
-                    wait.as_secs()
-                ),
-            )
-            .with_retry_after(Some(wait));
-        }
-        let mut reasons: Vec<String> = self
-            .entries
-            .iter()
-            .filter_map(|e| Some(format!("{}/{}: {}", e.provider, e.model, e.dropped.as_ref()?.describe())))
-            .take(4)
-            .collect();
-        if reasons.is_empty() {
-            reasons.push("no provider serves a free chat model".to_owned());
-        }
-        let (kind, status_hint) = if self.entries.iter().any(|e| matches!(e.dropped, Some(Dropped::Disabled(_)))) {
-            (ErrorKind::NoProvider, "")
-        } else {
-            (ErrorKind::InvalidValue, " Ask for a specific model, or change what the request needs.")
-        };
-        GatewayError::new(
-            kind,
-            format!("No model can serve this `{}` request: {}.{status_hint}", self.requested, reasons.join("; ")),
-        )
-        .with_param("model")
-    }
 }
 
 /// How the decision is asked for.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::decide::Decision;
+use super::decision::Decision;
 use crate::app::App;
 use crate::config::catalog::group as thousands;
 use crate::errors::{ErrorKind, GatewayError};
@@ -35,7 +35,7 @@ pub fn prompt_body(model: &str, prompt: &str) -> Vec<u8> {
 
 /// The decision as JSON (the admin endpoint's body; the CLI's `--json`).
 pub fn to_json(d: &Decision) -> Value {
-    let mut entries: Vec<&super::decide::Entry> = d.entries.iter().collect();
+    let mut entries: Vec<&super::decision::Entry> = d.entries.iter().collect();
     entries.sort_by_key(|e| (e.rank.is_none(), e.rank));
     json!({
         "requested_model": d.requested,
@@ -64,7 +64,7 @@ pub fn to_json(d: &Decision) -> Value {
             "rank": e.rank.map(|r| r + 1),
             "score": e.score.map(|s| (f64::from(s) * 1000.0).round() / 1000.0),
             "reason": if e.reason.is_empty() { Value::Null } else { Value::from(e.reason.clone()) },
-            "dropped": e.dropped.as_ref().map(super::decide::Dropped::describe),
+            "dropped": e.dropped.as_ref().map(super::decision::Dropped::describe),
             "quality": e.quality,
             "context_window": e.context_window,
             "headroom": e.headroom.iter().map(|h| json!({
@@ -113,7 +113,7 @@ pub fn to_text(d: &Decision) -> String {
         let _ = writeln!(out, "result    {}", e.message);
     }
     out.push('\n');
-    let mut entries: Vec<&super::decide::Entry> = d.entries.iter().collect();
+    let mut entries: Vec<&super::decision::Entry> = d.entries.iter().collect();
     entries.sort_by_key(|e| (e.rank.is_none(), e.rank));
     for e in entries {
         let who = if e.pool.is_empty() {

@@ -7,14 +7,17 @@
 
 pub mod classify;
 pub mod decide;
+pub mod decision;
 pub mod explain;
 pub mod language;
+pub mod lexicon;
 pub mod quality;
 pub mod rules;
 pub mod stats;
 pub mod text;
 
-pub use decide::{Call, Decision, decide, policy_route};
+pub use decide::{Call, decide, policy_route};
+pub use decision::{Decision, Dropped};
 
 /// The built-in aliases and what they mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,9 +90,10 @@ pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
         if p < 1.0 {
             s -= w_pace * (1.0 - p);
         }
-        // keep strong models' scarce daily quota for requests that need them
-        if !is_hard && c.quality >= 75 && p < 1.5 {
-            s -= 0.15 * (1.5 - p);
+        // keep strong models' scarce daily quota for requests that need them: small talk
+        // goes elsewhere from the start, and more so as the day's quota runs ahead of the clock
+        if !is_hard && c.quality >= 75 {
+            s -= 0.15 + 0.15 * (1.5 - p).max(0.0);
             note(&|| format!("day pace {p:.2}, kept for harder requests"));
         } else {
             note(&|| format!("day pace {p:.2}"));
