@@ -199,12 +199,12 @@ fn headroom(account: &Account, route: &Route) -> Vec<PolicyHeadroom> {
         .collect()
 }
 
-/// Pools of a route's accounts that can take a request now, in rotation order; and why the
-/// others cannot.
 /// (pool, its accounts that can take a request now in rotation order, the shortest rest among
 /// accounts only tried as a last resort)
 type Pools = Vec<(String, Vec<Arc<Account>>, Duration)>;
 
+/// Pools of a route's accounts that can take a request now, in rotation order; and why the
+/// others cannot.
 fn pools(route: &Route, now: Instant) -> (Pools, Option<Dropped>) {
     let mut out: Pools = Vec::new();
     let mut why = None;
@@ -252,7 +252,8 @@ fn pools(route: &Route, now: Instant) -> (Pools, Option<Dropped>) {
     (out, why)
 }
 
-fn task_tags(snapshot: &Snapshot, client: Option<usize>) -> (Option<String>, Vec<String>) {
+/// The client key's id (`key-N`, N counting `[server] api_keys` from 1) and its tags.
+fn client_of(snapshot: &Snapshot, client: Option<usize>) -> (Option<String>, Vec<String>) {
     let Some(i) = client else { return (None, Vec::new()) };
     let id = format!("key-{}", i + 1);
     let tags = snapshot.config.server.client_tags.get(&id).cloned().unwrap_or_default();
@@ -270,7 +271,7 @@ pub async fn decide(
     call: Call,
 ) -> Decision {
     let started = Instant::now();
-    let (client_id, tags) = task_tags(snapshot, client);
+    let (client_id, tags) = client_of(snapshot, client);
     let c = classify_request(snapshot, req, needs, route.kind, &tags);
     let classify_cost = started.elapsed();
     let default_out = snapshot.config.quota.default_output_tokens;
