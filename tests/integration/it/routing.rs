@@ -215,6 +215,8 @@ async fn policies_written_in_python_and_javascript_route_requests_and_are_hot_re
         ..Opts::default()
     };
     let gw = Gateway::start_opts(&two_models(&sim), opts).await;
+    // beta answers slowly: once both times to first token are known, alpha is the faster one
+    sim.script(json!([{ "match": { "model": "beta-8b" }, "action": { "type": "delay", "ms": 250 } }])).await;
     // half of alpha's daily quota spent; alpha's time to first token is now known
     for _ in 0..5 {
         assert_eq!(gw.chat(user("alpha-70b", "hi")).await.status(), 200);
@@ -227,6 +229,7 @@ async fn policies_written_in_python_and_javascript_route_requests_and_are_hot_re
     assert!(v["candidates"][0]["reason"].as_str().unwrap().starts_with("python-example: "), "{v:#}");
 
     // replace the file with the JavaScript policy: the fastest known time to first token first
+    // (beta's is known too now, and 250 ms slower)
     let tmp = gw.dir.path().join("custom.wasm.tmp");
     std::fs::copy(freeway_integration::artifact("tests/guests/js-example.wasm"), &tmp).unwrap();
     std::fs::rename(&tmp, gw.dir.path().join("policies/custom.wasm")).unwrap();
