@@ -136,24 +136,7 @@ async fn level(factor: f64, cores: &str) -> Result<Value, String> {
     let dir = root().join("target/bench/fleet");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("policies")).map_err(|e| e.to_string())?;
-    let sim_cfg = dir.join("sim.json");
-    std::fs::write(&sim_cfg, sim_config().to_string()).map_err(|e| e.to_string())?;
-    let sim_cfg_s = sim_cfg.display().to_string();
-    let sim = Proc::spawn(
-        cores,
-        &root().join("target/release/freeway-sim"),
-        &["--listen", "127.0.0.1:0", "--no-record", "--config", &sim_cfg_s],
-        "listening on http://",
-    )?;
-    let gw_cfg = dir.join("freeway.toml");
-    std::fs::write(&gw_cfg, gateway_config(&dir, sim.port)).map_err(|e| e.to_string())?;
-    let gw_cfg_s = gw_cfg.display().to_string();
-    let gw = Proc::spawn(
-        cores,
-        &root().join("target/release/freeway"),
-        &["serve", "--listen", "127.0.0.1:0", "--config", &gw_cfg_s],
-        "freeway listening on http://",
-    )?;
+    let (sim, gw) = Proc::sim_and_gateway(cores, &dir, &sim_config(), |port| gateway_config(&dir, port))?;
     let client =
         reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
     let total = (capacity() as f64 * factor * RUN.as_secs_f64() / 60.0).round() as u64;

@@ -78,6 +78,35 @@ impl Proc {
         }
     }
 
+    /// A release simulator started with `sim_config` and a release gateway with the
+    /// configuration `gateway(simulator port)`, both files written into `dir`.
+    pub fn sim_and_gateway(
+        cores: &str,
+        dir: &Path,
+        sim_config: &serde_json::Value,
+        gateway: impl FnOnce(u16) -> String,
+    ) -> Result<(Proc, Proc), String> {
+        let sim_cfg = dir.join("sim.json");
+        std::fs::write(&sim_cfg, sim_config.to_string()).map_err(|e| e.to_string())?;
+        let sim_cfg = sim_cfg.display().to_string();
+        let sim = Proc::spawn(
+            cores,
+            &root().join("target/release/freeway-sim"),
+            &["--listen", "127.0.0.1:0", "--no-record", "--config", &sim_cfg],
+            "listening on http://",
+        )?;
+        let gw_cfg = dir.join("freeway.toml");
+        std::fs::write(&gw_cfg, gateway(sim.port)).map_err(|e| e.to_string())?;
+        let gw_cfg = gw_cfg.display().to_string();
+        let gw = Proc::spawn(
+            cores,
+            &root().join("target/release/freeway"),
+            &["serve", "--listen", "127.0.0.1:0", "--config", &gw_cfg],
+            "freeway listening on http://",
+        )?;
+        Ok((sim, gw))
+    }
+
     pub fn sim(cores: &str) -> Result<Proc, String> {
         let dir = root().join("target/bench");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -54,24 +54,7 @@ async fn run_with(policy: &str, label: &str, cores: &str) -> Result<Value, Strin
     std::fs::create_dir_all(dir.join("policies")).map_err(|e| e.to_string())?;
     std::fs::copy(root().join("policies/smart.wasm"), dir.join("policies/smart.wasm"))
         .map_err(|e| format!("policies/smart.wasm: {e} (run `cargo xtask build`)"))?;
-    let sim_cfg = dir.join("sim.json");
-    std::fs::write(&sim_cfg, sim_config().to_string()).map_err(|e| e.to_string())?;
-    let sim_cfg_s = sim_cfg.display().to_string();
-    let sim = Proc::spawn(
-        cores,
-        &root().join("target/release/freeway-sim"),
-        &["--listen", "127.0.0.1:0", "--no-record", "--config", &sim_cfg_s],
-        "listening on http://",
-    )?;
-    let gw_cfg = dir.join("freeway.toml");
-    std::fs::write(&gw_cfg, gateway_config(&dir, sim.port, policy)).map_err(|e| e.to_string())?;
-    let gw_cfg_s = gw_cfg.display().to_string();
-    let gw = Proc::spawn(
-        cores,
-        &root().join("target/release/freeway"),
-        &["serve", "--listen", "127.0.0.1:0", "--config", &gw_cfg_s],
-        "freeway listening on http://",
-    )?;
+    let (sim, gw) = Proc::sim_and_gateway(cores, &dir, &sim_config(), |port| gateway_config(&dir, port, policy))?;
     let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
     let url = format!("http://127.0.0.1:{}/v1/chat/completions", gw.port);
     let interval = Duration::from_secs_f64(1.0 / RATE);
