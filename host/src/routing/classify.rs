@@ -9,7 +9,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 
 use super::lexicon::{KEYWORDS, SHAPES};
-use super::text::{HEAD, TAIL};
+use super::text::{HEAD, TAIL, ceil_char, floor_char};
 
 /// Task classes, as the policy world names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,15 +170,7 @@ fn window(s: &str) -> (&str, &str) {
     if s.len() <= HEAD + TAIL {
         return (s, "");
     }
-    let mut h = HEAD;
-    while !s.is_char_boundary(h) {
-        h -= 1;
-    }
-    let mut t = s.len() - TAIL;
-    while !s.is_char_boundary(t) {
-        t += 1;
-    }
-    (&s[..h], &s[t..])
+    (&s[..floor_char(s, HEAD)], &s[ceil_char(s, s.len() - TAIL)..])
 }
 
 /// Word characters for ASCII keywords' boundaries (so "Pythonで" still finds "python").
@@ -224,7 +216,7 @@ impl Tally {
         if shape_bytes == 0 {
             return;
         }
-        let text = &text[..floor(text, shape_bytes.min(text.len()))];
+        let text = &text[..floor_char(text, shape_bytes)];
         if pasted_data(text) {
             self.add(Task::Extraction, scale, "pasted data");
         }
@@ -266,10 +258,10 @@ pub fn classify(input: &Input<'_>) -> Classification {
     }
     if !material.is_empty() {
         // the material's start and end say what it is
-        let cut = floor(material, MATERIAL_WINDOW.min(material.len()));
+        let cut = floor_char(material, MATERIAL_WINDOW);
         t.scan(m, &material[..cut], 0.4, MATERIAL_SHAPES);
         if material.len() > 2 * MATERIAL_WINDOW {
-            t.scan(m, &material[ceil(material, material.len() - MATERIAL_WINDOW)..], 0.4, 0);
+            t.scan(m, &material[ceil_char(material, material.len() - MATERIAL_WINDOW)..], 0.4, 0);
         }
         t.add(Task::Extraction, 0.5, "instruction over pasted material");
     }
@@ -320,26 +312,14 @@ fn pasted_data(s: &str) -> bool {
 /// colon or a blank line and is followed by at least as much text again.
 fn split_material(s: &str) -> (&str, &str) {
     let limit = s.len().min(400);
-    let cut =
-        [":\n", "\n\n", ": \n"].iter().filter_map(|sep| s[..floor(s, limit)].find(sep).map(|i| (i, sep.len()))).min();
+    let cut = [":\n", "\n\n", ": \n"]
+        .iter()
+        .filter_map(|sep| s[..floor_char(s, limit)].find(sep).map(|i| (i, sep.len())))
+        .min();
     match cut {
         Some((i, len)) if i >= 12 && s.len() - (i + len) >= (i + len).max(60) => (&s[..i + 1], &s[i + len..]),
         _ => (s, ""),
     }
-}
-
-fn ceil(s: &str, mut i: usize) -> usize {
-    while i < s.len() && !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
-}
-
-fn floor(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 fn count_numbers(s: &str) -> usize {

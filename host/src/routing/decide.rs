@@ -423,6 +423,12 @@ pub async fn decide(
     decision
 }
 
+/// The host's own order, smaller first: rule preference, then not resting, then quality for the
+/// task. Used to shortlist candidates and when a policy's answer cannot be used.
+fn host_rank(c: &PolicyCandidate) -> (u32, bool, std::cmp::Reverse<u8>) {
+    (c.preference.unwrap_or(u32::MAX), c.cooldown_ms > 0, std::cmp::Reverse(c.quality))
+}
+
 /// Keep the `max` best candidates for the task (rule preference, not resting, quality); the
 /// rest are dropped with the reason. A policy call costs per candidate offered.
 fn shortlist(offered: &mut Vec<PolicyCandidate>, offered_entry: &mut Vec<usize>, entries: &mut [Entry], max: usize) {
@@ -430,9 +436,7 @@ fn shortlist(offered: &mut Vec<PolicyCandidate>, offered_entry: &mut Vec<usize>,
         return;
     }
     let mut order: Vec<usize> = (0..offered.len()).collect();
-    order.sort_by_key(|&i| {
-        offered.get(i).map(|c| (c.preference.unwrap_or(u32::MAX), c.cooldown_ms > 0, std::cmp::Reverse(c.quality)))
-    });
+    order.sort_by_key(|&i| offered.get(i).map(host_rank));
     let mut keep = vec![false; offered.len()];
     for &i in order.iter().take(max) {
         if let Some(k) = keep.get_mut(i) {
@@ -505,9 +509,7 @@ async fn run_policy(
 /// The order used when the policy cannot give one: rule preference, no cooldown, then quality.
 fn host_order(offered: &[PolicyCandidate]) -> Vec<PolicyChoice> {
     let mut idx: Vec<usize> = (0..offered.len()).collect();
-    idx.sort_by_key(|&i| {
-        offered.get(i).map(|c| (c.preference.unwrap_or(u32::MAX), c.cooldown_ms > 0, std::cmp::Reverse(c.quality)))
-    });
+    idx.sort_by_key(|&i| offered.get(i).map(host_rank));
     idx.into_iter()
         .filter_map(|i| {
             let c = offered.get(i)?;

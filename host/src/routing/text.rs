@@ -59,7 +59,8 @@ fn push_string(out: &mut String, raw: &str) {
     unescape_into(out, &inner[tail_start..]);
 }
 
-fn floor_char(s: &str, mut i: usize) -> usize {
+/// The char boundary at or before `i` (at most `s.len()`).
+pub(super) fn floor_char(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
         i -= 1;
@@ -67,7 +68,8 @@ fn floor_char(s: &str, mut i: usize) -> usize {
     i
 }
 
-fn ceil_char(s: &str, mut i: usize) -> usize {
+/// The char boundary at or after `i`.
+pub(super) fn ceil_char(s: &str, mut i: usize) -> usize {
     while i < s.len() && !s.is_char_boundary(i) {
         i += 1;
     }
