@@ -33,6 +33,14 @@ pub enum ErrorKind {
     AccountNotFound,
     Conflict,
     AdminOff,
+    /// the body's JSON is nested too deep or has too many keys or elements
+    RequestTooComplex,
+    /// a body that is not declared as JSON
+    UnsupportedMediaType,
+    /// a `Host` the gateway does not answer to (DNS rebinding)
+    UnknownHost,
+    /// the body did not arrive in time
+    RequestTimeout,
     // upstream failures (after the provider component typed them)
     UpstreamBadRequest,
     ContextLengthExceeded,
@@ -54,6 +62,8 @@ pub enum ErrorKind {
     ComponentMemory,
     ComponentDenied,
     ComponentBusy,
+    /// more requests in flight than the gateway (or a provider) takes at once
+    Overloaded,
     NoProvider,
     NotReady,
     Internal,
@@ -95,6 +105,10 @@ impl ErrorKind {
             AccountNotFound => spec(404, INV, "account_not_found", Client, false),
             Conflict => spec(409, INV, "conflict", Client, false),
             AdminOff => spec(404, INV, "admin_api_disabled", Client, false),
+            RequestTooComplex => spec(400, INV, "request_too_complex", Client, false),
+            UnsupportedMediaType => spec(415, INV, "unsupported_media_type", Client, false),
+            UnknownHost => spec(421, INV, "unknown_host", Client, false),
+            RequestTimeout => spec(408, INV, "request_timeout", Client, false),
             UpstreamBadRequest => spec(400, INV, "upstream_rejected_request", Client, false),
             ContextLengthExceeded => spec(400, INV, "context_length_exceeded", Client, true),
             ContentPolicy => spec(400, INV, "content_policy_violation", Client, false),
@@ -114,6 +128,7 @@ impl ErrorKind {
             ComponentMemory => spec(502, GW, "provider_component_out_of_memory", Gw, true),
             ComponentDenied => spec(502, GW, "provider_component_denied", Gw, true),
             ComponentBusy => spec(503, GW, "provider_component_busy", Gw, true),
+            Overloaded => spec(503, GW, "gateway_overloaded", Gw, true),
             NoProvider => spec(503, GW, "no_provider_available", Gw, false),
             NotReady => spec(503, GW, "not_ready", Gw, true),
             Internal => spec(500, GW, "internal_error", Gw, false),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::shape::ShapeLimits;
 use crate::errors::{ErrorKind, GatewayError};
 
 /// A validated chat completion request, borrowing from the request bytes.
@@ -69,17 +70,34 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> =
                     Vec::with_capacity(map.size_hint().unwrap_or(12));
                 while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    // JSON allows duplicate keys; the last one wins, as in most parsers.
-                    if let Some(pos) = entries.iter().position(|(e, _)| *e == k) {
-                        entries.remove(pos);
-                    }
                     entries.push((k, v));
                 }
-                Ok(Entries(entries))
+                Ok(Entries(last_wins(entries)))
             }
         }
         d.deserialize_map(V)
     }
+}
+
+/// JSON allows duplicate keys; the last one wins, as in most parsers, and keeps the position of
+/// its last occurrence. Linear: a hash of the keys when there are more than a handful.
+fn last_wins<'a>(entries: Vec<(Cow<'a, str>, &'a RawValue)>) -> Vec<(Cow<'a, str>, &'a RawValue)> {
+    const SMALL: usize = 16;
+    if entries.len() <= SMALL {
+        let dup = |i: usize| entries[i + 1..].iter().any(|(k, _)| *k == entries[i].0);
+        if !(0..entries.len()).any(dup) {
+            return entries;
+        }
+    }
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(entries.len());
+    for (i, (k, _)) in entries.iter().enumerate() {
+        last.insert(k.as_ref(), i);
+    }
+    if last.len() == entries.len() {
+        return entries;
+    }
+    let keep: Vec<bool> = entries.iter().enumerate().map(|(i, (k, _))| last.get(k.as_ref()) == Some(&i)).collect();
+    entries.into_iter().zip(keep).filter_map(|(e, keep)| keep.then_some(e)).collect()
 }
 
 /// The JSON kind of a raw value, from its first byte.
@@ -134,6 +152,12 @@ impl<'a> ChatBody<'a> {
     /// Parse and validate a request body. Every failure is a client error with an OpenAI-shaped
     /// message naming the parameter.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, GatewayError> {
+        Self::parse_with(bytes, &ShapeLimits::default())
+    }
+
+    /// [`ChatBody::parse`] with the body's shape bounded by `limits` (checked first, in one
+    /// linear pass).
+    pub fn parse_with(bytes: &'a [u8], limits: &ShapeLimits) -> Result<Self, GatewayError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first.is_none() {
             return Err(GatewayError::new(
@@ -147,6 +171,7 @@ impl<'a> ChatBody<'a> {
             }
             return Err(GatewayError::new(ErrorKind::InvalidJson, "The request body must be a JSON object."));
         }
+        super::shape::check(bytes, limits)?;
         let Entries(entries) = serde_json::from_slice(bytes).map_err(|e| {
             if std::str::from_utf8(bytes).is_err() {
                 invalid_utf8()
@@ -644,6 +669,31 @@ mod tests {
         let err = ChatBody::parse(&bytes).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidJson);
         assert!(err.message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value_at_its_position() {
+        let b = parse(r#"{"model":"a","messages":[{"role":"user","content":"hi"}],"model":"b","n":1}"#).unwrap();
+        assert_eq!(b.model, "b");
+        assert_eq!(b.keys().collect::<Vec<_>>(), ["messages", "model", "n"]);
+    }
+
+    #[test]
+    fn a_hundred_thousand_distinct_keys_cost_linear_time() {
+        let mut body = String::from(r#"{"model":"m","messages":[{"role":"user","content":"x"}]"#);
+        for i in 0..100_000 {
+            body.push_str(&format!(",\"k{i}\":{i}"));
+        }
+        body.push('}');
+        let roomy = ShapeLimits { max_object_keys: 1_000_000, ..ShapeLimits::default() };
+        let started = std::time::Instant::now();
+        let b = ChatBody::parse_with(body.as_bytes(), &roomy).unwrap();
+        assert_eq!(b.keys().count(), 100_002);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // with the default bounds, the same body is a clear 400
+        let err = ChatBody::parse(body.as_bytes()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RequestTooComplex);
+        assert_eq!(err.status(), 400);
     }
 
     #[test]

@@ -3,5 +3,6 @@
 //! shapes the gateway reads (`types`).
 
 pub mod chat;
+pub mod shape;
 pub mod sse;
 pub mod types;
