@@ -2,13 +2,10 @@
 //! writers never lose each other's change; checked against the catalog's terms; recorded in the
 //! audit log.
 
-use std::fs::File;
-use std::path::PathBuf;
-
 use super::audit::{self, AuditEntry};
 use crate::config::catalog::MultipleAccounts;
 use crate::config::{AccountsPolicy, Catalog, VaultConfig};
-use crate::vault::{MasterKey, NewAccount, Record, Vault, VaultError};
+use crate::vault::{MasterKey, NewAccount, Record, Vault, VaultError, VaultLock};
 
 /// Account changes on behalf of `actor`.
 pub struct Manager<'a> {
@@ -21,35 +18,14 @@ pub struct Manager<'a> {
     pub configured: Vec<String>,
 }
 
-/// An exclusive lock on the vault for one change.
-struct Lock(File);
-
-impl Lock {
-    fn take(cfg: &VaultConfig) -> Result<Lock, VaultError> {
-        let path: PathBuf = cfg.path.with_extension("json.lock");
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| VaultError::Io(e.to_string()))?;
-        }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| VaultError::Io(format!("{}: {e}", path.display())))?;
-        f.lock().map_err(|e| VaultError::Io(format!("cannot lock {}: {e}", path.display())))?;
-        Ok(Lock(f))
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
+/// The vault's exclusive lock for one change, waited for at most [`crate::vault::lock::LOCK_WAIT`].
+fn take_lock(cfg: &VaultConfig) -> Result<VaultLock, VaultError> {
+    VaultLock::exclusive(&cfg.path, crate::vault::lock::LOCK_WAIT)
 }
 
 impl Manager<'_> {
-    fn open(&self) -> Result<Vault, VaultError> {
-        Vault::open_or_create(&self.vault.paths(), self.passphrase.as_deref())
+    fn open(&self, lock: &VaultLock) -> Result<Vault, VaultError> {
+        Vault::open_or_create(&self.vault.paths(), self.passphrase.as_deref(), lock)
     }
 
     fn audit(&self, action: &str, r: &Record, detail: Option<&str>) {
@@ -89,8 +65,8 @@ impl Manager<'_> {
 
     /// Add an account. Returns the record and any warnings (terms).
     pub fn add(&self, new: NewAccount) -> Result<(Record, Vec<String>), VaultError> {
-        let _lock = Lock::take(self.vault)?;
-        let mut vault = self.open()?;
+        let lock = take_lock(self.vault)?;
+        let mut vault = self.open(&lock)?;
         let mut warnings = Vec::new();
         if self.catalog.provider(&new.provider).is_none() && !self.configured.contains(&new.provider) {
             warnings.push(format!(
@@ -111,8 +87,8 @@ impl Manager<'_> {
     }
 
     pub fn remove(&self, id_or_label: &str) -> Result<Record, VaultError> {
-        let _lock = Lock::take(self.vault)?;
-        let mut vault = self.open()?;
+        let lock = take_lock(self.vault)?;
+        let mut vault = self.open(&lock)?;
         let r = vault.remove(id_or_label)?;
         vault.save()?;
         self.audit("account.remove", &r, None);
@@ -120,8 +96,8 @@ impl Manager<'_> {
     }
 
     pub fn set_enabled(&self, id_or_label: &str, enabled: bool) -> Result<Record, VaultError> {
-        let _lock = Lock::take(self.vault)?;
-        let mut vault = self.open()?;
+        let lock = take_lock(self.vault)?;
+        let mut vault = self.open(&lock)?;
         let r = vault.set_enabled(id_or_label, enabled)?;
         vault.save()?;
         self.audit(if enabled { "account.enable" } else { "account.disable" }, &r, None);
@@ -130,8 +106,8 @@ impl Manager<'_> {
 
     /// Re-encrypt the vault under `new`.
     pub fn rotate_key(&self, new: MasterKey) -> Result<(), VaultError> {
-        let _lock = Lock::take(self.vault)?;
-        let mut vault = self.open()?;
+        let lock = take_lock(self.vault)?;
+        let mut vault = self.open(&lock)?;
         let kind = new.kind;
         vault.rotate_key(new)?;
         audit::record(

@@ -236,7 +236,8 @@ local = true
     fn vault_accounts_join_their_provider_or_enable_it_from_the_catalog() {
         let dir = tempfile::tempdir().unwrap();
         let paths = crate::vault::VaultPaths { vault: dir.path().join("v.json"), key_file: dir.path().join("k") };
-        let mut v = crate::vault::Vault::open_or_create(&paths, None).unwrap();
+        let lock = crate::vault::VaultLock::exclusive(&paths.vault, crate::vault::lock::LOCK_WAIT).unwrap();
+        let mut v = crate::vault::Vault::open_or_create(&paths, None, &lock).unwrap();
         for (provider, key) in
             [("groq", "gsk_vault_key_0001"), ("gemini", "AIza_vault_key_0002"), ("nowhere", "x_key_0003")]
         {

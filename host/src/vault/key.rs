@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 
 use super::VaultError;
 
+/// The start of a bound plaintext (format 2). No record id starts with it, so a bound secret
+/// never opens as an unbound one (a file edited back to format 1 gains nothing).
+const BOUND: &[u8] = b"\x01fw2\x00";
+
 pub const ENV_KEY: &str = "FREEWAY_MASTER_KEY";
 pub const ENV_PASSPHRASE: &str = "FREEWAY_MASTER_PASSPHRASE";
 
@@ -46,6 +50,25 @@ pub struct Kdf {
 impl Kdf {
     pub fn new() -> Result<Self, VaultError> {
         Ok(Self { salt: B64.encode(random::<16>()?), m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 })
+    }
+
+    /// Parameters within what Freeway itself would write, give or take: memory up to 1 GiB,
+    /// up to 16 passes and 8 lanes, a salt of 8 to 64 bytes.
+    pub fn check(&self) -> Result<(), VaultError> {
+        let bad = |what: String| Err(VaultError::Corrupt(format!("the key parameters are out of bounds: {what}")));
+        if !(8..=1024 * 1024).contains(&self.m_cost_kib) {
+            return bad(format!("memory {} KiB", self.m_cost_kib));
+        }
+        if !(1..=16).contains(&self.t_cost) {
+            return bad(format!("{} passes", self.t_cost));
+        }
+        if !(1..=8).contains(&self.p_cost) {
+            return bad(format!("{} lanes", self.p_cost));
+        }
+        if self.salt.len() > 128 || B64.decode(&self.salt).map_or(true, |s| !(8..=64).contains(&s.len())) {
+            return bad("salt".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -85,11 +108,13 @@ impl MasterKey {
         Ok(Self { bytes: Zeroizing::new(bytes), kind, kdf: None })
     }
 
-    /// Stretch a passphrase with argon2id.
+    /// Stretch a passphrase with argon2id. Parameters read from a file are bounded first: a
+    /// vault or backup cannot make opening it cost gigabytes or minutes.
     pub fn from_passphrase(passphrase: &str, kdf: Kdf) -> Result<Self, VaultError> {
         if passphrase.chars().count() < 8 {
             return Err(VaultError::BadKey("the passphrase must have at least 8 characters".into()));
         }
+        kdf.check()?;
         let salt =
             B64.decode(&kdf.salt).map_err(|_| VaultError::Corrupt("the vault's key salt is not base64".into()))?;
         let params = argon2::Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(32))
@@ -110,32 +135,69 @@ impl MasterKey {
         XSalsa20Poly1305::new(Key::from_slice(self.bytes.as_ref()))
     }
 
-    /// Seal `secret` for the record `id`.
+    /// Seal `secret` for the record `id` (unbound: the key check value).
     pub fn seal(&self, id: &str, secret: &[u8]) -> Result<Sealed, VaultError> {
-        let nonce = random::<24>()?;
         let mut plain = Zeroizing::new(Vec::with_capacity(id.len() + 1 + secret.len()));
         plain.extend_from_slice(id.as_bytes());
         plain.push(0);
         plain.extend_from_slice(secret);
+        self.seal_raw(&plain)
+    }
+
+    /// Seal `secret` for the record `id` whose non-secret fields hash to `meta`: the secret
+    /// opens only beside those very fields, so editing the vault file to send a key to another
+    /// provider (or base URL, pool, label) makes it refuse to open instead.
+    pub fn seal_bound(&self, id: &str, meta: &[u8; 32], secret: &[u8]) -> Result<Sealed, VaultError> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(BOUND.len() + id.len() + 1 + 32 + secret.len()));
+        plain.extend_from_slice(BOUND);
+        plain.extend_from_slice(id.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(meta);
+        plain.extend_from_slice(secret);
+        self.seal_raw(&plain)
+    }
+
+    /// Open what [`MasterKey::seal_bound`] sealed for `id` and `meta`.
+    pub fn open_bound(&self, id: &str, meta: &[u8; 32], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let plain = self.open_raw(id, sealed)?;
+        let head = BOUND.len() + id.len() + 1;
+        let bound = plain.strip_prefix(BOUND).and_then(|rest| rest.strip_prefix(id.as_bytes()));
+        if plain.len() < head + 32 || bound.is_none_or(|rest| rest.first() != Some(&0)) {
+            return Err(VaultError::Corrupt(format!("record {id}: the sealed secret belongs to another record")));
+        }
+        if plain[head..head + 32] != meta[..] {
+            return Err(VaultError::Corrupt(format!(
+                "record {id}: its provider, label, pool or settings were changed outside Freeway, so its key stays sealed (remove the account and add it again)"
+            )));
+        }
+        Ok(Zeroizing::new(plain[head + 32..].to_vec()))
+    }
+
+    fn seal_raw(&self, plain: &[u8]) -> Result<Sealed, VaultError> {
+        let nonce = random::<24>()?;
         let ct = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), plain.as_slice())
+            .encrypt(Nonce::from_slice(&nonce), plain)
             .map_err(|_| VaultError::Io("encryption failed".into()))?;
         Ok(Sealed { nonce: B64.encode(nonce), ciphertext: B64.encode(ct) })
     }
 
-    /// Open what was sealed for `id`. Fails on a wrong key, tampering, or a ciphertext that
-    /// belongs to another record.
-    pub fn open(&self, id: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    fn open_raw(&self, id: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let nonce = B64.decode(&sealed.nonce).map_err(|_| VaultError::Corrupt(format!("record {id}: bad nonce")))?;
         if nonce.len() != 24 {
             return Err(VaultError::Corrupt(format!("record {id}: bad nonce length")));
         }
         let ct =
             B64.decode(&sealed.ciphertext).map_err(|_| VaultError::Corrupt(format!("record {id}: bad ciphertext")))?;
-        let plain = Zeroizing::new(
+        Ok(Zeroizing::new(
             self.cipher().decrypt(Nonce::from_slice(&nonce), ct.as_slice()).map_err(|_| VaultError::WrongKey)?,
-        );
+        ))
+    }
+
+    /// Open what was sealed for `id` (the unbound form of format 1, and the key check value).
+    /// Fails on a wrong key, tampering, or a ciphertext that belongs to another record.
+    pub fn open(&self, id: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let plain = self.open_raw(id, sealed)?;
         let prefix_len = id.len() + 1;
         if plain.len() < prefix_len || &plain[..id.len()] != id.as_bytes() || plain[id.len()] != 0 {
             return Err(VaultError::Corrupt(format!("record {id}: the sealed secret belongs to another record")));
@@ -227,6 +289,29 @@ mod tests {
         let c = MasterKey::from_passphrase("wrong horse battery", kdf).unwrap();
         assert!(matches!(c.open("x", &sealed), Err(VaultError::WrongKey)));
         assert!(MasterKey::from_passphrase("short", Kdf::new().unwrap()).is_err());
+    }
+
+    #[test]
+    fn bound_secrets_open_only_beside_their_metadata() {
+        let key = MasterKey::generate(KeyKind::File).unwrap();
+        let meta = [7u8; 32];
+        let sealed = key.seal_bound("acc_1", &meta, b"gsk_secret").unwrap();
+        assert_eq!(key.open_bound("acc_1", &meta, &sealed).unwrap().as_slice(), b"gsk_secret");
+        let err = key.open_bound("acc_1", &[8u8; 32], &sealed).unwrap_err();
+        assert!(err.to_string().contains("changed outside Freeway"), "{err}");
+        assert!(matches!(key.open_bound("acc_2", &meta, &sealed), Err(VaultError::Corrupt(_))));
+        // a bound secret never opens as an unbound (format 1) one
+        assert!(key.open("acc_1", &sealed).is_err());
+    }
+
+    #[test]
+    fn key_parameters_from_a_file_are_bounded() {
+        let huge = Kdf { m_cost_kib: u32::MAX, ..Kdf::new().unwrap() };
+        assert!(matches!(MasterKey::from_passphrase("correct horse battery", huge), Err(VaultError::Corrupt(_))));
+        let slow = Kdf { t_cost: 1_000_000, ..Kdf::new().unwrap() };
+        assert!(MasterKey::from_passphrase("correct horse battery", slow).is_err());
+        let no_salt = Kdf { salt: String::new(), ..Kdf::new().unwrap() };
+        assert!(MasterKey::from_passphrase("correct horse battery", no_salt).is_err());
     }
 
     #[test]

@@ -4,21 +4,31 @@
 //! account id; see [`key`]). The rest of a record (provider, label, pool, settings, a masked
 //! form of the key) is plain, so listing accounts needs no decryption. Every write replaces the
 //! file atomically (temp file, fsync, rename): a crash leaves the old vault or the new one.
-//! A key check value tells a wrong master key apart from a damaged file.
+//! A key check value tells a wrong master key apart from a damaged file. Each sealed secret
+//! also carries a hash of its record's other fields (provider, label, pool, tier, settings):
+//! edit those in the file and the key no longer opens, so it cannot be sent elsewhere.
+//!
+//! Readers take the vault's lock shared and never change a file; writers take it exclusively
+//! ([`lock`]) and alone finish (or roll back) a key rotation a crash interrupted.
 
 pub mod key;
+pub mod lock;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::config::{SecretString, mask};
 use key::{Kdf, Sealed, write_atomic};
 pub use key::{KeyKind, MasterKey};
+pub use lock::VaultLock;
 
-const VERSION: u32 = 1;
+/// Format 2 binds each record's non-secret fields into its sealed secret; format 1 (read, and
+/// upgraded by the first change) did not.
+const VERSION: u32 = 2;
 const CHECK_ID: &str = "__freeway_key_check__";
 const CHECK_TEXT: &[u8] = b"freeway vault key check";
 
@@ -116,11 +126,41 @@ pub struct NewAccount {
     pub tier: AccountTier,
 }
 
+impl Record {
+    /// What the sealed secret is bound to: every field but the secret and `enabled` (which an
+    /// operator toggles, and which cannot send a key anywhere).
+    fn binding(&self) -> [u8; 32] {
+        let fields = (
+            &self.id,
+            &self.provider,
+            &self.label,
+            &self.pool,
+            self.tier,
+            &self.settings,
+            &self.masked,
+            self.created_at_ms,
+        );
+        let text = serde_json::to_vec(&fields).unwrap_or_default();
+        Sha256::digest(&text).into()
+    }
+}
+
 /// An open vault.
 pub struct Vault {
     paths: VaultPaths,
     key: MasterKey,
     records: Vec<Record>,
+    /// the format the records were read in (1: secrets not bound to their fields)
+    format: u32,
+}
+
+/// Which source opened the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySource {
+    Other,
+    File,
+    /// the key file of a rotation that wrote the vault but had not yet put its key in place
+    NextFile,
 }
 
 impl fmt::Debug for Vault {
@@ -139,11 +179,36 @@ fn next_key_file(path: &Path) -> PathBuf {
 }
 
 impl Vault {
-    /// Open the vault, or create an empty one (and, without another key source, a key file).
+    /// For a change: under the exclusive lock (which the caller holds), open the vault or create
+    /// an empty one (and, without another key source, a key file). A rotation a crash
+    /// interrupted is finished or rolled back here, and a format 1 vault is upgraded.
     /// `passphrase` is used when the vault is (or should be) passphrase-sealed.
-    pub fn open_or_create(paths: &VaultPaths, passphrase: Option<&str>) -> Result<Vault, VaultError> {
+    pub fn open_or_create(
+        paths: &VaultPaths,
+        passphrase: Option<&str>,
+        _lock: &VaultLock,
+    ) -> Result<Vault, VaultError> {
         if paths.vault.exists() {
-            return Self::open(paths, passphrase);
+            let (mut vault, source) = Self::read(paths, passphrase)?;
+            let next = next_key_file(&paths.key_file);
+            match source {
+                KeySource::NextFile => {
+                    std::fs::rename(&next, &paths.key_file).map_err(|e| VaultError::Io(e.to_string()))?;
+                    tracing::warn!("finished an interrupted key rotation ({})", paths.key_file.display());
+                }
+                KeySource::File if next.exists() => {
+                    // a rotation that never wrote the vault: its new key was never used
+                    std::fs::remove_file(&next).map_err(|e| VaultError::Io(e.to_string()))?;
+                    tracing::warn!("rolled back an interrupted key rotation ({})", next.display());
+                }
+                _ => {}
+            }
+            if vault.format < VERSION {
+                vault.upgrade()?;
+                vault.save()?;
+                tracing::info!("vault {} upgraded to format {VERSION}", paths.vault.display());
+            }
+            return Ok(vault);
         }
         let key = if let Some(k) = env(key::ENV_KEY) {
             MasterKey::from_base64(&k, KeyKind::Env)?
@@ -152,34 +217,47 @@ impl Vault {
         } else {
             key::key_from_file(&paths.key_file, true)?
         };
-        let vault = Vault { paths: paths.clone(), key, records: Vec::new() };
+        let vault = Vault { paths: paths.clone(), key, records: Vec::new(), format: VERSION };
         vault.save()?;
         Ok(vault)
     }
 
-    /// Open an existing vault. A wrong key is an error, never garbage.
+    /// Open an existing vault to read it (taking its lock shared meanwhile; never changing a
+    /// file). A wrong key is an error, never garbage.
     pub fn open(paths: &VaultPaths, passphrase: Option<&str>) -> Result<Vault, VaultError> {
+        let _shared = VaultLock::shared(&paths.vault, lock::LOCK_WAIT)?;
+        Ok(Self::read(paths, passphrase)?.0)
+    }
+
+    fn read(paths: &VaultPaths, passphrase: Option<&str>) -> Result<(Vault, KeySource), VaultError> {
         let text = std::fs::read(&paths.vault).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => VaultError::Io(format!("no vault at {}", paths.vault.display())),
             _ => VaultError::Io(format!("cannot read {}: {e}", paths.vault.display())),
         })?;
         let file: VaultFile = serde_json::from_slice(&text).map_err(|e| VaultError::Corrupt(e.to_string()))?;
-        if file.version != VERSION {
-            return Err(VaultError::Corrupt(format!("vault format {} is not {VERSION}", file.version)));
+        if !(1..=VERSION).contains(&file.version) {
+            return Err(VaultError::Corrupt(format!(
+                "vault format {} is not one this Freeway reads (1 to {VERSION})",
+                file.version
+            )));
         }
-        let key = Self::find_key(paths, &file.key, passphrase)?;
-        Ok(Vault { paths: paths.clone(), key, records: file.accounts })
+        let (key, source) = Self::find_key(paths, &file.key, passphrase)?;
+        Ok((Vault { paths: paths.clone(), key, records: file.accounts, format: file.version }, source))
     }
 
-    /// Try each available key source against the check value.
-    fn find_key(paths: &VaultPaths, header: &KeyHeader, passphrase: Option<&str>) -> Result<MasterKey, VaultError> {
+    /// Try each available key source against the check value. Reads only.
+    fn find_key(
+        paths: &VaultPaths,
+        header: &KeyHeader,
+        passphrase: Option<&str>,
+    ) -> Result<(MasterKey, KeySource), VaultError> {
         let opens = |k: &MasterKey| k.open(CHECK_ID, &header.check).is_ok_and(|v| v.as_slice() == CHECK_TEXT);
         let mut tried = false;
         if let Some(k) = env(key::ENV_KEY) {
             tried = true;
             let key = MasterKey::from_base64(&k, header.kind)?;
             if opens(&key) {
-                return Ok(key);
+                return Ok((key, KeySource::Other));
             }
         }
         if let Some(kdf) = &header.kdf
@@ -188,7 +266,7 @@ impl Vault {
             tried = true;
             let key = MasterKey::from_passphrase(&p, kdf.clone())?;
             if opens(&key) {
-                return Ok(key);
+                return Ok((key, KeySource::Other));
             }
         }
         if header.kind == KeyKind::File || paths.key_file.exists() {
@@ -196,19 +274,16 @@ impl Vault {
                 tried = true;
                 let key = key::key_from_file(&paths.key_file, false)?;
                 if opens(&key) {
-                    // a rotation that finished writing the vault cannot have left a newer key
-                    let _ = std::fs::remove_file(next_key_file(&paths.key_file));
-                    return Ok(key);
+                    return Ok((key, KeySource::File));
                 }
             }
-            // a rotation interrupted after the vault was written: finish it
+            // a rotation interrupted after the vault was written: its key is the next one
             let next = next_key_file(&paths.key_file);
             if next.exists() {
+                tried = true;
                 let key = key::key_from_file(&next, false)?;
                 if opens(&key) {
-                    std::fs::rename(&next, &paths.key_file).map_err(|e| VaultError::Io(e.to_string()))?;
-                    tracing::warn!("finished an interrupted key rotation ({})", paths.key_file.display());
-                    return Ok(key);
+                    return Ok((key, KeySource::NextFile));
                 }
             }
         }
@@ -220,6 +295,23 @@ impl Vault {
             }));
         }
         Err(VaultError::WrongKey)
+    }
+
+    /// Bind every record's secret to its fields (format 1 to 2).
+    fn upgrade(&mut self) -> Result<(), VaultError> {
+        let mut records = self.records.clone();
+        for r in &mut records {
+            let secret = self.key.open(&r.id, &r.secret)?;
+            r.secret = self.key.seal_bound(&r.id, &r.binding(), &secret)?;
+        }
+        self.records = records;
+        self.format = VERSION;
+        Ok(())
+    }
+
+    /// The plaintext of a record's sealed secret, checked against the record's fields.
+    fn open_secret(&self, key: &MasterKey, r: &Record) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        if self.format >= 2 { key.open_bound(&r.id, &r.binding(), &r.secret) } else { key.open(&r.id, &r.secret) }
     }
 
     pub fn paths(&self) -> &VaultPaths {
@@ -251,7 +343,7 @@ impl Vault {
     /// The plaintext key of an account.
     pub fn secret(&self, id: &str) -> Result<SecretString, VaultError> {
         let r = self.records.iter().find(|r| r.id == id).ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
-        let bytes = self.key.open(&r.id, &r.secret)?;
+        let bytes = self.open_secret(&self.key, r)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| VaultError::Corrupt(format!("record {id}: not UTF-8")))?;
         Ok(SecretString::new(text))
     }
@@ -296,8 +388,11 @@ impl Vault {
         if self.records.iter().any(|r| r.label == label) {
             return Err(VaultError::Invalid(format!("the label {label} is taken")));
         }
-        let record = Record {
-            secret: self.key.seal(&id, secret.as_bytes())?,
+        if self.format < VERSION {
+            self.upgrade()?;
+        }
+        let mut record = Record {
+            secret: Sealed { nonce: String::new(), ciphertext: String::new() },
             masked: mask(&secret),
             pool: new.pool.filter(|p| !p.trim().is_empty()).unwrap_or_else(|| id.clone()),
             id,
@@ -308,6 +403,7 @@ impl Vault {
             settings: new.settings,
             created_at_ms: crate::discovery::now_ms(),
         };
+        record.secret = self.key.seal_bound(&record.id, &record.binding(), secret.as_bytes())?;
         self.records.push(record.clone());
         Ok(record)
     }
@@ -325,7 +421,7 @@ impl Vault {
 
     fn file(&self) -> Result<VaultFile, VaultError> {
         Ok(VaultFile {
-            version: VERSION,
+            version: self.format,
             key: KeyHeader {
                 kind: self.key.kind,
                 kdf: self.key.kdf.clone(),
@@ -348,8 +444,8 @@ impl Vault {
     pub fn rotate_key(&mut self, new: MasterKey) -> Result<(), VaultError> {
         let mut records = self.records.clone();
         for r in &mut records {
-            let secret = self.key.open(&r.id, &r.secret)?;
-            r.secret = new.seal(&r.id, &secret)?;
+            let secret = self.open_secret(&self.key, r)?;
+            r.secret = new.seal_bound(&r.id, &r.binding(), &secret)?;
         }
         let next = next_key_file(&self.paths.key_file);
         if new.kind == KeyKind::File {
@@ -358,9 +454,11 @@ impl Vault {
         }
         let old_key = std::mem::replace(&mut self.key, new);
         let old_records = std::mem::replace(&mut self.records, records);
+        let old_format = std::mem::replace(&mut self.format, VERSION);
         if let Err(e) = self.save() {
             self.key = old_key;
             self.records = old_records;
+            self.format = old_format;
             let _ = std::fs::remove_file(&next);
             return Err(e);
         }
@@ -376,8 +474,8 @@ impl Vault {
         let key = MasterKey::from_passphrase(passphrase, Kdf::new()?)?;
         let mut records = self.records.clone();
         for r in &mut records {
-            let secret = self.key.open(&r.id, &r.secret)?;
-            r.secret = key.seal(&r.id, &secret)?;
+            let secret = self.open_secret(&self.key, r)?;
+            r.secret = key.seal_bound(&r.id, &r.binding(), &secret)?;
         }
         let file = VaultFile {
             version: VERSION,
@@ -395,10 +493,12 @@ impl Vault {
         if !key.open(CHECK_ID, &file.key.check).is_ok_and(|v| v.as_slice() == CHECK_TEXT) {
             return Err(VaultError::WrongKey);
         }
+        let bound = file.version >= 2;
         file.accounts
             .into_iter()
             .map(|r| {
-                let bytes = key.open(&r.id, &r.secret)?;
+                let bytes =
+                    if bound { key.open_bound(&r.id, &r.binding(), &r.secret)? } else { key.open(&r.id, &r.secret)? };
                 let text = std::str::from_utf8(&bytes).map_err(|_| VaultError::Corrupt(format!("record {}", r.id)))?;
                 let secret = SecretString::new(text);
                 Ok((r, secret))
@@ -413,6 +513,12 @@ mod tests {
 
     fn paths(dir: &Path) -> VaultPaths {
         VaultPaths { vault: dir.join("vault.json"), key_file: dir.join("master.key") }
+    }
+
+    /// Open or create, as a writer does (under the exclusive lock).
+    fn create(p: &VaultPaths) -> Vault {
+        let lock = VaultLock::exclusive(&p.vault, lock::LOCK_WAIT).unwrap();
+        Vault::open_or_create(p, None, &lock).unwrap()
     }
 
     fn new(provider: &str, key: &str) -> NewAccount {
@@ -430,7 +536,7 @@ mod tests {
     fn accounts_survive_a_reopen_and_the_file_holds_no_plaintext() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let mut v = create(&p);
         let a = v.add(new("groq", "gsk_aaaaaaaaaaaaaaaaaaaa1111")).unwrap();
         let b = v.add(new("groq", "gsk_bbbbbbbbbbbbbbbbbbbb2222")).unwrap();
         v.save().unwrap();
@@ -452,7 +558,7 @@ mod tests {
     fn a_wrong_key_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let mut v = create(&p);
         v.add(new("groq", "gsk_secret_secret_secret")).unwrap();
         v.save().unwrap();
         std::fs::write(&p.key_file, MasterKey::generate(KeyKind::File).unwrap().to_base64().as_bytes()).unwrap();
@@ -467,7 +573,7 @@ mod tests {
     fn rotation_re_encrypts_everything_and_the_old_key_stops_working() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let mut v = create(&p);
         let a = v.add(new("groq", "gsk_rotate_me_please_1234")).unwrap();
         v.save().unwrap();
         let before = std::fs::read_to_string(&p.vault).unwrap();
@@ -483,10 +589,10 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_rotation_is_finished_on_open() {
+    fn an_interrupted_rotation_is_read_by_readers_and_finished_only_by_a_writer() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let mut v = Vault::open_or_create(&p, None).unwrap();
+        let mut v = create(&p);
         let a = v.add(new("groq", "gsk_interrupted_rotation_1")).unwrap();
         v.save().unwrap();
         // as if the process died after writing the vault under the new key, before the rename
@@ -495,16 +601,95 @@ mod tests {
         let new_key = std::fs::read_to_string(&p.key_file).unwrap();
         std::fs::write(next_key_file(&p.key_file), &new_key).unwrap();
         std::fs::write(&p.key_file, &old_key).unwrap();
+        // a reader opens it with the next key and changes nothing
         let v2 = Vault::open(&p, None).unwrap();
         assert_eq!(v2.secret(&a.id).unwrap().expose(), "gsk_interrupted_rotation_1");
+        assert_eq!(std::fs::read_to_string(&p.key_file).unwrap(), old_key);
+        assert!(next_key_file(&p.key_file).exists());
+        // a writer finishes the rotation
+        let v3 = create(&p);
+        assert_eq!(v3.secret(&a.id).unwrap().expose(), "gsk_interrupted_rotation_1");
         assert_eq!(std::fs::read_to_string(&p.key_file).unwrap(), new_key);
         assert!(!next_key_file(&p.key_file).exists());
     }
 
     #[test]
+    fn a_rotation_that_never_wrote_the_vault_is_rolled_back_by_a_writer_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = create(&p);
+        let a = v.add(new("groq", "gsk_rolled_back_rotation_1")).unwrap();
+        v.save().unwrap();
+        // as if the process died after writing the next key, before writing the vault
+        let next = next_key_file(&p.key_file);
+        std::fs::write(&next, MasterKey::generate(KeyKind::File).unwrap().to_base64().as_bytes()).unwrap();
+        let r = Vault::open(&p, None).unwrap();
+        assert_eq!(r.secret(&a.id).unwrap().expose(), "gsk_rolled_back_rotation_1");
+        assert!(next.exists(), "a reader never deletes a file");
+        let w = create(&p);
+        assert_eq!(w.secret(&a.id).unwrap().expose(), "gsk_rolled_back_rotation_1");
+        assert!(!next.exists(), "the writer rolled the unfinished rotation back");
+    }
+
+    #[test]
+    fn editing_a_records_provider_or_settings_in_the_file_keeps_its_key_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let mut v = create(&p);
+        let mut with_settings = new("groq", "gsk_bound_to_groq_000001");
+        with_settings.settings.insert("base_url".into(), "https://api.groq.com/openai/v1".into());
+        let a = v.add(with_settings).unwrap();
+        v.save().unwrap();
+        let text = std::fs::read_to_string(&p.vault).unwrap();
+        for (from, to) in [("\"provider\": \"groq\"", "\"provider\": \"evil\""), ("api.groq.com", "evil.example")] {
+            assert!(text.contains(from), "{from} in {text}");
+            std::fs::write(&p.vault, text.replace(from, to)).unwrap();
+            let err = Vault::open(&p, None).unwrap().secret(&a.id).unwrap_err();
+            assert!(matches!(err, VaultError::Corrupt(ref m) if m.contains("changed outside Freeway")), "{err}");
+        }
+        std::fs::write(&p.vault, &text).unwrap();
+        assert_eq!(Vault::open(&p, None).unwrap().secret(&a.id).unwrap().expose(), "gsk_bound_to_groq_000001");
+    }
+
+    #[test]
+    fn a_format_1_vault_is_read_and_upgraded_by_the_first_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let key = key::key_from_file(&p.key_file, true).unwrap();
+        let mut record = Record {
+            id: "acc_00000001".into(),
+            provider: "groq".into(),
+            label: "groq-1".into(),
+            pool: "acc_00000001".into(),
+            enabled: true,
+            tier: AccountTier::Free,
+            settings: BTreeMap::new(),
+            masked: "gsk_…0001".into(),
+            created_at_ms: 1,
+            secret: key.seal("acc_00000001", b"gsk_format_one_0001").unwrap(),
+        };
+        let v1 = serde_json::json!({
+            "version": 1,
+            "key": { "kind": "file", "check": key.seal(CHECK_ID, CHECK_TEXT).unwrap() },
+            "accounts": [record.clone()],
+        });
+        std::fs::write(&p.vault, serde_json::to_vec(&v1).unwrap()).unwrap();
+        assert_eq!(Vault::open(&p, None).unwrap().secret(&record.id).unwrap().expose(), "gsk_format_one_0001");
+        let w = create(&p);
+        assert_eq!(w.secret(&record.id).unwrap().expose(), "gsk_format_one_0001");
+        let upgraded: serde_json::Value = serde_json::from_slice(&std::fs::read(&p.vault).unwrap()).unwrap();
+        assert_eq!(upgraded["version"], 2);
+        // bound from now on
+        record.provider = "evil".into();
+        let text = std::fs::read_to_string(&p.vault).unwrap().replace("\"groq\"", "\"evil\"");
+        std::fs::write(&p.vault, text).unwrap();
+        assert!(Vault::open(&p, None).unwrap().secret(&record.id).is_err());
+    }
+
+    #[test]
     fn duplicate_keys_and_labels_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut v = Vault::open_or_create(&paths(dir.path()), None).unwrap();
+        let mut v = create(&paths(dir.path()));
         v.add(new("groq", "gsk_same_same_same_same")).unwrap();
         assert!(matches!(v.add(new("groq", "gsk_same_same_same_same")), Err(VaultError::Invalid(_))));
         let mut labelled = new("groq", "gsk_other_other_other_1");
@@ -515,7 +700,7 @@ mod tests {
     #[test]
     fn backups_open_only_with_their_passphrase() {
         let dir = tempfile::tempdir().unwrap();
-        let mut v = Vault::open_or_create(&paths(dir.path()), None).unwrap();
+        let mut v = create(&paths(dir.path()));
         v.add(new("openrouter", "sk-or-v1-backup-me-0000")).unwrap();
         let text = v.export("a long passphrase").unwrap();
         assert!(!text.contains("backup-me"));
