@@ -1,9 +1,16 @@
 //! The one HTTP client every upstream call goes through: pooled connections, rustls, connect and
 //! idle-read timeouts (never a whole-body timeout on streams), no proxy from the environment.
-//! Secrets are attached here and nowhere else, and scrubbed from anything read back.
+//! Secrets are attached here and nowhere else (and scrubbed from anything read back, see
+//! [`crate::scrub`]).
+//!
+//! Wherever a call goes, it never reaches a link-local or cloud metadata address
+//! (169.254.0.0/16, fe80::/10, 169.254.169.254, fd00:ec2::254, 100.100.100.200): a component
+//! (or a configuration) naming one is refused before connecting, and a host name that
+//! resolves to one is refused by the resolver. Redirects are never followed.
 
-use std::borrow::Cow;
 use std::time::Duration;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -12,12 +19,24 @@ use crate::config::{SecretString, UpstreamConfig};
 use crate::errors::{ErrorKind, GatewayError};
 use crate::runtime::state::AuthStyle;
 
+/// What one upstream stream may cost before it is cut off as a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamBounds {
+    /// largest single event
+    pub max_event_bytes: usize,
+    /// largest whole stream
+    pub max_stream_bytes: u64,
+    /// longest wait for the first data event (keep-alive comments do not count)
+    pub first_event: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
     client: reqwest::Client,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_response_bytes: usize,
+    pub stream_bounds: StreamBounds,
     /// `[upstream] egress_hosts`: when not empty, the only hosts that may be reached
     egress: std::sync::Arc<Vec<String>>,
 }
@@ -33,6 +52,7 @@ impl UpstreamClient {
             .tcp_nodelay(true)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(GuardedResolver))
             .user_agent(concat!("freeway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GatewayError::internal(format!("cannot build the HTTP client: {}", e.without_url())))?;
@@ -41,6 +61,11 @@ impl UpstreamClient {
             request_timeout: Duration::from_millis(cfg.request_timeout_ms),
             idle_timeout: idle,
             max_response_bytes: cfg.max_response_bytes,
+            stream_bounds: StreamBounds {
+                max_event_bytes: cfg.max_event_bytes.max(1024),
+                max_stream_bytes: cfg.max_stream_bytes.max(1024),
+                first_event: Duration::from_millis(cfg.first_event_timeout_ms.max(1)),
+            },
             egress: std::sync::Arc::new(cfg.egress_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect()),
         })
     }
@@ -49,14 +74,80 @@ impl UpstreamClient {
         &self.client
     }
 
-    /// Whether `url` may be reached under `[upstream] egress_hosts` (before any DNS lookup).
+    /// Whether `url` may be reached under `[upstream] egress_hosts` (before any DNS lookup),
+    /// and is not a link-local or metadata address.
     pub fn permits(&self, url: &Url) -> bool {
+        if forbidden_destination(url).is_some() {
+            return false;
+        }
         if self.egress.is_empty() {
             return true;
         }
         let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         self.egress.contains(&host)
     }
+}
+
+/// Why `ip` may never be reached: link-local ranges (where cloud metadata services live) and the
+/// metadata addresses clouds use outside them.
+pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_link_local() {
+                Some("a link-local address (cloud metadata services live there)")
+            } else if v4 == Ipv4Addr::new(100, 100, 100, 200) {
+                Some("a cloud metadata address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_ip(IpAddr::V4(v4));
+            }
+            if (v6.segments()[0] & 0xffc0) == 0xfe80 {
+                Some("a link-local address (cloud metadata services live there)")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Why `url` may never be reached, when its host is an IP address that is forbidden (host names
+/// are checked when they resolve, see [`GuardedResolver`]).
+pub fn forbidden_destination(url: &Url) -> Option<&'static str> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => forbidden_ip(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => forbidden_ip(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// The system resolver, minus forbidden addresses: a name that resolves only to link-local or
+/// metadata addresses fails to resolve.
+#[derive(Debug, Default)]
+pub struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed = allowed_addrs(found);
+            if allowed.is_empty() {
+                let msg = format!("{host} resolves only to link-local or metadata addresses, which are never reached");
+                return Err(Box::new(std::io::Error::new(std::io::ErrorKind::PermissionDenied, msg)) as _);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+fn allowed_addrs(found: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    found.filter(|a| forbidden_ip(a.ip()).is_none()).collect()
 }
 
 /// Attach `secret` to a request as `style` says. The header value is marked sensitive so it never
@@ -104,64 +195,6 @@ pub fn forbidden_header(name: &HeaderName) -> bool {
             | "trailer"
             | "proxy-authorization"
     )
-}
-
-/// Replace every occurrence of `secret` (and of long fragments of it) in `text`.
-pub fn redact<'t>(text: &'t str, secret: Option<&SecretString>) -> Cow<'t, str> {
-    match secret {
-        Some(s) => redact_all(text, std::iter::once(s)),
-        None => Cow::Borrowed(text),
-    }
-}
-
-/// The first and last `n` characters of `s`.
-fn ends(s: &str, n: usize) -> (&str, &str) {
-    let head_end = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
-    let tail_start = s.char_indices().rev().nth(n - 1).map_or(0, |(i, _)| i);
-    (&s[..head_end], &s[tail_start..])
-}
-
-/// Replace every occurrence of each secret, and of any 8+ character prefix or suffix of it
-/// (providers echo partial keys: "sk-abc...wxyz"), in `text`.
-pub fn redact_all<'t, 's>(text: &'t str, secrets: impl IntoIterator<Item = &'s SecretString>) -> Cow<'t, str> {
-    const MIN: usize = 8;
-    let mut out = Cow::Borrowed(text);
-    for secret in secrets {
-        let s = secret.expose();
-        // a "key" this short is not a credential (test fixtures, "none"); scrubbing it from free
-        // text would mangle unrelated words
-        if s.chars().count() < MIN {
-            continue;
-        }
-        if s.chars().count() == MIN {
-            if out.contains(s) {
-                out = Cow::Owned(out.replace(s, "[redacted]"));
-            }
-            continue;
-        }
-        // every long prefix holds the first 8 characters and every long suffix the last 8
-        let (head, tail) = ends(s, MIN);
-        if !out.contains(head) && !out.contains(tail) {
-            continue;
-        }
-        if out.contains(s) {
-            out = Cow::Owned(out.replace(s, "[redacted]"));
-        }
-        let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).skip(MIN).collect();
-        for &cut in bounds.iter().rev() {
-            let prefix = &s[..cut];
-            if out.contains(prefix) {
-                out = Cow::Owned(out.replace(prefix, "[redacted]"));
-            }
-        }
-        for &cut in &bounds {
-            let suffix = &s[s.len() - cut..];
-            if s.is_char_boundary(s.len() - cut) && out.contains(suffix) {
-                out = Cow::Owned(out.replace(suffix, "[redacted]"));
-            }
-        }
-    }
-    out
 }
 
 /// Map a transport error to a typed, retryable upstream error. The URL (which may carry a
@@ -219,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn link_local_and_metadata_addresses_are_never_reached() {
+        let c = UpstreamClient::new(&UpstreamConfig::default()).unwrap();
+        for bad in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.1.1:8080/",
+            "http://[fe80::1]/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            let url = Url::parse(bad).unwrap();
+            assert!(forbidden_destination(&url).is_some(), "{bad}");
+            assert!(!c.permits(&url), "{bad}");
+        }
+        let with_egress =
+            UpstreamClient::new(&UpstreamConfig { egress_hosts: vec!["169.254.169.254".into()], ..Default::default() })
+                .unwrap();
+        assert!(!with_egress.permits(&Url::parse("http://169.254.169.254/").unwrap()), "not even when listed");
+        assert!(c.permits(&Url::parse("http://127.0.0.1:9/").unwrap()));
+        assert!(c.permits(&Url::parse("http://10.0.0.1/").unwrap()));
+        let addrs = ["169.254.169.254:80", "10.0.0.1:80", "[fe80::1]:80"].map(|a| a.parse::<SocketAddr>().unwrap());
+        assert_eq!(allowed_addrs(addrs.into_iter()), ["10.0.0.1:80".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
     fn bearer_header_is_sensitive() {
         let mut url = Url::parse("http://x/v1").unwrap();
         let mut h = HeaderMap::new();
@@ -235,36 +293,5 @@ mod tests {
         let mut h = HeaderMap::new();
         attach_auth(&mut url, &mut h, &AuthStyle::Query("key".into()), Some(&SecretString::new("AIza123"))).unwrap();
         assert_eq!(url.query(), Some("alt=sse&key=AIza123"));
-    }
-
-    #[test]
-    fn redaction_covers_every_known_secret_and_never_panics_on_odd_keys() {
-        let keys = [
-            SecretString::new("gsk_one_0123456789abcdef"),
-            SecretString::new("sk-two-ffffeeeeddddcccc"),
-            SecretString::new("ключ-ключ-ключ-ключ"),
-        ];
-        let text = "a gsk_one_0123456789abcdef b sk-two-ffffeeeedd c ключ-ключ-ключ";
-        let out = redact_all(text, &keys);
-        assert!(!out.contains("0123456789") && !out.contains("ffffeeee") && !out.contains("ключ-ключ"), "{out}");
-        assert_eq!(redact_all("nothing to see", &keys), "nothing to see");
-        assert_eq!(
-            redact("a keep and a k", Some(&SecretString::new("k"))),
-            "a keep and a k",
-            "too short to be a secret"
-        );
-        assert_eq!(redact("exactly 12345678 here", Some(&SecretString::new("12345678"))), "exactly [redacted] here");
-    }
-
-    #[test]
-    fn redaction_removes_whole_and_partial_keys() {
-        let key = SecretString::new("sk-live-0123456789abcdef");
-        let msg =
-            "Incorrect API key provided: sk-live-0123456789abcdef. Also sk-live-01******cdef and 0123456789abcdef";
-        let out = redact(msg, Some(&key));
-        assert!(!out.contains("0123456789abcdef"), "{out}");
-        assert!(!out.contains("sk-live-01"), "{out}");
-        assert!(out.starts_with("Incorrect API key provided: [redacted]"), "{out}");
-        assert_eq!(redact("nothing here", Some(&key)), "nothing here");
     }
 }

@@ -46,7 +46,7 @@ pub async fn check(p: &ProviderEntry, account: &Arc<Account>) -> Verdict {
         Ok(Err(component)) => Verdict::Unreachable(component),
         Ok(Ok(Ok(()))) => Verdict::Valid,
         Ok(Ok(Err(e))) => {
-            let message = crate::upstream::redact(&e.message, account.secret.as_ref()).into_owned();
+            let message = p.io.secrets.scrub(&e.message).into_owned();
             match e.kind {
                 wit::ErrorKind::Auth | wit::ErrorKind::Permission | wit::ErrorKind::PaymentRequired => {
                     Verdict::Invalid(message)

@@ -1,15 +1,18 @@
 //! Every credential the gateway holds, so anything read back from an upstream (by a guest through
-//! `http.send`, or in an error message) is scrubbed of all of them, not only of the key that
-//! request used: an upstream reachable by one component might echo another account's key.
+//! `http.send`, in a body, a stream event or an error message) is scrubbed of all of them, not
+//! only of the key that request used: an upstream reachable by one component might echo another
+//! account's key. See [`crate::scrub`].
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 use crate::config::SecretString;
+use crate::scrub::Scrubber;
 
 #[derive(Default)]
-pub struct SecretSet(ArcSwap<Vec<SecretString>>);
+pub struct SecretSet(ArcSwap<Scrubber>);
 
 impl std::fmt::Debug for SecretSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -19,15 +22,16 @@ impl std::fmt::Debug for SecretSet {
 
 impl SecretSet {
     pub fn replace(&self, secrets: Vec<SecretString>) {
-        self.0.store(Arc::new(secrets));
-    }
-
-    pub fn current(&self) -> Arc<Vec<SecretString>> {
-        self.0.load_full()
+        self.0.store(Arc::new(Scrubber::new(&secrets)));
     }
 
     /// `text` with every known secret removed.
     pub fn scrub<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
-        crate::upstream::redact_all(text, self.0.load().iter())
+        self.0.load().scrub(text)
+    }
+
+    /// Upstream bytes with every known secret removed (the same buffer when there was none).
+    pub fn scrub_bytes(&self, bytes: Bytes) -> Bytes {
+        self.0.load().scrub_bytes(bytes)
     }
 }

@@ -24,7 +24,7 @@ use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{ProviderEntry, Snapshot};
 use crate::runtime::ProviderLease;
 use crate::runtime::bindings::wit;
-use crate::upstream::{attach_auth, forbidden_header, redact, transport_error};
+use crate::upstream::{attach_auth, forbidden_header, transport_error};
 use crate::wire::chat::{ChatBody, Edit, UpstreamBody};
 use crate::wire::types::{CompletionPeek, Usage};
 
@@ -119,8 +119,7 @@ fn provider_error(e: wit::ProviderError, cand: &Candidate) -> GatewayError {
         K::InvalidResponse => ErrorKind::UpstreamInvalidResponse,
     };
     let provider = &cand.route.provider.id;
-    let message = redact(&e.message, cand.account.secret.as_ref());
-    let message = cand.route.provider.io.secrets.scrub(&message);
+    let message = cand.route.provider.io.secrets.scrub(&e.message);
     let status = if e.status > 0 { format!(" (HTTP {})", e.status) } else { String::new() };
     GatewayError::new(kind, format!("provider '{provider}'{status}: {message}"))
         .with_provider(provider)
@@ -145,7 +144,7 @@ fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) 
             })
         })
         .map(|(k, v)| {
-            let value = redact(&String::from_utf8_lossy(v.as_bytes()), cand.account.secret.as_ref()).into_owned();
+            let value = String::from_utf8_lossy(v.as_bytes());
             (k.as_str().to_owned(), cand.route.provider.io.secrets.scrub(&value).into_owned())
         })
         .collect()
@@ -277,13 +276,10 @@ pub(super) async fn attempt(
         .with_provider(&p.id));
     }
     if !app.http.permits(&url) {
+        let why = crate::upstream::forbidden_destination(&url).unwrap_or("not in [upstream] egress_hosts");
         return Err(GatewayError::new(
             ErrorKind::UpstreamUnreachable,
-            format!(
-                "provider '{}' is at {}, which [upstream] egress_hosts does not allow",
-                p.id,
-                url.host_str().unwrap_or("?")
-            ),
+            format!("provider '{}' is at {}, which is never reached: {why}", p.id, url.host_str().unwrap_or("?")),
         )
         .with_provider(&p.id));
     }
@@ -336,8 +332,7 @@ pub(super) async fn attempt(
         let body = read_body(resp, MAX_ERROR_BODY, &p.id).await;
         *upstream_wait += t.elapsed();
         let body = body.unwrap_or_default();
-        let text = redact(&String::from_utf8_lossy(&body), cand.account.secret.as_ref()).into_owned();
-        let text = p.io.secrets.scrub(&text).into_owned();
+        let text = p.io.secrets.scrub(&String::from_utf8_lossy(&body)).into_owned();
         let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
         note_limits(&app.ledger, &mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
         let pairs = header_pairs(&resp_headers, cand, None);
@@ -365,6 +360,8 @@ pub(super) async fn attempt(
             client_wants_usage: req.include_usage,
             started,
             idle_timeout: app.http.idle_timeout,
+            bounds: app.http.stream_bounds,
+            secrets: p.io.secrets.clone(),
         };
         let mut relay = Relay::new(resp, call.framing, translator, info, app.usage.clone());
         let t = Instant::now();
@@ -380,7 +377,8 @@ pub(super) async fn attempt(
     let t = Instant::now();
     let body = read_body(resp, app.http.max_response_bytes, &p.id).await;
     *upstream_wait += t.elapsed();
-    let body = body?;
+    // nothing an upstream sends reaches the client (or the component) unscrubbed
+    let body = p.io.secrets.scrub_bytes(body?);
     let body = match call.response {
         wit::ResponseFormat::Openai => body,
         wit::ResponseFormat::Translate => {

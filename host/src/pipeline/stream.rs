@@ -6,18 +6,26 @@
 //! ([`Relay::prime`]), so a failure before it can still fall back to another candidate. After
 //! that, a failure ends the stream with a chunk whose `finish_reason` is `"error"` and an error
 //! event (which the OpenAI SDKs raise), never a clean-looking end.
+//!
+//! Every event is scrubbed of the gateway's secrets before anything else reads it, and a stream
+//! is bounded: an event larger than `[upstream] max_event_bytes`, a stream past
+//! `max_stream_bytes`, or no data event within `first_event_timeout_ms` (keep-alive comments do
+//! not count) ends it as an upstream failure.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::account::{Outcome, UsageRecord, UsageSink};
+use crate::accounts::SecretSet;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::runtime::ProviderLease;
 use crate::runtime::bindings::wit;
+use crate::upstream::StreamBounds;
 use crate::wire::sse::{self, Event, SseFramer};
 use crate::wire::types::{ChunkPeek, Usage};
 
@@ -70,6 +78,10 @@ pub struct Relay {
     outcome: Outcome,
     provider: String,
     idle_timeout: Duration,
+    bounds: StreamBounds,
+    /// bytes received from upstream so far
+    received: u64,
+    secrets: Arc<SecretSet>,
     // accounting
     sink: UsageSink,
     record: Option<UsageRecord>,
@@ -87,6 +99,9 @@ pub struct RelayInfo {
     pub client_wants_usage: bool,
     pub started: Instant,
     pub idle_timeout: Duration,
+    pub bounds: StreamBounds,
+    /// every event is scrubbed of these before it is read or relayed
+    pub secrets: Arc<SecretSet>,
 }
 
 impl Relay {
@@ -125,6 +140,9 @@ impl Relay {
             outcome: Outcome::ClientGone,
             provider: info.provider,
             idle_timeout: info.idle_timeout,
+            bounds: info.bounds,
+            received: 0,
+            secrets: info.secrets,
             sink,
             record: Some(record),
             started: info.started,
@@ -148,8 +166,28 @@ impl Relay {
     /// Read until the first event for the client is ready. An error here means nothing was
     /// sent: the caller may try another candidate.
     pub async fn prime(&mut self) -> Result<(), GatewayError> {
-        while !self.data_ready && !self.ended {
-            self.pull().await;
+        let first_event = self.bounds.first_event;
+        let primed = tokio::time::timeout(first_event, async {
+            while !self.data_ready && !self.ended {
+                self.pull().await;
+            }
+        })
+        .await;
+        if primed.is_err() {
+            self.ended = true;
+            self.outcome = Outcome::UpstreamError;
+            self.out.clear();
+            self.prime_error = Some(
+                GatewayError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "provider '{}' sent no data event within {} ms (keep-alive comments do not count)",
+                        self.provider,
+                        first_event.as_millis()
+                    ),
+                )
+                .with_provider(&self.provider),
+            );
         }
         if let Some(e) = self.prime_error.take() {
             // this attempt never reached the client: the request's record is written by whoever
@@ -189,12 +227,22 @@ impl Relay {
     async fn pull(&mut self) {
         match self.upstream.next().await {
             Some(Ok(chunk)) => {
+                self.received = self.received.saturating_add(chunk.len() as u64);
+                if self.received > self.bounds.max_stream_bytes {
+                    let max = self.bounds.max_stream_bytes;
+                    self.fail(format!("provider '{}' sent a stream larger than {max} bytes", self.provider));
+                    return;
+                }
                 self.framer.push(&chunk);
                 while let Some(raw) = self.framer.next_event() {
                     self.handle(raw).await;
                     if self.ended {
                         return;
                     }
+                }
+                if self.framer.pending().len() > self.bounds.max_event_bytes {
+                    let max = self.bounds.max_event_bytes;
+                    self.fail(format!("provider '{}' sent a stream event larger than {max} bytes", self.provider));
                 }
             }
             Some(Err(e)) => {
@@ -210,6 +258,12 @@ impl Relay {
     }
 
     async fn handle(&mut self, raw: Bytes) {
+        if raw.len() > self.bounds.max_event_bytes {
+            let max = self.bounds.max_event_bytes;
+            self.fail(format!("provider '{}' sent a stream event larger than {max} bytes", self.provider));
+            return;
+        }
+        let raw = self.secrets.scrub_bytes(raw);
         let event = if self.ndjson { Event::from_line(&raw) } else { Event::parse(&raw) };
         if !event.has_data {
             // comments and keep-alives pass through untouched
@@ -391,7 +445,14 @@ mod tests {
         reqwest::Response::from(http::Response::new(reqwest::Body::wrap_stream(stream)))
     }
 
+    const BOUNDS: StreamBounds =
+        StreamBounds { max_event_bytes: 4096, max_stream_bytes: 64 * 1024, first_event: Duration::from_secs(30) };
+
     fn relay(parts: Vec<(u64, Option<&'static str>)>) -> Relay {
+        relay_with(parts, BOUNDS, Arc::default())
+    }
+
+    fn relay_with(parts: Vec<(u64, Option<&'static str>)>, bounds: StreamBounds, secrets: Arc<SecretSet>) -> Relay {
         let info = RelayInfo {
             provider: "p".into(),
             model: "m".into(),
@@ -399,8 +460,14 @@ mod tests {
             client_wants_usage: false,
             started: Instant::now(),
             idle_timeout: Duration::from_secs(60),
+            bounds,
+            secrets,
         };
         Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None, None))
+    }
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
     }
 
     const CHUNK: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
@@ -427,6 +494,55 @@ mod tests {
         assert!(events[1].contains("\"finish_reason\":\"error\""), "{}", events[1]);
         assert!(events[2].contains("\"code\":\"upstream_stream_interrupted\""), "{}", events[2]);
         assert!(!text.contains("[DONE]"), "a broken stream never looks finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_of_only_comments_fails_at_the_first_event_deadline() {
+        let parts: Vec<(u64, Option<&'static str>)> = (0..1000).map(|_| (1_000, Some(": keep-alive\n\n"))).collect();
+        let mut r = relay(parts);
+        let started = tokio::time::Instant::now();
+        let e = r.prime().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamTimeout);
+        assert!(e.message.contains("no data event"), "{}", e.message);
+        assert!(started.elapsed() <= Duration::from_secs(31), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_larger_than_its_bound_fails_the_stream() {
+        // one endless event, never terminated
+        let huge = leak(format!("data: {}", "x".repeat(1000)));
+        let mut r = relay((0..10).map(|_| (1, Some(huge))).collect());
+        let e = r.prime().await.unwrap_err();
+        assert!(e.message.contains("event larger than 4096 bytes"), "{}", e.message);
+        // and a whole one that is too big
+        let whole = leak(format!("data: {{\"x\":\"{}\"}}\n\n", "y".repeat(5000)));
+        let mut r = relay(vec![(1, Some(whole))]);
+        assert!(r.prime().await.unwrap_err().message.contains("event larger than"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_larger_than_its_bound_ends_with_an_error_event() {
+        let mut parts = vec![(1, Some(CHUNK))];
+        parts.extend((0..1000).map(|_| (1, Some(CHUNK))));
+        let mut r = relay(parts);
+        r.prime().await.unwrap();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("stream larger than 65536 bytes"), "{}", &text[text.len().saturating_sub(400)..]);
+        assert!(!text.contains("[DONE]"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn secrets_in_stream_events_never_reach_the_client() {
+        let secrets = Arc::new(SecretSet::default());
+        secrets.replace(vec![crate::config::SecretString::new("sk-echoed-0123456789abcdef")]);
+        let echo = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"your key is sk-echoed-0123456789abcdef\"},\"finish_reason\":null}]}\n\n";
+        let mut r = relay_with(vec![(1, Some(echo)), (1, Some("data: [DONE]\n\n"))], BOUNDS, secrets);
+        r.prime().await.unwrap();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("your key is [redacted]"), "{text}");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
     }
 
     #[tokio::test(start_paused = true)]
