@@ -42,6 +42,9 @@ impl std::error::Error for ComponentError {}
 pub struct GuestLimits {
     pub max_memory: usize,
     pub cpu_budget: Duration,
+    /// wall-clock time one call may take, however it spends it
+    pub wall: Duration,
+    pub http: super::state::HttpBounds,
     /// idle instances kept warm per component (0: a fresh instance for every request)
     pub warm_instances: usize,
 }
@@ -125,6 +128,8 @@ impl Runtime {
         let limits = GuestLimits {
             max_memory: usize::try_from(cfg.guest_memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
             cpu_budget: Duration::from_millis(cfg.guest_cpu_ms),
+            wall: Duration::from_millis(cfg.guest_wall_ms.max(1)),
+            http: super::state::HttpBounds { calls: cfg.guest_http_calls, bytes: cfg.guest_http_bytes },
             warm_instances: cfg.warm_instances,
         };
         Ok(Arc::new(Self { engine, provider_linker, policy_linker, cache, limits }))
@@ -336,16 +341,13 @@ fn new_store(
     io: Option<Arc<GuestIo>>,
     accounts: Vec<Arc<Account>>,
 ) -> Store<GuestState> {
-    let mut store = Store::new(engine, GuestState::new(io, accounts, limits.max_memory, limits.cpu_budget));
+    let state = GuestState::new(io, accounts, limits.max_memory, limits.cpu_budget, limits.http);
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| {
-        let data = ctx.data_mut();
-        if data.clock.guest_time() > data.clock.budget {
-            data.clock.exceeded = true;
-            return Err(wasmtime::Error::msg("guest exceeded its CPU time budget"));
-        }
-        Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    store.epoch_deadline_callback(|mut ctx| match ctx.data_mut().clock.tick() {
+        Some(resume) => Ok(UpdateDeadline::YieldCustom(1, Box::pin(resume))),
+        None => Err(wasmtime::Error::msg("guest exceeded its CPU time budget")),
     });
     store
 }
@@ -380,10 +382,11 @@ impl ProviderComponent {
         accounts: Vec<Arc<Account>>,
     ) -> Result<ProviderInstance, GuestFailure> {
         let mut store = new_store(&self.engine, self.limits, io, accounts);
-        store.data_mut().clock.begin();
-        match self.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(ProviderInstance::new(store, bindings, &self.name)),
-            Err(e) => Err(GuestFailure::from_instantiate(&e, &self.name)),
+        store.data_mut().begin_call();
+        match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(bindings)) => Ok(ProviderInstance::new(store, bindings, &self.name, self.limits.wall)),
+            Ok(Err(e)) => Err(GuestFailure::from_instantiate(&e, &self.name, store.data())),
+            Err(_) => Err(GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall)),
         }
     }
 
@@ -411,10 +414,11 @@ impl ProviderComponent {
 impl PolicyComponent {
     pub async fn instantiate(&self) -> Result<PolicyInstance, GuestFailure> {
         let mut store = new_store(&self.engine, self.limits, None, Vec::new());
-        store.data_mut().clock.begin();
-        match self.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(PolicyInstance::new(store, bindings, &self.name)),
-            Err(e) => Err(GuestFailure::from_instantiate(&e, &self.name)),
+        store.data_mut().begin_call();
+        match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(bindings)) => Ok(PolicyInstance::new(store, bindings, &self.name, self.limits.wall)),
+            Ok(Err(e)) => Err(GuestFailure::from_instantiate(&e, &self.name, store.data())),
+            Err(_) => Err(GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall)),
         }
     }
 

@@ -40,7 +40,13 @@ impl fmt::Display for GuestFailure {
 }
 
 impl GuestFailure {
-    pub(crate) fn from_instantiate(e: &wasmtime::Error, component: &str) -> Self {
+    pub(crate) fn from_instantiate(e: &wasmtime::Error, component: &str, state: &GuestState) -> Self {
+        if let Some(hit) = &state.limits.hit {
+            return Self {
+                kind: FailureKind::Memory,
+                message: format!("component '{component}' could not be instantiated: {hit}"),
+            };
+        }
         let text = format!("{e:#}");
         let busy = text.contains("maximum concurrent") || text.contains("pooling") || text.contains("limit of");
         Self {
@@ -48,6 +54,17 @@ impl GuestFailure {
             message: format!(
                 "component '{component}' could not be instantiated: {}",
                 text.lines().next().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// A call (or instantiation) stopped at its wall-clock deadline.
+    pub(crate) fn wall_clock(component: &str, what: &str, wall: std::time::Duration) -> Self {
+        Self {
+            kind: FailureKind::Timeout,
+            message: format!(
+                "component '{component}' exceeded its wall-clock deadline of {} ms in {what} ([runtime] guest_wall_ms)",
+                wall.as_millis()
             ),
         }
     }
@@ -82,6 +99,9 @@ fn classify(store: &Store<GuestState>, e: &wasmtime::Error, component: &str, fun
             message: format!("component '{component}' ran out of memory in {func}(): {hit}"),
         };
     }
+    if let Some(msg) = &data.denied {
+        return GuestFailure { kind: FailureKind::Denied, message: msg.clone() };
+    }
     let out = data.output();
     let trap = e.downcast_ref::<wasmtime::Trap>().map_or_else(|| format!("{e}"), |t| t.to_string());
     let mut message = format!("component '{component}' failed in {func}(): {trap}");
@@ -98,6 +118,8 @@ pub struct ProviderInstance {
     bindings: Provider,
     component: String,
     poisoned: bool,
+    /// wall-clock deadline of each call
+    wall: std::time::Duration,
     /// guest calls made so far (instances are retired after a while)
     pub(crate) calls: u32,
 }
@@ -110,16 +132,19 @@ macro_rules! guest_call {
                 message: format!("component '{}' instance was already failed", $self.component),
             });
         }
-        $self.store.data_mut().clock.begin();
-        $self.store.data_mut().denied = None;
+        $self.store.data_mut().begin_call();
         $self.note_call();
-        // a call whose future is dropped midway (client gone, hedge lost) leaves the instance
-        // marked failed, so it is never reused half-way through a call
+        // a call whose future is dropped midway (client gone, hedge lost, wall clock) leaves the
+        // instance marked failed, so it is never reused half-way through a call
         $self.poisoned = true;
+        let wall = $self.wall;
         let result = {
             let $b = &$self.bindings;
             let $s = &mut $self.store;
-            $call.await
+            tokio::time::timeout(wall, $call).await
+        };
+        let Ok(result) = result else {
+            return Err(GuestFailure::wall_clock(&$self.component, concat!($name, "()"), wall));
         };
         $self.poisoned = false;
         match result {
@@ -138,8 +163,13 @@ macro_rules! guest_call {
 }
 
 impl ProviderInstance {
-    pub(crate) fn new(store: Store<GuestState>, bindings: Provider, component: &str) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, calls: 0 }
+    pub(crate) fn new(
+        store: Store<GuestState>,
+        bindings: Provider,
+        component: &str,
+        wall: std::time::Duration,
+    ) -> Self {
+        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, calls: 0 }
     }
 
     pub fn component(&self) -> &str {
@@ -240,12 +270,13 @@ pub struct PolicyInstance {
     bindings: Policy,
     component: String,
     poisoned: bool,
+    wall: std::time::Duration,
     calls: u32,
 }
 
 impl PolicyInstance {
-    pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, calls: 0 }
+    pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str, wall: std::time::Duration) -> Self {
+        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, calls: 0 }
     }
 
     pub fn is_poisoned(&self) -> bool {

@@ -13,7 +13,7 @@ use url::Url;
 use super::bindings::provider::freeway::gateway::{clock, credentials, http as whttp, log, rate_limit, types};
 use super::bindings::wit;
 use super::state::GuestState;
-use crate::upstream::{attach_auth, forbidden_header, redact};
+use crate::upstream::{attach_auth, forbidden_header};
 
 /// Cap on a guest's `http.send` response body.
 const GUEST_HTTP_MAX_BODY: usize = 8 * 1024 * 1024;
@@ -28,10 +28,40 @@ impl whttp::Host for GuestState {
         req: wit::HttpRequest,
         auth: Option<wit::Credential>,
     ) -> Result<wit::HttpResponse, wit::HttpError> {
-        let started = Instant::now();
+        self.clock.enter_host();
         let result = self.send_inner(req, auth).await;
-        self.clock.add_host_time(started.elapsed());
+        self.clock.leave_host();
         result
+    }
+}
+
+impl GuestState {
+    /// Count one `http.send` of `bytes` (request body) against this call's bounds; the refusal
+    /// marks the instance as having asked for too much.
+    fn take_http_call(&mut self, bytes: usize) -> Result<(), wit::HttpError> {
+        let bounds = self.http_bounds;
+        self.http.calls = self.http.calls.saturating_add(1);
+        self.http.bytes = self.http.bytes.saturating_add(bytes);
+        if self.http.calls > bounds.calls {
+            return Err(self.refuse(format!(
+                "it made more than {} http calls in one guest call ([runtime] guest_http_calls)",
+                bounds.calls
+            )));
+        }
+        if self.http.bytes > bounds.bytes {
+            return Err(self.refuse(format!(
+                "it moved more than {} bytes through http calls in one guest call ([runtime] guest_http_bytes)",
+                bounds.bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, why: String) -> wit::HttpError {
+        let component = self.io.as_ref().map_or("policy", |io| io.component.as_str());
+        let msg = format!("component '{component}' was stopped: {why}");
+        self.denied = Some(msg.clone());
+        wit::HttpError::Denied(msg)
     }
 }
 
@@ -52,10 +82,15 @@ impl GuestState {
             self.denied = Some(msg.clone());
             return Err(wit::HttpError::Denied(msg));
         }
+        if let Some(why) = crate::upstream::forbidden_destination(&url) {
+            let host = url.host_str().unwrap_or("?").to_owned();
+            return Err(self.refuse(format!("it tried to reach {host}, {why}")));
+        }
         if !io.http.permits(&url) {
             let host = url.host_str().unwrap_or("?").to_owned();
             return Err(wit::HttpError::Connect(format!("{host} is outside [upstream] egress_hosts")));
         }
+        self.take_http_call(req.body.len())?;
         let method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| wit::HttpError::Other(format!("invalid method {}", req.method)))?;
         let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
@@ -84,6 +119,8 @@ impl GuestState {
         let secret = account.as_ref().and_then(|a| a.secret.as_ref());
         attach_auth(&mut url, &mut headers, &io.auth, secret)
             .map_err(|e| wit::HttpError::Other(e.message.into_owned()))?;
+        // what this call may still read back
+        let room = self.http_bounds.bytes.saturating_sub(self.http.bytes);
         let timeout = req
             .timeout_ms
             .map_or(GUEST_HTTP_DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)))
@@ -97,26 +134,21 @@ impl GuestState {
         let mut out_headers = Vec::with_capacity(resp.headers().len());
         for (k, v) in resp.headers() {
             let value = String::from_utf8_lossy(v.as_bytes());
-            let value = redact(&value, secret);
             out_headers.push((k.as_str().to_owned(), io.secrets.scrub(&value).into_owned()));
         }
+        let cap = GUEST_HTTP_MAX_BODY.min(room);
         let mut body = BytesMut::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(map_send_error)?;
-            if body.len() + chunk.len() > GUEST_HTTP_MAX_BODY {
+            if body.len() + chunk.len() > cap {
                 return Err(wit::HttpError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
-        // scrubbed of this account's key and of every other key the gateway holds
-        let body = match std::str::from_utf8(&body) {
-            Ok(text) => io.secrets.scrub(&redact(text, secret)).into_owned().into_bytes(),
-            Err(_) => {
-                let text = String::from_utf8_lossy(&body);
-                io.secrets.scrub(&redact(&text, secret)).into_owned().into_bytes()
-            }
-        };
+        self.http.bytes = self.http.bytes.saturating_add(body.len());
+        // scrubbed of every key the gateway holds (this account's included)
+        let body = io.secrets.scrub_bytes(body.freeze()).to_vec();
         Ok(wit::HttpResponse { status, headers: out_headers, body })
     }
 }
@@ -160,14 +192,36 @@ impl rate_limit::Host for GuestState {
     }
 }
 
+/// Log lines one guest call may write; the rest are dropped (with one notice).
+pub const MAX_LOG_LINES: u32 = 64;
+/// Characters of one guest log line kept.
+const MAX_LOG_CHARS: usize = 2048;
+
+/// A guest's log text made safe for the gateway's log: control characters (line breaks, ANSI
+/// escapes, NUL) are shown escaped, so a guest cannot forge log lines or drive a terminal.
+pub fn sanitize_log(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LOG_CHARS));
+    for c in text.chars().take(MAX_LOG_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl log::Host for GuestState {
     fn log(&mut self, level: wit::LogLevel, message: String) -> wasmtime::Result<()> {
         let component = self.io.as_ref().map_or("policy", |io| io.component.as_str());
-        let mut message = message;
-        if message.len() > 2048 {
-            let cut = (0..=2048).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-            message.truncate(cut);
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(target: "freeway::guest", component, "more than {MAX_LOG_LINES} log lines in one call; the rest are dropped");
+            }
+            return Ok(());
         }
+        let message = sanitize_log(&message);
         match level {
             wit::LogLevel::Trace => tracing::trace!(target: "freeway::guest", component, "{message}"),
             wit::LogLevel::Debug => tracing::debug!(target: "freeway::guest", component, "{message}"),
@@ -196,5 +250,20 @@ impl clock::Host for GuestState {
         static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         let start = *START.get_or_init(Instant::now);
         Ok(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_log_text_cannot_forge_lines_or_drive_a_terminal() {
+        let out = sanitize_log("ok\n2026-01-01T00:00:00Z ERROR freeway: forged\r\x1b[2J\x1b[31mred\0end");
+        assert!(!out.chars().any(char::is_control), "{out:?}");
+        assert!(out.contains("\\n2026-01-01"), "{out}");
+        assert!(out.contains("\\u{1b}[2J"), "{out}");
+        assert_eq!(sanitize_log(&"é".repeat(5000)).chars().count(), MAX_LOG_CHARS);
+        assert_eq!(sanitize_log("plain text, tabs\tescaped"), "plain text, tabs\\tescaped");
     }
 }
