@@ -24,12 +24,15 @@ pub struct App {
     pub stats: Arc<crate::routing::stats::Stats>,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
+    /// API requests served at once (`[server] max_in_flight`, sized at start)
+    pub admission: crate::server::Admission,
 }
 
 impl App {
     /// Build the engine, load every configured component and publish the first snapshot.
     pub async fn start(config: LoadedConfig) -> Result<Arc<Self>, String> {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
+        let admission = crate::server::Admission::new(config.config.server.max_in_flight);
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
         let runtime = Runtime::new(&config.config.runtime)?;
         let quota = &config.config.quota;
@@ -52,6 +55,7 @@ impl App {
             stats,
             runtime,
             shutting_down: AtomicBool::new(false),
+            admission,
         }))
     }
 }

@@ -256,6 +256,45 @@ pub struct ServerConfig {
     /// tags per client key, for routing rules and policies: `key-1 = ["batch"]` tags the first
     /// entry of `api_keys`
     pub client_tags: std::collections::BTreeMap<String, Vec<String>>,
+    /// serve with no client key on a non-loopback address (anyone who can reach the port spends
+    /// your quota); refused unless set here or with `--insecure-no-auth`, and warned about at
+    /// every start
+    pub insecure_no_auth: bool,
+    /// `Host` names the gateway answers to besides loopback names (`localhost`, `*.localhost`)
+    /// and IP addresses; anything else gets 421, which stops DNS-rebinding attacks from web
+    /// pages. `["*"]` answers every name (behind a proxy that checks it)
+    pub allowed_hosts: Vec<String>,
+    /// browser origins allowed to call the API cross-origin (CORS), e.g.
+    /// `["https://chat.example"]`; empty = no cross-origin access
+    pub cors_origins: Vec<String>,
+    /// deepest nesting of a JSON request body
+    pub max_json_depth: usize,
+    /// most keys in one JSON object of a request body
+    pub max_json_object_keys: usize,
+    /// most elements in one JSON array of a request body
+    pub max_json_array_items: usize,
+    /// most client connections open at once (further ones wait in the listen backlog)
+    pub max_connections: usize,
+    /// time a client has to send a request's headers, in milliseconds
+    pub header_read_timeout_ms: u64,
+    /// time a client has to send a request's body once its headers are read, in milliseconds
+    pub body_read_timeout_ms: u64,
+    /// API requests (`/v1/...`) served at once; beyond it a request waits up to
+    /// `queue_timeout_ms` for a slot, then gets 503 with `Retry-After`
+    pub max_in_flight: usize,
+    /// how long a request may wait for an in-flight slot, in milliseconds (0 = never wait)
+    pub queue_timeout_ms: u64,
+}
+
+impl ServerConfig {
+    /// The bounds on a request body's JSON shape.
+    pub fn shape_limits(&self) -> crate::wire::shape::ShapeLimits {
+        crate::wire::shape::ShapeLimits {
+            max_depth: self.max_json_depth,
+            max_object_keys: self.max_json_object_keys,
+            max_array_items: self.max_json_array_items,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -267,6 +306,17 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             admin_key: None,
             client_tags: std::collections::BTreeMap::new(),
+            insecure_no_auth: false,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            max_json_depth: 64,
+            max_json_object_keys: 4096,
+            max_json_array_items: 200_000,
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_in_flight: 2048,
+            queue_timeout_ms: 2_000,
         }
     }
 }
@@ -291,6 +341,13 @@ pub struct RuntimeConfig {
     pub warm_instances: usize,
     /// watch files and reload on change
     pub watch: bool,
+    /// wall-clock time one guest call may take, in milliseconds, however it spends it (sleeping
+    /// in WASI, waiting for host calls)
+    pub guest_wall_ms: u64,
+    /// most `http.send` calls one guest call may make
+    pub guest_http_calls: u32,
+    /// most bytes (request and response bodies) one guest call may move through `http.send`
+    pub guest_http_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -304,6 +361,9 @@ impl Default for RuntimeConfig {
             max_instances: 512,
             warm_instances: 16,
             watch: true,
+            guest_wall_ms: 30_000,
+            guest_http_calls: 16,
+            guest_http_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -327,6 +387,17 @@ pub struct UpstreamConfig {
     /// if set, the only hosts any upstream call may reach (checked before any DNS lookup);
     /// e.g. `["127.0.0.1", "localhost"]` to keep a test or air-gapped setup on this machine
     pub egress_hosts: Vec<String>,
+    /// requests in flight to one provider at once, streams included; a provider at its bound is
+    /// passed over like a busy one (the next candidate serves), and when every candidate is,
+    /// the client gets 503 with `Retry-After`
+    pub max_in_flight_per_provider: usize,
+    /// largest single event of an upstream stream, in bytes
+    pub max_event_bytes: usize,
+    /// largest whole upstream stream, in bytes
+    pub max_stream_bytes: u64,
+    /// longest wait for a stream's first data event, in milliseconds (keep-alive comments do not
+    /// count as data)
+    pub first_event_timeout_ms: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -340,6 +411,10 @@ impl Default for UpstreamConfig {
             fallback_on_content_policy: false,
             max_response_bytes: 32 * 1024 * 1024,
             egress_hosts: Vec::new(),
+            max_in_flight_per_provider: 512,
+            max_event_bytes: 4 * 1024 * 1024,
+            max_stream_bytes: 256 * 1024 * 1024,
+            first_event_timeout_ms: 120_000,
         }
     }
 }

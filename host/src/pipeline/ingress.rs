@@ -1,37 +1,28 @@
-//! Ingress: the request body, parsed once and validated (see [`crate::wire::chat`]).
+//! Ingress: the request body, parsed once and validated (see [`crate::wire::chat`]), its JSON
+//! shape bounded first (depth, keys, elements; [`crate::wire::shape`]). A large body is parsed
+//! with the async worker handed over to other tasks ([`crate::cpu`]).
 //!
-//! The body is read as JSON whatever `Content-Type` says (as OpenAI does: `curl -d` sends
-//! form encoding); when it does not parse, the error mentions a non-JSON content type.
+//! Only bodies declared as JSON reach this step: the edge refuses others with 415, so a web
+//! page's cross-origin "simple" request (`text/plain`, forms) never spends the user's quota.
 
-use http::HeaderMap;
-
-use crate::errors::{ErrorKind, GatewayError};
+use crate::errors::GatewayError;
 use crate::wire::chat::ChatBody;
+use crate::wire::shape::ShapeLimits;
 
-pub fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<ChatBody<'a>, GatewayError> {
-    ChatBody::parse(body).map_err(|mut e| {
-        if e.kind == ErrorKind::InvalidJson
-            && let Some(ct) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
-            && !ct.to_ascii_lowercase().contains("json")
-        {
-            e.message = format!("{} (the request was sent as '{ct}'; send application/json)", e.message).into();
-        }
-        e
-    })
+pub fn parse<'a>(body: &'a [u8], limits: &ShapeLimits) -> Result<ChatBody<'a>, GatewayError> {
+    crate::cpu::run(body.len(), || ChatBody::parse_with(body, limits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::ErrorKind;
 
     #[test]
-    fn json_is_read_whatever_the_content_type() {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
-        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
-        assert!(parse(&h, body).is_ok());
-        let err = parse(&h, b"model=m").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidJson);
-        assert!(err.message.contains("application/x-www-form-urlencoded"), "{}", err.message);
+    fn bodies_are_bounded_by_the_configured_shape() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"a":[[[[1]]]]}"#;
+        assert!(parse(body, &ShapeLimits::default()).is_ok());
+        let tight = ShapeLimits { max_depth: 3, ..ShapeLimits::default() };
+        assert_eq!(parse(body, &tight).unwrap_err().kind, ErrorKind::RequestTooComplex);
     }
 }

@@ -2,10 +2,18 @@
 //! order they run in, and the one place it is written down:
 //!
 //! ```text
-//! client ──> ingress   parse the OpenAI body once into borrowed top-level entries; validate
-//!                      what the gateway reads (model, messages, stream, max tokens);
-//!                      unknown fields are kept verbatim                       (ingress.rs)
-//!            auth      the gateway's client keys, if configured (constant time) (auth.rs)
+//! client ──> edge      `Host` must be a loopback name, an IP or an allowed name (421);
+//!                      bodies must be JSON (415); CORS only for configured
+//!                      origins                                   (crate::server::guard)
+//!            auth      the gateway's client keys, if configured (constant time),
+//!                      read from the headers before the body is    (auth.rs)
+//!            (edge)    an in-flight slot (503 + Retry-After when full); the
+//!                      body, within its size and time bounds    (crate::server)
+//!            ingress   bound the JSON's shape (depth, keys, elements), then
+//!                      parse the OpenAI body once into borrowed top-level
+//!                      entries; validate what the gateway reads (model,
+//!                      messages, stream, max tokens); unknown fields are kept
+//!                      verbatim                                              (ingress.rs)
 //!            classify  what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (classify.rs)
 //!            admit     the gateway's own client limits (requests and tokens per
@@ -68,28 +76,31 @@ pub mod walk;
 
 use std::time::Instant;
 
-use axum::response::Response;
-use bytes::Bytes;
-use http::HeaderMap;
-
 use crate::app::App;
 use crate::errors::GatewayError;
+use crate::registry::Snapshot;
+use axum::response::Response;
+use bytes::Bytes;
 
-/// Serve one chat completion request.
-pub async fn chat_completions(app: &App, headers: &HeaderMap, body: Bytes) -> Result<Response, GatewayError> {
+/// Serve one chat completion request from an authenticated `client` (see [`auth`]), on the
+/// configuration `snapshot` it arrived under.
+pub async fn chat_completions(
+    app: &App,
+    snapshot: &Snapshot,
+    client: Option<usize>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
     let started = Instant::now();
-    let snapshot = app.registry.snapshot();
-    let client = auth::check(&snapshot.config.server, headers)?;
-    let req = ingress::parse(headers, &body)?;
+    let req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
     let needs = classify::needs(&req);
     app.client_limits.admit(&snapshot.config, app.ledger.remote(), client, &needs).await?;
-    let (candidates, policy) = match crate::routing::policy_route(&snapshot, &req.model) {
+    let (candidates, policy) = match crate::routing::policy_route(snapshot, &req.model) {
         Some(how) => {
             let call = crate::routing::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
-            let decision = crate::routing::decide(app, &snapshot, &req, &needs, client, how, call).await;
+            let decision = crate::routing::decide(app, snapshot, &req, &needs, client, how, call).await;
             (decision.candidates()?, Some(decision.label()))
         }
-        None => (route::candidates(&snapshot, &req, &needs)?, None),
+        None => (route::candidates(snapshot, &req, &needs)?, None),
     };
-    dispatch::run(app, &snapshot, &req, &needs, &candidates, started, policy.as_deref()).await
+    dispatch::run(app, snapshot, &req, &needs, &candidates, started, policy.as_deref()).await
 }

@@ -12,7 +12,7 @@ use crate::errors::{ErrorKind, GatewayError};
 /// client key the request would carry (for rules and policies that read tags).
 pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>, explain: bool) -> Result<Decision, GatewayError> {
     let snapshot = app.registry.snapshot();
-    let req = crate::pipeline::ingress::parse(&http::HeaderMap::new(), body)?;
+    let req = crate::pipeline::ingress::parse(body, &snapshot.config.server.shape_limits())?;
     let needs = crate::pipeline::classify::needs(&req);
     let Some(how) = super::policy_route(&snapshot, &req.model) else {
         return Err(GatewayError::new(

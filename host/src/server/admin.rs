@@ -98,14 +98,49 @@ fn view(r: &Record, snapshot: &crate::registry::Snapshot) -> Value {
     })
 }
 
+/// Vault work (file locks, argon2 for a passphrase vault, fsync) on a blocking thread, never on
+/// an async worker.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, GatewayError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::internal(format!("a vault task failed: {e}")))?
+        .map_err(vault_error)
+}
+
+/// An account change on behalf of the caller at `addr`, under the current configuration, on a
+/// blocking thread.
+async fn change<T: Send + 'static>(
+    app: &App,
+    addr: &SocketAddr,
+    f: impl FnOnce(&Manager<'_>) -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, GatewayError> {
+    let snapshot = app.registry.snapshot();
+    let actor = actor(addr);
+    blocking(move || {
+        let m = Manager {
+            vault: &snapshot.config.vault,
+            catalog: &snapshot.catalog,
+            actor,
+            passphrase: None,
+            configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
+        };
+        f(&m)
+    })
+    .await
+}
+
 async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, GatewayError> {
     let snapshot = app.registry.snapshot();
     let paths = snapshot.config.vault.paths();
-    let records = if paths.vault.exists() {
-        Vault::open(&paths, None).map_err(vault_error)?.records().to_vec()
-    } else {
-        Vec::new()
-    };
+    let records =
+        blocking(
+            move || {
+                if paths.vault.exists() { Ok(Vault::open(&paths, None)?.records().to_vec()) } else { Ok(Vec::new()) }
+            },
+        )
+        .await?;
     Ok(Json(json!({ "object": "list", "data": records.iter().map(|r| view(r, &snapshot)).collect::<Vec<_>>() })))
 }
 
@@ -135,14 +170,6 @@ async fn add(
             format!("Invalid account: {e}. Expected {{\"provider\", \"key\", \"label\"?, \"pool\"?, \"settings\"?}}."),
         )
     })?;
-    let snapshot = app.registry.snapshot();
-    let m = Manager {
-        vault: &snapshot.config.vault,
-        catalog: &snapshot.catalog,
-        actor: actor(&addr),
-        passphrase: None,
-        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
-    };
     let new = NewAccount {
         provider: body.provider,
         label: body.label,
@@ -151,7 +178,7 @@ async fn add(
         settings: body.settings,
         tier: body.tier.unwrap_or_default(),
     };
-    let (record, warnings) = m.add(new).map_err(vault_error)?;
+    let (record, warnings) = change(&app, &addr, move |m| m.add(new)).await?;
     app.reloader.send(Event::VaultChanged).await;
     let mut v = view(&record, &app.registry.snapshot());
     v["warnings"] = json!(warnings);
@@ -163,29 +190,14 @@ async fn remove(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
-    let snapshot = app.registry.snapshot();
-    let m = Manager {
-        vault: &snapshot.config.vault,
-        catalog: &snapshot.catalog,
-        actor: actor(&addr),
-        passphrase: None,
-        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
-    };
-    let r = m.remove(&id).map_err(vault_error)?;
+    let r = change(&app, &addr, move |m| m.remove(&id)).await?;
     app.reloader.send(Event::VaultChanged).await;
     Ok(Json(json!({ "id": r.id, "deleted": true })))
 }
 
 async fn set_enabled(app: Arc<App>, addr: SocketAddr, id: String, enabled: bool) -> Result<Json<Value>, GatewayError> {
+    let r = change(&app, &addr, move |m| m.set_enabled(&id, enabled)).await?;
     let snapshot = app.registry.snapshot();
-    let m = Manager {
-        vault: &snapshot.config.vault,
-        catalog: &snapshot.catalog,
-        actor: actor(&addr),
-        passphrase: None,
-        configured: snapshot.config.providers.iter().map(|p| p.id.get_ref().clone()).collect(),
-    };
-    let r = m.set_enabled(&id, enabled).map_err(vault_error)?;
     // an operator's enable also clears the gateway's own verdict
     if enabled {
         for a in snapshot.providers.iter().flat_map(|p| &p.accounts).filter(|a| a.id == r.id) {
@@ -238,11 +250,10 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> Json<Value> {
-    let snapshot = app.registry.snapshot();
-    Json(
-        json!({ "object": "list", "data": audit::tail(&snapshot.config.vault.audit_log, q.limit.unwrap_or(100).min(10_000)) }),
-    )
+async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, GatewayError> {
+    let path = app.registry.snapshot().config.vault.audit_log.clone();
+    let entries = blocking(move || Ok(audit::tail(&path, q.limit.unwrap_or(100).min(10_000)))).await?;
+    Ok(Json(json!({ "object": "list", "data": entries })))
 }
 
 /// `POST /admin/route/explain`: the body is a chat completion request; the answer is the routing

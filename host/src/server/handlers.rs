@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,8 +15,8 @@ use crate::app::App;
 use crate::errors::{Blame, ErrorKind, GatewayError};
 use crate::pipeline;
 
-/// Read the body up to the configured limit (413 beyond it).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+/// Read the body up to `limit` bytes (413 beyond it) within `deadline` (408 after it).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: Duration) -> Result<Bytes, GatewayError> {
     let too_large =
         || GatewayError::new(ErrorKind::BodyTooLarge, format!("The request body exceeds the limit of {limit} bytes."));
     if headers
@@ -26,7 +27,13 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await.map_err(|_| {
+        GatewayError::new(
+            ErrorKind::RequestTimeout,
+            format!("The request body did not arrive within {} ms.", deadline.as_millis()),
+        )
+    })?;
+    read.map_err(|e| {
         let text = format!("{e}");
         if text.contains("length limit") {
             too_large()
@@ -36,23 +43,38 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     })
 }
 
+/// The client is authenticated from the headers before anything else: an unknown client gets
+/// its 401 without the gateway reading (up to 16 MiB of) its body or taking an in-flight slot.
 pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let limit = app.registry.snapshot().config.server.max_body_bytes;
-    let result = match read_body(&headers, body, limit).await {
-        Ok(bytes) => pipeline::chat_completions(&app, &headers, bytes).await,
+    let snapshot = app.registry.snapshot();
+    let server = &snapshot.config.server;
+    let client = match pipeline::auth::check(server, &headers) {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    let permit = match app.admission.enter(Duration::from_millis(server.queue_timeout_ms)).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
+    let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
+        Ok(bytes) => pipeline::chat_completions(&app, &snapshot, client, bytes).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok(r) => r,
-        Err(e) => {
-            match e.blame() {
-                Blame::Client => tracing::info!(code = e.kind.spec().code, "client error: {}", e.message),
-                Blame::Upstream => tracing::warn!(code = e.kind.spec().code, "upstream failure: {}", e.message),
-                Blame::Internal => tracing::error!(code = e.kind.spec().code, "gateway failure: {}", e.message),
-            }
-            e.into_response()
-        }
+        Ok(r) => super::inflight::hold(r, permit),
+        Err(e) => failed(e),
     }
+}
+
+/// Log a failed request once, by who is to blame, and answer it.
+fn failed(e: GatewayError) -> Response {
+    match e.blame() {
+        Blame::Client => tracing::info!(code = e.kind.spec().code, "client error: {}", e.message),
+        Blame::Upstream => tracing::warn!(code = e.kind.spec().code, "upstream failure: {}", e.message),
+        Blame::Internal => tracing::error!(code = e.kind.spec().code, "gateway failure: {}", e.message),
+    }
+    e.into_response()
 }
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {

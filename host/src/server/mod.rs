@@ -1,24 +1,37 @@
-//! The HTTP edge: routes, body limits, graceful shutdown. Handlers are thin; the work is in
-//! [`crate::pipeline`].
+//! The HTTP edge: routes, the guards every request passes (`Host`, JSON bodies, CORS), the
+//! connection limits, graceful shutdown. Handlers are thin; the work is in [`crate::pipeline`].
+//!
+//! Connections are served by hyper directly (not `axum::serve`) so that the edge can bound what
+//! a client may hold: at most `[server] max_connections` connections (further ones wait in the
+//! kernel's backlog), and `header_read_timeout_ms` to send a request's headers (also the most a
+//! keep-alive connection idles), so a slow-loris client cannot pin the gateway's sockets.
 
 mod admin;
 mod edge;
+mod guard;
 mod handlers;
+mod inflight;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::app::App;
 
 pub use edge::error_response;
+pub use inflight::Admission;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -33,6 +46,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(admin::router(app.clone()))
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(guard::cors(app.registry.clone()))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(edge::panic_response))
         .with_state(app)
 }
@@ -45,29 +60,65 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let flag = app.clone();
-    let graceful = async move {
-        shutdown.await;
-        flag.shutting_down.store(true, Ordering::SeqCst);
-        tracing::info!("shutting down: no new connections; open requests have {} s to finish", grace.as_secs());
-        let _ = stop_tx.send(true);
-    };
-    // small SSE writes must leave at once, not wait for the previous segment's ACK (Nagle)
-    let listener = listener.tap_io(|tcp| {
+    let server_cfg = app.registry.snapshot().config.server.clone();
+    let router = router(app.clone());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(server_cfg.header_read_timeout_ms.max(1)))
+        .max_headers(128);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let connections = Arc::new(Semaphore::new(server_cfg.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // small SSE writes must leave at once, not wait for the previous segment's ACK (Nagle)
         let _ = tcp.set_nodelay(true);
-    });
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(graceful);
-    let deadline = async move {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server.into_future() => r,
-        () = deadline => {
-            tracing::warn!("shutdown grace period over; closing the connections still open");
-            Ok(())
-        }
+        let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+                req
+            },
+        ));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {remote} ended: {e}");
+            }
+            drop(permit);
+        });
     }
+    drop(listener);
+    app.shutting_down.store(true, Ordering::SeqCst);
+    tracing::info!("shutting down: no new connections; open requests have {} s to finish", grace.as_secs());
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing the connections still open");
+    }
+    Ok(())
 }
