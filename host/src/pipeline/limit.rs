@@ -28,18 +28,69 @@ pub struct PromptTokens(Option<u64>);
 
 impl PromptTokens {
     fn get(&mut self, messages: &RawValue) -> u64 {
-        *self.0.get_or_insert_with(|| count_prompt_tokens(messages))
+        *self.0.get_or_insert_with(|| crate::cpu::run(messages.get().len(), || count_prompt_tokens(messages)))
+    }
+}
+
+/// Text counted exactly with the tokenizer per request; beyond it, the rest is estimated at the
+/// rate measured on what was counted. Bounds the work on any prompt, however long.
+const EXACT_BYTES: usize = 32 * 1024;
+/// Longest piece handed to the tokenizer at once: byte-pair merging is quadratic in the length
+/// of one "word", and a prompt may be one endless word.
+const PIECE_BYTES: usize = 256;
+
+/// Counts tokens exactly up to [`EXACT_BYTES`] of text, then extrapolates.
+struct Counter {
+    bpe: &'static tiktoken_rs::CoreBPE,
+    exact_bytes: usize,
+    exact_tokens: u64,
+    rest_bytes: usize,
+}
+
+impl Counter {
+    fn text(&mut self, s: &str) {
+        let mut rest = s;
+        while !rest.is_empty() {
+            if self.exact_bytes >= EXACT_BYTES {
+                self.rest_bytes += rest.len();
+                return;
+            }
+            let mut cut = rest.len().min(PIECE_BYTES);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut == 0 {
+                cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+            }
+            let (piece, tail) = rest.split_at(cut);
+            self.exact_tokens += self.bpe.encode_ordinary(piece).len() as u64;
+            self.exact_bytes += piece.len();
+            rest = tail;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        if self.rest_bytes == 0 || self.exact_bytes == 0 {
+            return self.exact_tokens;
+        }
+        let rate = self.exact_tokens as f64 / self.exact_bytes as f64;
+        // an estimate: rounding up, and a count of bytes is far below 2^52
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let rest = (rate * self.rest_bytes as f64).ceil() as u64;
+        self.exact_tokens + rest
     }
 }
 
 /// Tokens of the messages as an OpenAI tokenizer (o200k) counts them: every string in every
 /// message (content, names, tool calls and their arguments) plus the per-message framing;
-/// images at a flat rate instead of their base64 text.
+/// images at a flat rate instead of their base64 text. The first [`EXACT_BYTES`] of text are
+/// counted exactly, the rest estimated at the same rate.
 pub fn count_prompt_tokens(messages: &RawValue) -> u64 {
     let Ok(list) = serde_json::from_str::<Vec<Value>>(messages.get()) else {
         return (messages.get().len() / 3) as u64;
     };
-    let bpe = tiktoken_rs::o200k_base_singleton();
+    let mut counter =
+        Counter { bpe: tiktoken_rs::o200k_base_singleton(), exact_bytes: 0, exact_tokens: 0, rest_bytes: 0 };
     let mut total = 3;
     let mut stack: Vec<&Value> = Vec::new();
     for m in &list {
@@ -47,7 +98,7 @@ pub fn count_prompt_tokens(messages: &RawValue) -> u64 {
         stack.push(m);
         while let Some(v) = stack.pop() {
             match v {
-                Value::String(s) => total += bpe.encode_ordinary(s).len() as u64,
+                Value::String(s) => counter.text(s),
                 Value::Array(items) => stack.extend(items),
                 Value::Object(map) => {
                     for (k, v) in map {
@@ -64,7 +115,7 @@ pub fn count_prompt_tokens(messages: &RawValue) -> u64 {
             }
         }
     }
-    total
+    total + counter.total()
 }
 
 /// What the request may cost on `cand`.
@@ -211,5 +262,23 @@ mod tests {
         let raw = RawValue::from_string(with_image).unwrap();
         let n = count_prompt_tokens(&raw);
         assert!(n < 1000, "the base64 text is not counted as tokens: {n}");
+    }
+
+    #[test]
+    fn a_long_prompt_is_counted_with_bounded_work_and_a_close_estimate() {
+        // ordinary text: the extrapolated count stays close to the exact one
+        let text = "The quick brown fox jumps over the lazy dog, again and again. ".repeat(4000);
+        let raw = RawValue::from_string(serde_json::json!([{"role": "user", "content": text}]).to_string()).unwrap();
+        let estimated = count_prompt_tokens(&raw);
+        let exact = tiktoken_rs::o200k_base_singleton().encode_ordinary(&text).len() as u64;
+        let ratio = estimated as f64 / exact as f64;
+        assert!((0.9..1.1).contains(&ratio), "estimated {estimated}, exact {exact}");
+        // one endless word of 4 MiB: no quadratic merge, bounded time
+        let word = "a".repeat(4 << 20);
+        let raw = RawValue::from_string(serde_json::json!([{"role": "user", "content": word}]).to_string()).unwrap();
+        let started = std::time::Instant::now();
+        let n = count_prompt_tokens(&raw);
+        assert!(n > 1000, "{n}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }
