@@ -40,6 +40,10 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8000)
         #[arg(long, env = "FREEWAY_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Serve a non-loopback address without client keys: anyone who reaches the port can
+        /// spend your quota (refused otherwise; set FREEWAY_API_KEY or [server] api_keys instead)
+        #[arg(long)]
+        insecure_no_auth: bool,
     },
     /// Validate a configuration file and load the components it names, then exit
     CheckConfig {
@@ -121,7 +125,7 @@ impl Cli {
 /// Run a parsed command; the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Serve { config, listen, insecure_no_auth } => serve(config, listen, insecure_no_auth).await,
         Command::CheckConfig { config } => check_config(config).await,
         Command::Providers { config } => providers::run(config.as_deref()),
         Command::Models(args) => models::run(args).await,
@@ -136,7 +140,7 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 {
+async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, insecure_no_auth: bool) -> i32 {
     let loaded = match config::load_or_auto(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -152,6 +156,14 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> i32 
         ),
     }
     let addr = listen.unwrap_or(loaded.config.server.listen);
+    match crate::server::exposure(&addr, &loaded.config.server, insecure_no_auth) {
+        Ok(None) => {}
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Err(refusal) => {
+            eprintln!("freeway: {refusal}");
+            return 2;
+        }
+    }
     let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
     let app = match App::start(loaded).await {
         Ok(a) => a,

@@ -189,8 +189,24 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         field: None,
         message: format!("cannot read the configuration file: {e}"),
     })?;
-    let config = parse(path, &text)?;
+    let mut config = parse(path, &text)?;
+    keys_from_env(&mut config, |v| std::env::var(v).ok());
     Ok(LoadedConfig { config, path: Some(path.to_owned()) })
+}
+
+/// Client keys from `FREEWAY_API_KEY` (several separated by commas) join `[server] api_keys`;
+/// `FREEWAY_ADMIN_KEY` sets the admin key. Keys stay out of the file this way.
+fn keys_from_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) {
+    if let Some(keys) = var("FREEWAY_API_KEY") {
+        for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !config.server.api_keys.iter().any(|k| k.expose() == key) {
+                config.server.api_keys.push(super::SecretString::new(key));
+            }
+        }
+    }
+    if let Some(admin) = var("FREEWAY_ADMIN_KEY").filter(|k| !k.trim().is_empty()) {
+        config.server.admin_key = Some(super::SecretString::new(admin.trim()));
+    }
 }
 
 /// The default configuration file, if present.
@@ -205,16 +221,32 @@ pub fn load_or_auto(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError
     if default.exists() {
         return load(default);
     }
-    let config = Config {
+    let mut config = Config {
         providers: auto::from_env(super::catalog::embedded(), |v| std::env::var(v).ok()),
         ..Config::default()
     };
+    keys_from_env(&mut config, |v| std::env::var(v).ok());
     Ok(LoadedConfig { config, path: None })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_and_admin_keys_come_from_the_environment_too() {
+        let mut c = Config::default();
+        c.server.api_keys.push(crate::config::SecretString::new("fw-file"));
+        let env = |v: &str| match v {
+            "FREEWAY_API_KEY" => Some("fw-env-1, fw-env-2,,fw-file".to_owned()),
+            "FREEWAY_ADMIN_KEY" => Some("fw-admin".to_owned()),
+            _ => None,
+        };
+        keys_from_env(&mut c, env);
+        let keys: Vec<&str> = c.server.api_keys.iter().map(|k| k.expose()).collect();
+        assert_eq!(keys, ["fw-file", "fw-env-1", "fw-env-2"]);
+        assert_eq!(c.server.admin_key.as_ref().map(|k| k.expose()), Some("fw-admin"));
+    }
 
     fn parse_str(text: &str) -> Result<Config, ConfigError> {
         parse(Path::new("freeway.toml"), text)

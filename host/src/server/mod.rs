@@ -52,6 +52,27 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Whether serving `addr` with this configuration is safe: a non-loopback address without any
+/// client key is refused unless the operator opted in (`--insecure-no-auth` or
+/// `[server] insecure_no_auth`), and then warned about (`Ok(Some(warning))`) at every start.
+pub fn exposure(
+    addr: &SocketAddr,
+    server: &crate::config::ServerConfig,
+    opt_in: bool,
+) -> Result<Option<String>, String> {
+    if addr.ip().is_loopback() || !server.api_keys.is_empty() {
+        return Ok(None);
+    }
+    if opt_in || server.insecure_no_auth {
+        return Ok(Some(format!(
+            "serving {addr} with NO client authentication (--insecure-no-auth): anyone who can reach this port can use your providers' quota"
+        )));
+    }
+    Err(format!(
+        "refusing to listen on {addr} without client keys: anyone who can reach it could spend your quota. Set FREEWAY_API_KEY (or [server] api_keys), listen on 127.0.0.1, or pass --insecure-no-auth if this network is yours alone"
+    ))
+}
+
 /// Serve until `shutdown` resolves; then stop accepting, let open requests and streams finish,
 /// and give up on them after `grace`.
 pub async fn serve(
@@ -121,4 +142,29 @@ pub async fn serve(
         tracing::warn!("shutdown grace period over; closing the connections still open");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretString, ServerConfig};
+
+    #[test]
+    fn a_non_loopback_address_without_client_keys_needs_an_explicit_opt_in() {
+        let open = ServerConfig::default();
+        let any: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let lan: SocketAddr = "192.168.1.5:8000".parse().unwrap();
+        for local in ["127.0.0.1:8000", "[::1]:8000"] {
+            assert_eq!(exposure(&local.parse().unwrap(), &open, false), Ok(None), "{local}");
+        }
+        for exposed in [any, lan, "[::]:8000".parse().unwrap()] {
+            let err = exposure(&exposed, &open, false).unwrap_err();
+            assert!(err.contains("--insecure-no-auth") && err.contains("FREEWAY_API_KEY"), "{err}");
+            assert!(exposure(&exposed, &open, true).unwrap().unwrap().contains("NO client authentication"));
+        }
+        let opted = ServerConfig { insecure_no_auth: true, ..ServerConfig::default() };
+        assert!(exposure(&any, &opted, false).unwrap().is_some());
+        let keyed = ServerConfig { api_keys: vec![SecretString::new("fw-k")], ..ServerConfig::default() };
+        assert_eq!(exposure(&any, &keyed, false), Ok(None));
+    }
 }
