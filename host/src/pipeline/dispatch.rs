@@ -84,7 +84,7 @@ async fn single<'c>(
     upstream_wait: &mut Duration,
 ) -> Option<(Ready<'c>, Reply)> {
     let t = Instant::now();
-    match attempt(app, req, ready.cand, started, upstream_wait, &mut ready.reservation).await {
+    match attempt(app, req, ready.cand, started, upstream_wait, &mut ready.reservation, &mut ready.slot).await {
         Ok(reply) => {
             app.stats.first_byte(&ready.cand.route.provider.id, &ready.cand.route.model, t.elapsed());
             Some((ready, reply))
@@ -241,6 +241,7 @@ pub(super) async fn attempt(
     started: Instant,
     upstream_wait: &mut Duration,
     reservation: &mut Option<crate::quota::Reservation>,
+    slot: &mut Option<crate::registry::ProviderSlot>,
 ) -> Result<Reply, GatewayError> {
     let p = &cand.route.provider;
     let mut lease: Option<ProviderLease> = None;
@@ -371,6 +372,7 @@ pub(super) async fn attempt(
         if let Some(r) = reservation.take() {
             relay.settle_with(app.ledger.clone(), r);
         }
+        relay.hold(slot.take());
         return Ok(Reply::Stream(Box::new(relay)));
     }
 

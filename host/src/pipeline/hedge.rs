@@ -25,15 +25,16 @@ fn charge_loser(app: &App, mut loser: Ready<'_>) {
 /// or, if it failed, the other side's answer is awaited. Written once for either side.
 macro_rules! decide {
     ($app:ident, $walk:ident, $wait:ident, $result:ident,
-     first: ($f1:ident, $c1:ident, $r1:ident, $w1:ident, $t1:ident),
-     other: ($f2:ident, $c2:ident, $r2:ident, $w2:ident, $t2:ident)) => {{
+     first: ($f1:ident, $c1:ident, $r1:ident, $s1:ident, $w1:ident, $t1:ident),
+     other: ($f2:ident, $c2:ident, $r2:ident, $s2:ident, $w2:ident, $t2:ident)) => {{
         drop($f1);
-        let first = Ready { cand: $c1, reservation: $r1 };
+        let first = Ready { cand: $c1, reservation: $r1, slot: $s1 };
         match $result {
             Ok(reply) => {
                 drop($f2);
                 $app.stats.first_byte(&$c1.route.provider.id, &$c1.route.model, $t1.elapsed());
-                charge_loser($app, Ready { cand: $c2, reservation: $r2 });
+                drop($s2);
+                charge_loser($app, Ready { cand: $c2, reservation: $r2, slot: None });
                 *$wait += $w1;
                 Some((first, reply))
             }
@@ -41,7 +42,7 @@ macro_rules! decide {
                 $walk.failed($app, first, e);
                 let answer = $f2.await;
                 *$wait += $w2;
-                let other = Ready { cand: $c2, reservation: $r2 };
+                let other = Ready { cand: $c2, reservation: $r2, slot: $s2 };
                 match answer {
                     Ok(reply) => {
                         $app.stats.first_byte(&$c2.route.provider.id, &$c2.route.model, $t2.elapsed());
@@ -70,10 +71,10 @@ pub(super) async fn race<'c>(
     started: Instant,
     upstream_wait: &mut Duration,
 ) -> Option<(Ready<'c>, Reply)> {
-    let Ready { cand: ca, reservation: mut ra } = first;
+    let Ready { cand: ca, reservation: mut ra, slot: mut sa } = first;
     let mut wait_a = Duration::ZERO;
     let t = Instant::now();
-    let mut fa = Box::pin(attempt(app, req, ca, started, &mut wait_a, &mut ra));
+    let mut fa = Box::pin(attempt(app, req, ca, started, &mut wait_a, &mut ra, &mut sa));
     let early = tokio::select! {
         r = &mut fa => Some(r),
         () = tokio::time::sleep(delay) => None,
@@ -81,7 +82,7 @@ pub(super) async fn race<'c>(
     if let Some(r) = early {
         drop(fa);
         *upstream_wait += wait_a;
-        let a = Ready { cand: ca, reservation: ra };
+        let a = Ready { cand: ca, reservation: ra, slot: sa };
         return match r {
             Ok(reply) => {
                 app.stats.first_byte(&ca.route.provider.id, &ca.route.model, t.elapsed());
@@ -97,7 +98,7 @@ pub(super) async fn race<'c>(
     let Some(second) = walk.next(app, req, needs).await else {
         let r = fa.await;
         *upstream_wait += wait_a;
-        let a = Ready { cand: ca, reservation: ra };
+        let a = Ready { cand: ca, reservation: ra, slot: sa };
         return match r {
             Ok(reply) => Some((a, reply)),
             Err(e) => {
@@ -111,17 +112,17 @@ pub(super) async fn race<'c>(
         "no first byte after {} ms (p95): hedging on {}/{}",
         delay.as_millis(), second.cand.route.provider.id, second.cand.route.model
     );
-    let Ready { cand: cb, reservation: mut rb } = second;
+    let Ready { cand: cb, reservation: mut rb, slot: mut sb } = second;
     let mut wait_b = Duration::ZERO;
     let tb = Instant::now();
-    let mut fb = Box::pin(attempt(app, req, cb, started, &mut wait_b, &mut rb));
+    let mut fb = Box::pin(attempt(app, req, cb, started, &mut wait_b, &mut rb, &mut sb));
     let (a_first, result) = tokio::select! {
         r = &mut fa => (true, r),
         r = &mut fb => (false, r),
     };
     if a_first {
-        decide!(app, walk, upstream_wait, result, first: (fa, ca, ra, wait_a, t), other: (fb, cb, rb, wait_b, tb))
+        decide!(app, walk, upstream_wait, result, first: (fa, ca, ra, sa, wait_a, t), other: (fb, cb, rb, sb, wait_b, tb))
     } else {
-        decide!(app, walk, upstream_wait, result, first: (fb, cb, rb, wait_b, tb), other: (fa, ca, ra, wait_a, t))
+        decide!(app, walk, upstream_wait, result, first: (fb, cb, rb, sb, wait_b, tb), other: (fa, ca, ra, sa, wait_a, t))
     }
 }

@@ -89,6 +89,8 @@ pub struct Relay {
     first_byte: Option<Duration>,
     /// settled with the usage the stream reports when it ends
     reservation: Option<(std::sync::Arc<crate::quota::Ledger>, crate::quota::Reservation)>,
+    /// the provider's in-flight slot, released when the stream ends
+    _slot: Option<crate::registry::ProviderSlot>,
 }
 
 /// What the relay needs to know about the request it serves.
@@ -148,7 +150,13 @@ impl Relay {
             started: info.started,
             first_byte: None,
             reservation: None,
+            _slot: None,
         }
+    }
+
+    /// Keep the provider's in-flight slot until the stream ends.
+    pub fn hold(&mut self, slot: Option<crate::registry::ProviderSlot>) {
+        self._slot = slot;
     }
 
     /// Settle `r` in `ledger` with the stream's usage when it ends (an unreported usage keeps

@@ -14,13 +14,16 @@ use crate::accounts::Trouble;
 use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::quota::{Blocked, Reservation};
-use crate::registry::Snapshot;
+use crate::registry::{ProviderSlot, Snapshot};
 use crate::wire::chat::ChatBody;
 
-/// A candidate cleared to be sent: its quota reserved, its account claimed.
+/// A candidate cleared to be sent: its quota reserved, its account claimed, a slot of its
+/// provider's in-flight bound taken.
 pub struct Ready<'c> {
     pub cand: &'c Candidate,
     pub reservation: Option<Reservation>,
+    /// held until the answer is read (a stream takes it along)
+    pub slot: Option<ProviderSlot>,
 }
 
 pub struct Walk<'c> {
@@ -32,6 +35,9 @@ pub struct Walk<'c> {
     failures: Vec<GatewayError>,
     blocked: Vec<(String, Blocked)>,
     probing: usize,
+    /// providers passed over at their in-flight bound
+    busy: Vec<String>,
+    max_in_flight: usize,
     refused_models: Vec<(&'c str, &'c str)>,
     context_floor: Option<u32>,
     prompt: limit::PromptTokens,
@@ -51,6 +57,8 @@ impl<'c> Walk<'c> {
             failures: Vec::new(),
             blocked: Vec::new(),
             probing: 0,
+            busy: Vec::new(),
+            max_in_flight: up.max_in_flight_per_provider.max(1),
             refused_models: Vec::new(),
             context_floor: None,
             prompt: limit::PromptTokens::default(),
@@ -75,6 +83,12 @@ impl<'c> Walk<'c> {
             {
                 continue;
             }
+            let Some(slot) = cand.route.provider.try_slot(self.max_in_flight) else {
+                if !self.busy.contains(&cand.route.provider.id) {
+                    self.busy.push(cand.route.provider.id.clone());
+                }
+                continue;
+            };
             let cost = limit::estimate(app, req, needs, cand, &mut self.prompt);
             let reservation = match limit::reserve(app, cand, cost).await {
                 Ok(r) => r,
@@ -103,7 +117,7 @@ impl<'c> Walk<'c> {
                 return None;
             }
             self.sent += 1;
-            return Some(Ready { cand, reservation });
+            return Some(Ready { cand, reservation, slot: Some(slot) });
         }
         None
     }
@@ -185,6 +199,17 @@ impl<'c> Walk<'c> {
                 }
                 return e;
             }
+        }
+        if self.failures.is_empty() && !self.busy.is_empty() {
+            return GatewayError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "Every provider that serves `{}` has its maximum of requests in flight ({}); try again shortly.",
+                    req.model,
+                    self.busy.join(", ")
+                ),
+            )
+            .with_retry_after(Some(Duration::from_secs(1)));
         }
         if self.failures.is_empty() && self.probing > 0 {
             return GatewayError::new(

@@ -44,6 +44,8 @@ pub struct Inputs<'a> {
     pub policies: &'a HashMap<PathBuf, Arc<PolicyComponent>>,
     pub discovered: &'a DiscoveryState,
     pub cursors: &'a mut HashMap<String, Arc<AtomicUsize>>,
+    /// requests in flight per provider id, kept across reloads
+    pub in_flight: &'a mut HashMap<String, Arc<AtomicUsize>>,
     pub accounts: &'a mut HashMap<String, Arc<Account>>,
     pub http: &'a UpstreamClient,
     pub buckets: &'a Arc<GuestBuckets>,
@@ -276,6 +278,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             }
         };
         let cursor = inp.cursors.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
+        let in_flight = inp.in_flight.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
         providers.push(Arc::new(ProviderEntry {
             accounts: accounts_for(p, inp.accounts, inp.ledger),
             quota_plan,
@@ -284,6 +287,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             wit_config,
             io,
             cursor,
+            in_flight,
             models,
             poll_limits: p.poll_limits,
             catalog: p.catalog.clone(),

@@ -9,7 +9,7 @@ mod watcher;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub struct ProviderEntry {
     pub accounts: Vec<Arc<Account>>,
     /// round-robin position, kept across reloads
     pub cursor: Arc<AtomicUsize>,
+    /// requests in flight to this provider, kept across reloads
+    pub in_flight: Arc<AtomicUsize>,
     pub models: Vec<ModelEntry>,
     /// call `parse-limits` after every success (see `ProviderConfig::poll_limits`)
     pub poll_limits: bool,
@@ -50,9 +52,29 @@ impl ProviderEntry {
         crate::accounts::rotation::order(&self.accounts, self.rotation, &self.cursor, now, (&self.quota_plan, model))
     }
 
+    /// One of this provider's `max` in-flight slots, if one is free.
+    pub fn try_slot(&self, max: usize) -> Option<ProviderSlot> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ProviderSlot(self.in_flight.clone()))
+    }
+
     /// The accounts sharing `account`'s quota pool (itself included).
     pub fn pool_of<'a>(&'a self, account: &'a Account) -> impl Iterator<Item = &'a Arc<Account>> {
         self.accounts.iter().filter(move |a| a.pool == account.pool)
+    }
+}
+
+/// A request in flight to a provider; the slot is given back when dropped.
+#[derive(Debug)]
+pub struct ProviderSlot(Arc<AtomicUsize>);
+
+impl Drop for ProviderSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

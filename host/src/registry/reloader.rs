@@ -89,6 +89,7 @@ pub struct Reloader {
     discovering: HashSet<String>,
     syncs: Vec<PendingSync>,
     cursors: HashMap<String, Arc<AtomicUsize>>,
+    in_flight: HashMap<String, Arc<AtomicUsize>>,
     accounts: HashMap<String, Arc<Account>>,
     buckets: Arc<GuestBuckets>,
     secrets: Arc<SecretSet>,
@@ -99,13 +100,20 @@ pub struct Reloader {
 
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The vault's accounts (none when there is no vault yet), or why it cannot be opened.
-pub fn load_vault(config: &LoadedConfig) -> Result<Vec<(Record, SecretString)>, String> {
+/// The vault's accounts (none when there is no vault yet), or why it cannot be opened. On a
+/// blocking thread: opening takes the vault's lock (and argon2 for a passphrase).
+pub async fn load_vault(config: &LoadedConfig) -> Result<Vec<(Record, SecretString)>, String> {
     let paths = config.config.vault.paths();
-    if !paths.vault.exists() {
-        return Ok(Vec::new());
-    }
-    Vault::open(&paths, None).and_then(|v| v.unsealed()).map_err(|e| format!("vault {}: {e}", paths.vault.display()))
+    tokio::task::spawn_blocking(move || {
+        if !paths.vault.exists() {
+            return Ok(Vec::new());
+        }
+        Vault::open(&paths, None)
+            .and_then(|v| v.unsealed())
+            .map_err(|e| format!("vault {}: {e}", paths.vault.display()))
+    })
+    .await
+    .map_err(|e| format!("reading the vault failed: {e}"))?
 }
 
 fn load_catalog(config: &LoadedConfig) -> Arc<Catalog> {
@@ -131,7 +139,7 @@ impl Reloader {
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
         let catalog = load_catalog(&config);
         let discovered = DiscoveryState::load(&config.config.discovery.state_file);
-        let (vault, vault_problem) = match load_vault(&config) {
+        let (vault, vault_problem) = match load_vault(&config).await {
             Ok(v) => (v, None),
             Err(e) => {
                 tracing::error!("{e}");
@@ -154,6 +162,7 @@ impl Reloader {
             discovering: HashSet::new(),
             syncs: Vec::new(),
             cursors: HashMap::new(),
+            in_flight: HashMap::new(),
             accounts: HashMap::new(),
             buckets: Arc::new(GuestBuckets::default()),
             secrets: Arc::new(SecretSet::default()),
@@ -230,7 +239,7 @@ impl Reloader {
     }
 
     async fn reload_vault(&mut self) {
-        match load_vault(&self.config) {
+        match load_vault(&self.config).await {
             Ok(accounts) => {
                 self.vault = accounts;
                 self.vault_problem = None;
@@ -268,7 +277,7 @@ impl Reloader {
                 }
                 self.config = new;
                 self.catalog = load_catalog(&self.config);
-                if let Ok(v) = load_vault(&self.config) {
+                if let Ok(v) = load_vault(&self.config).await {
                     self.vault = v;
                 }
                 self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
@@ -379,6 +388,7 @@ impl Reloader {
             policies: &self.policies,
             discovered: &self.discovered,
             cursors: &mut self.cursors,
+            in_flight: &mut self.in_flight,
             accounts: &mut self.accounts,
             http: &self.http,
             buckets: &self.buckets,
