@@ -81,6 +81,30 @@ impl GuestFailure {
     }
 }
 
+/// Guest instances alive (provider and policy, in use or idle): `/metrics` shows it, so a slot
+/// leak would show as a count that only grows.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn live_instances() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one live instance while it exists.
+struct Alive;
+
+impl Alive {
+    fn new() -> Self {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Alive
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Classify a failed call from the store's own records.
 fn classify(store: &Store<GuestState>, e: &wasmtime::Error, component: &str, func: &str) -> GuestFailure {
     let data = store.data();
@@ -120,6 +144,7 @@ pub struct ProviderInstance {
     poisoned: bool,
     /// wall-clock deadline of each call
     wall: std::time::Duration,
+    _alive: Alive,
     /// guest calls made so far (instances are retired after a while)
     pub(crate) calls: u32,
 }
@@ -169,7 +194,7 @@ impl ProviderInstance {
         component: &str,
         wall: std::time::Duration,
     ) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, calls: 0 }
+        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, _alive: Alive::new(), calls: 0 }
     }
 
     pub fn component(&self) -> &str {
@@ -271,12 +296,13 @@ pub struct PolicyInstance {
     component: String,
     poisoned: bool,
     wall: std::time::Duration,
+    _alive: Alive,
     calls: u32,
 }
 
 impl PolicyInstance {
     pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str, wall: std::time::Duration) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, calls: 0 }
+        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, _alive: Alive::new(), calls: 0 }
     }
 
     pub fn is_poisoned(&self) -> bool {

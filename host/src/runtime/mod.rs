@@ -13,7 +13,7 @@ pub mod pool;
 pub mod state;
 
 pub use component::{ComponentError, PolicyComponent, ProviderComponent, Runtime};
-pub use guest::{GuestFailure, ProviderInstance};
+pub use guest::{GuestFailure, ProviderInstance, live_instances};
 pub use hosts::AllowedHosts;
 pub use pool::ProviderLease;
 pub use state::{Account, GuestIo};

@@ -178,9 +178,34 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         let _ = writeln!(out, "# TYPE freeway_quota_local_fallbacks_total counter");
         let _ = writeln!(out, "freeway_quota_local_fallbacks_total {}", remote.fallbacks());
     }
+    let _ = writeln!(out, "# HELP freeway_guest_instances_live Guest component instances alive (in use or idle).");
+    let _ = writeln!(out, "# TYPE freeway_guest_instances_live gauge");
+    let _ = writeln!(out, "freeway_guest_instances_live {}", crate::runtime::live_instances());
+    let idle: usize = snapshot_idle(&app);
+    let _ = writeln!(out, "# HELP freeway_guest_instances_idle Provider instances kept warm for reuse.");
+    let _ = writeln!(out, "# TYPE freeway_guest_instances_idle gauge");
+    let _ = writeln!(out, "freeway_guest_instances_idle {idle}");
+    let _ = writeln!(out, "# HELP freeway_requests_in_flight API requests being served.");
+    let _ = writeln!(out, "# TYPE freeway_requests_in_flight gauge");
+    let _ = writeln!(out, "freeway_requests_in_flight {}", app.admission.in_use());
     let _ = writeln!(out, "# TYPE freeway_config_generation gauge");
     let _ = writeln!(out, "freeway_config_generation {}", app.registry.snapshot().generation);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Warm provider instances across the current snapshot's components.
+fn snapshot_idle(app: &App) -> usize {
+    let snapshot = app.registry.snapshot();
+    let mut seen: Vec<*const crate::runtime::ProviderComponent> = Vec::new();
+    let mut idle = 0;
+    for p in &snapshot.providers {
+        let ptr = std::sync::Arc::as_ptr(&p.component);
+        if !seen.contains(&ptr) {
+            seen.push(ptr);
+            idle += p.component.warm();
+        }
+    }
+    idle
 }
 
 fn escape(s: &str) -> String {
