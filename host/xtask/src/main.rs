@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod policies;
+mod services;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 
@@ -200,6 +201,18 @@ fn e2e_env(cmd: &mut Command) {
 }
 
 fn test() -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("\n==> shared services (Redis, PostgreSQL)");
+    let services = services::prepare();
+    if services::ci() && !services.skipped.is_empty() {
+        return Err(format!("CI=true and these cannot run: {}", services.skipped.join("; ")));
+    }
+    for (var, url) in &services.env {
+        // SAFETY: xtask has one thread and nothing reads the environment concurrently; the
+        // variables reach every test process started after this
+        unsafe { env::set_var(var, url) };
+        eprintln!("    {var}={url}");
+    }
     build(false)?;
     policies::build_language_policies(&root())?;
     // the example policies' own logic, without wasm
@@ -219,6 +232,15 @@ fn test() -> Result<(), String> {
     )?;
     python_e2e()?;
     node_e2e()?;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    if services.skipped.is_empty() {
+        eprintln!("\nxtask test: everything passed in {minutes:.1} min");
+    } else {
+        eprintln!(
+            "\nxtask test: passed in {minutes:.1} min, but SKIPPED {} (CI=true would fail)",
+            services.skipped.join(" and ")
+        );
+    }
     Ok(())
 }
 

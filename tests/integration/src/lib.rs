@@ -288,6 +288,19 @@ pub async fn run_freeway(args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
+/// The URL of a shared service (Redis, PostgreSQL) from `var`. Without it a test skips loudly,
+/// except under `CI=true`, where a test that needs the service must never pass by skipping: it
+/// fails. (The README's test command finds or starts the services and sets the variables.)
+pub fn service_url(var: &str, what: &str) -> Option<String> {
+    if let Some(url) = std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(!ci, "{var} is not set and CI=true: this test needs {what} and must not pass by skipping");
+    eprintln!("\n*** SKIPPED: {var} is not set, so a test that needs {what} did not run ***\n");
+    None
+}
+
 /// A minimal valid chat body.
 pub fn chat_body(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hello there" }] })
