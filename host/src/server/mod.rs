@@ -95,6 +95,7 @@ pub async fn serve(
         .max_concurrent_streams(256)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
     let connections = Arc::new(Semaphore::new(server_cfg.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -120,16 +121,25 @@ pub async fn serve(
         };
         // small SSE writes must leave at once, not wait for the previous segment's ACK (Nagle)
         let _ = tcp.set_nodelay(true);
+        let header_timeout = Duration::from_millis(server_cfg.header_read_timeout_ms.max(1));
         let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
             move |mut req: axum::extract::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
                 req
             },
         ));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
-        let conn = graceful.watch(conn);
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // the first bytes decide HTTP/1 or HTTP/2 before hyper's header timer runs: a client
+            // that connects and sends nothing is closed at the same timeout
+            let mut probe = [0u8; 1];
+            if !matches!(tokio::time::timeout(header_timeout, tcp.peek(&mut probe)).await, Ok(Ok(n)) if n > 0) {
+                drop(permit);
+                return;
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!("connection from {remote} ended: {e}");
             }
             drop(permit);

@@ -100,7 +100,13 @@ async fn oversized_body_is_a_413() {
     // and without a content-length (chunked upload)
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![b'{'; 3000]), Ok(vec![b' '; 3000])];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let r = http().post(gw.url("/v1/chat/completions")).body(body).send().await.unwrap();
+    let r = http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 }
 

@@ -301,6 +301,10 @@ pub fn service_url(var: &str, what: &str) -> Option<String> {
     None
 }
 
+/// Tests that load the machine (hostile input, hot swap under load, crashes) take this, so they do
+/// not run at the same time and their timing bounds measure the gateway, not each other.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A minimal valid chat body.
 pub fn chat_body(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hello there" }] })
