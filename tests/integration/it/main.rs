@@ -18,6 +18,7 @@ mod discovery;
 mod durability;
 mod fallback;
 mod gemini;
+mod hostile_guests;
 mod hot_reload;
 mod quota;
 mod routing;
