@@ -19,6 +19,7 @@ mod durability;
 mod edge;
 mod fallback;
 mod gemini;
+mod hostile_guests;
 mod hostile_input;
 mod hot_reload;
 mod quota;

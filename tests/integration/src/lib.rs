@@ -146,12 +146,14 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\nmax_instances = 64\n{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\n{instances}{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
             poldir = dir.join("policies").display(),
             cache = cache.display(),
+            // 64 slots unless a test sizes the pool itself
+            instances = if opts.runtime.contains("max_instances") { "" } else { "max_instances = 64\n" },
             runtime = opts.runtime,
             upstream = opts.upstream,
             state = dir.join("data/models.json").display(),
