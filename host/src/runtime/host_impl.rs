@@ -142,6 +142,13 @@ impl GuestState {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(map_send_error)?;
             if body.len() + chunk.len() > cap {
+                if cap < GUEST_HTTP_MAX_BODY {
+                    // this call's byte allowance is spent, not just this response too large
+                    return Err(self.refuse(format!(
+                        "it moved more than {} bytes through http calls in one guest call ([runtime] guest_http_bytes)",
+                        self.http_bounds.bytes
+                    )));
+                }
                 return Err(wit::HttpError::TooLarge);
             }
             body.extend_from_slice(&chunk);
