@@ -24,6 +24,7 @@ pub const MIN_CHARS: usize = 8;
 const REDACTED: &str = "[redacted]";
 
 /// The keys to remove and the automaton that finds them.
+#[derive(Default)]
 pub struct Scrubber {
     keys: Vec<SecretString>,
     /// pattern i is the head (even i) or tail (odd i) of key i / 2
@@ -33,12 +34,6 @@ pub struct Scrubber {
 impl std::fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Scrubber({} keys)", self.keys.len())
-    }
-}
-
-impl Default for Scrubber {
-    fn default() -> Self {
-        Self { keys: Vec::new(), finder: None }
     }
 }
 
@@ -166,7 +161,7 @@ mod tests {
     use super::*;
 
     fn keys(list: &[&str]) -> Vec<SecretString> {
-        list.iter().map(|k| SecretString::new(*k)).collect()
+        list.iter().map(|k| SecretString::new(k)).collect()
     }
 
     #[test]

@@ -74,10 +74,13 @@ fn postgres() -> Result<String, String> {
     }
 }
 
+/// How a service is found or started: its URL, or why it cannot be had.
+type Find = fn() -> Result<String, String>;
+
 /// Find or start the services; variables already set are used as they are.
 pub fn prepare() -> Services {
     let mut out = Services::default();
-    let wanted: [(&'static str, &str, fn() -> Result<String, String>); 2] =
+    let wanted: [(&'static str, &str, Find); 2] =
         [("FREEWAY_TEST_REDIS_URL", "Redis", redis), ("FREEWAY_TEST_DATABASE_URL", "PostgreSQL", postgres)];
     for (var, what, find) in wanted {
         if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
