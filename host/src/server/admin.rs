@@ -63,6 +63,9 @@ fn vault_error(e: VaultError) -> GatewayError {
     match e {
         VaultError::NotFound(m) => GatewayError::new(ErrorKind::AccountNotFound, format!("No account {m}.")),
         VaultError::Invalid(m) => GatewayError::new(ErrorKind::Conflict, m),
+        VaultError::Locked(m) => {
+            GatewayError::new(ErrorKind::Overloaded, m).with_retry_after(Some(std::time::Duration::from_secs(1)))
+        }
         other => GatewayError::internal(other.to_string()),
     }
 }

@@ -65,7 +65,7 @@ fn take(
             Ok(()) => return Ok(()),
             Err(TryLockError::WouldBlock) if started.elapsed() < wait => std::thread::sleep(Duration::from_millis(5)),
             Err(TryLockError::WouldBlock) => {
-                return Err(VaultError::Io(format!(
+                return Err(VaultError::Locked(format!(
                     "the vault is locked by another process (a change in progress?) for more than {} s: {}",
                     wait.as_secs(),
                     path.display()

@@ -44,6 +44,8 @@ pub enum VaultError {
     NotFound(String),
     Invalid(String),
     Io(String),
+    /// another process holds the vault's lock for longer than anyone waits
+    Locked(String),
 }
 
 impl fmt::Display for VaultError {
@@ -52,9 +54,11 @@ impl fmt::Display for VaultError {
             VaultError::WrongKey => {
                 f.write_str("the master key does not open this vault (a different key, or the wrong passphrase)")
             }
-            VaultError::BadKey(m) | VaultError::KeyUnavailable(m) | VaultError::Invalid(m) | VaultError::Io(m) => {
-                f.write_str(m)
-            }
+            VaultError::BadKey(m)
+            | VaultError::KeyUnavailable(m)
+            | VaultError::Invalid(m)
+            | VaultError::Io(m)
+            | VaultError::Locked(m) => f.write_str(m),
             VaultError::Corrupt(m) => write!(f, "the vault is damaged: {m}"),
             VaultError::NotFound(what) => write!(f, "no account {what}"),
         }

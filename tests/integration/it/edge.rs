@@ -327,3 +327,42 @@ async fn keys_echoed_in_successful_answers_and_streams_never_reach_the_client() 
     let text = gw.chat(body).await.text().await.unwrap();
     assert!(!text.contains(&KEY[10..]), "{text}");
 }
+
+#[tokio::test]
+async fn admin_vault_work_waits_for_the_lock_off_the_async_workers_and_gives_up_with_a_clear_error() {
+    let sim = Sim::start().await;
+    let opts = Opts { server: "admin_key = \"fw-admin-edge-123\"".into(), ..Default::default() };
+    let gw = Gateway::start_opts(&provider("local", &sim.base(), &["k"], &["m"]), opts).await;
+    // another process is in the middle of a change and holds the vault's lock
+    let vault = gw.dir.path().join("data/vault.json");
+    let held = freeway::vault::VaultLock::exclusive(&vault, Duration::from_secs(1)).unwrap();
+    let add = http()
+        .post(gw.url("/admin/accounts"))
+        .bearer_auth("fw-admin-edge-123")
+        .json(&json!({"provider": "local", "key": "sk-added-while-locked-0001"}))
+        .timeout(Duration::from_secs(30))
+        .send();
+    let waiting = tokio::spawn(add);
+    // the server (on this test's single-threaded runtime) keeps answering meanwhile
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        assert_eq!(gw.get("/health").await.status(), 200);
+        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+    }
+    // given up after the lock wait, with a message that says why
+    let resp = waiting.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("locked by another process"), "{text}");
+    drop(held);
+    let ok = http()
+        .post(gw.url("/admin/accounts"))
+        .bearer_auth("fw-admin-edge-123")
+        .json(&json!({"provider": "local", "key": "sk-added-after-unlock-0001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201, "{}", ok.text().await.unwrap());
+}
