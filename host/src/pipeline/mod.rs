@@ -76,11 +76,12 @@ pub mod walk;
 
 use std::time::Instant;
 
+use axum::response::Response;
+use bytes::Bytes;
+
 use crate::app::App;
 use crate::errors::GatewayError;
 use crate::registry::Snapshot;
-use axum::response::Response;
-use bytes::Bytes;
 
 /// Serve one chat completion request from an authenticated `client` (see [`auth`]), on the
 /// configuration `snapshot` it arrived under.
