@@ -467,10 +467,13 @@ impl<'a> ChatBody<'a> {
             push_key(out, "stream_options", &mut first);
             out.extend_from_slice(br#"{"include_usage":true}"#);
         }
-        for edit in spec.edits {
+        for (i, edit) in spec.edits.iter().enumerate() {
+            // a key the body lacks is added once, with the last value set for it
+            let set_again = |k: &str| spec.edits[i + 1..].iter().any(|e| matches!(e, Edit::Set(k2, _) if k2 == k));
             if let Edit::Set(k, v) = edit
                 && !written_sets.contains(&k.as_str())
                 && self.get(k).is_none()
+                && !set_again(k)
             {
                 push_key(out, k, &mut first);
                 out.extend_from_slice(v.as_bytes());
@@ -583,6 +586,24 @@ mod tests {
         assert!(v.get("logprobs").is_none());
         assert_eq!(v["max_completion_tokens"], 9);
         assert_eq!(v["safe_prompt"], false);
+    }
+
+    #[test]
+    fn a_key_set_twice_is_written_once_with_the_last_value() {
+        let b = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi"}],"top_p":1}"#).unwrap();
+        let edits = [
+            Edit::Set("safe".into(), "1".into()),
+            Edit::Set("safe".into(), "2".into()),
+            Edit::Set("top_p".into(), "0.5".into()),
+            Edit::Set("top_p".into(), "0.7".into()),
+        ];
+        let mut out = Vec::new();
+        b.write_upstream(&UpstreamBody { model: "x", inject_usage: false, edits: &edits }, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("\"safe\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"top_p\"").count(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((v["safe"].as_i64(), v["top_p"].as_f64()), (Some(2), Some(0.7)));
     }
 
     #[test]
