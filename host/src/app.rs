@@ -25,14 +25,14 @@ pub struct App {
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
     /// API requests served at once (`[server] max_in_flight`, sized at start)
-    pub admission: crate::server::Admission,
+    pub admission: crate::admission::Admission,
 }
 
 impl App {
     /// Build the engine, load every configured component and publish the first snapshot.
     pub async fn start(config: LoadedConfig) -> Result<Arc<Self>, String> {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
-        let admission = crate::server::Admission::new(config.config.server.max_in_flight);
+        let admission = crate::admission::Admission::new(config.config.server.max_in_flight);
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
         let runtime = Runtime::new(&config.config.runtime)?;
         let quota = &config.config.quota;

@@ -4,6 +4,7 @@
 //! The request lifecycle is documented in [`pipeline`].
 
 pub mod accounts;
+pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -62,7 +62,7 @@ pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, b
         Err(e) => Err(e),
     };
     match result {
-        Ok(r) => super::inflight::hold(r, permit),
+        Ok(r) => crate::admission::hold(r, permit),
         Err(e) => failed(e),
     }
 }

@@ -10,7 +10,6 @@ mod admin;
 mod edge;
 mod guard;
 mod handlers;
-mod inflight;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,7 +30,6 @@ use tower::ServiceExt;
 use crate::app::App;
 
 pub use edge::error_response;
-pub use inflight::Admission;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
