@@ -1,6 +1,7 @@
-//! Admission: how many API requests are served at once. A request takes a slot before its body is read and
-//! keeps it until its response body (a stream included) is finished or dropped; with every slot
-//! taken it waits up to `[server] queue_timeout_ms`, then gets 503 with `Retry-After`.
+//! Admission: how many API requests are served at once. A request takes a slot before its body
+//! is read and keeps it until its response body (a stream included) is finished or dropped;
+//! with every slot taken it waits up to `[server] queue_timeout_ms`, then gets 503 with
+//! `Retry-After`.
 
 use std::pin::Pin;
 use std::sync::Arc;
