@@ -162,6 +162,60 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters (11 per row).
+const INSERT_ROWS: usize = 1000;
+
+async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) at BEGIN, not
+    // half-way through the batch
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in batch.chunks(INSERT_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_HEAD);
+        q.push_values(chunk, |mut b, r| {
+            let u = r.usage.as_ref();
+            b.push_bind(at_ms(r))
+                .push_bind(r.provider.clone())
+                .push_bind(r.model.clone())
+                .push_bind(r.account.clone())
+                .push_bind(r.outcome.as_str())
+                .push_bind(i64::from(r.stream))
+                .push_bind(i64::from(r.attempts))
+                .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                .push_bind(ms(r.latency))
+                .push_bind(r.first_byte.map(ms));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    for chunk in batch.chunks(INSERT_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_HEAD);
+        q.push_values(chunk, |mut b, r| {
+            let u = r.usage.as_ref();
+            b.push_bind(at_ms(r))
+                .push_bind(r.provider.clone())
+                .push_bind(r.model.clone())
+                .push_bind(r.account.clone())
+                .push_bind(r.outcome.as_str())
+                .push_bind(r.stream)
+                .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
+                .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                .push_bind(ms(r.latency))
+                .push_bind(r.first_byte.map(ms));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
 impl Store {
     /// Open (and create) the store at `url`: `sqlite://path` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, String> {
@@ -227,55 +281,25 @@ impl Store {
     }
 
     async fn insert_usage_tx(&self, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
-        const HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
-        // well under SQLite's 32,766 bound parameters (11 per row)
-        const ROWS: usize = 1000;
+        // after a failed write the connection is closed, not reused: SQLite rolls a transaction
+        // back by itself on SQLITE_FULL or an I/O error, and sqlx's own ROLLBACK then fails and
+        // leaves the connection believing it is still inside one (every later BEGIN is refused)
         match self {
             Store::Sqlite(pool) => {
-                // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) at
-                // BEGIN, not half-way through the batch
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                for chunk in batch.chunks(ROWS) {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(HEAD);
-                    q.push_values(chunk, |mut b, r| {
-                        let u = r.usage.as_ref();
-                        b.push_bind(at_ms(r))
-                            .push_bind(r.provider.clone())
-                            .push_bind(r.model.clone())
-                            .push_bind(r.account.clone())
-                            .push_bind(r.outcome.as_str())
-                            .push_bind(i64::from(r.stream))
-                            .push_bind(i64::from(r.attempts))
-                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                            .push_bind(ms(r.latency))
-                            .push_bind(r.first_byte.map(ms));
-                    });
-                    q.build().execute(&mut *tx).await?;
+                let mut conn = pool.acquire().await?;
+                let result = sqlite_batch(&mut conn, batch).await;
+                if result.is_err() {
+                    conn.close_on_drop();
                 }
-                tx.commit().await
+                result
             }
             Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for chunk in batch.chunks(ROWS) {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(HEAD);
-                    q.push_values(chunk, |mut b, r| {
-                        let u = r.usage.as_ref();
-                        b.push_bind(at_ms(r))
-                            .push_bind(r.provider.clone())
-                            .push_bind(r.model.clone())
-                            .push_bind(r.account.clone())
-                            .push_bind(r.outcome.as_str())
-                            .push_bind(r.stream)
-                            .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
-                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                            .push_bind(ms(r.latency))
-                            .push_bind(r.first_byte.map(ms));
-                    });
-                    q.build().execute(&mut *tx).await?;
+                let mut conn = pool.acquire().await?;
+                let result = postgres_batch(&mut conn, batch).await;
+                if result.is_err() {
+                    conn.close_on_drop();
                 }
-                tx.commit().await
+                result
             }
         }
     }
