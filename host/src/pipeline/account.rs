@@ -177,12 +177,17 @@ impl Writer {
                     panic!("test hook: a usage batch panics the writer");
                 }
                 self.aggregate(&st.fresh);
+                let n = st.fresh.len() as u64;
                 if self.store.is_some() {
                     st.backlog.extend(st.fresh.drain(..));
                     self.bound_backlog(st);
                 } else {
                     st.fresh.clear();
                 }
+                // the backlog first: a flush that sees these records through also sees them
+                // waiting for their commit
+                self.shared.backlog.store(st.backlog.len() as u64, Ordering::SeqCst);
+                self.shared.recorded.fetch_add(n, Ordering::SeqCst);
             }
             // waiting out a backoff: new records only join the backlog
             let due = matches!(wake, Wake::Retry) || retry_at.is_none() || closed;
@@ -209,7 +214,7 @@ impl Writer {
                     }
                 }
             }
-            self.shared.backlog.store(st.backlog.len() as u64, Ordering::Relaxed);
+            self.shared.backlog.store(st.backlog.len() as u64, Ordering::SeqCst);
             if closed {
                 if !st.backlog.is_empty() {
                     tracing::error!("usage writer stopping with {} records not stored", st.backlog.len());
@@ -269,7 +274,8 @@ impl Writer {
         }
     }
 
-    /// Running totals, live statistics and the debug log line of each record.
+    /// Running totals, live statistics and the debug log line of each record (the caller
+    /// counts them as recorded).
     fn aggregate(&self, batch: &[UsageRecord]) {
         let mut totals = self.shared.totals.lock();
         for r in batch {
@@ -291,7 +297,6 @@ impl Writer {
                 t.completion_tokens += u.completion_tokens;
             }
         }
-        self.shared.recorded.fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -333,7 +338,7 @@ async fn supervise(writer: Arc<Writer>, state: Arc<tokio::sync::Mutex<WriterStat
         let committing = st.committing.min(st.backlog.len());
         st.backlog.drain(..committing);
         st.committing = 0;
-        writer.shared.backlog.store(st.backlog.len() as u64, Ordering::Relaxed);
+        writer.shared.backlog.store(st.backlog.len() as u64, Ordering::SeqCst);
         drop(st);
         let lost = (fresh + committing) as u64;
         writer.shared.dropped.fetch_add(lost, Ordering::Relaxed);
@@ -379,9 +384,9 @@ impl UsageSink {
         // a writer waiting out a backoff tries again now
         s.retry_now.notify_one();
         loop {
-            let through = s.recorded.load(Ordering::Relaxed) + s.abandoned.load(Ordering::Relaxed)
-                >= s.queued.load(Ordering::Relaxed);
-            if through && s.backlog.load(Ordering::Relaxed) == 0 {
+            let through = s.recorded.load(Ordering::SeqCst) + s.abandoned.load(Ordering::SeqCst)
+                >= s.queued.load(Ordering::SeqCst);
+            if through && s.backlog.load(Ordering::SeqCst) == 0 {
                 return true;
             }
             if start.elapsed() >= deadline {
