@@ -28,6 +28,10 @@ bench-quick:
 bench-fleet:
     cargo xtask bench --fleet
 
+# soak: 10 minutes (or --minutes N) of mixed traffic with reloads; fails if memory or fds grow
+soak *ARGS:
+    cargo xtask soak {{ARGS}}
+
 # classifier accuracy, confusion matrix and auto's choices on the labelled prompt set
 eval-routing *ARGS:
     cargo xtask eval-routing {{ARGS}}

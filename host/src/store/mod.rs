@@ -31,6 +31,89 @@ pub struct UsageRow {
     pub completion_tokens: i64,
 }
 
+/// Why the store refused a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// another connection holds the database's write lock beyond the busy timeout (SQLite
+    /// `SQLITE_BUSY`/`SQLITE_LOCKED`; PostgreSQL lock timeouts, deadlocks, serialization)
+    Busy,
+    /// no space left on the database's disk (SQLite `SQLITE_FULL`, `ENOSPC`; PostgreSQL `53100`)
+    DiskFull,
+    /// the database cannot be reached (connection refused or lost, pool timed out)
+    Unreachable,
+    Other,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Busy => "database busy: another connection holds the write lock beyond the busy timeout",
+            Failure::DiskFull => "disk full: no space left for the database",
+            Failure::Unreachable => "database unreachable",
+            Failure::Other => "write failed",
+        }
+    }
+}
+
+/// A write the store refused: which database, why, and the driver's own words.
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    pub failure: Failure,
+    pub database: String,
+    pub detail: String,
+}
+
+impl StoreError {
+    fn new(store: &Store, e: &sqlx::Error) -> Self {
+        StoreError { failure: classify(e), database: store.describe(), detail: e.to_string() }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.database, self.failure.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// SQLite primary result codes (the low byte of an extended code).
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_FULL: i64 = 13;
+
+fn classify(e: &sqlx::Error) -> Failure {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let message = db.message().to_ascii_lowercase();
+            if let Ok(n) = code.parse::<i64>() {
+                // SQLite: the extended result code
+                match n & 0xff {
+                    SQLITE_BUSY | SQLITE_LOCKED => return Failure::Busy,
+                    SQLITE_FULL => return Failure::DiskFull,
+                    SQLITE_IOERR if message.contains("full") || message.contains("space") => return Failure::DiskFull,
+                    _ => {}
+                }
+            }
+            match code.as_ref() {
+                // PostgreSQL SQLSTATEs
+                "53100" => Failure::DiskFull,
+                "55P03" | "40P01" | "40001" => Failure::Busy,
+                _ if message.contains("disk is full") || message.contains("no space left") => Failure::DiskFull,
+                _ if message.contains("database is locked") => Failure::Busy,
+                _ => Failure::Other,
+            }
+        }
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Failure::DiskFull,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            Failure::Unreachable
+        }
+        _ => Failure::Other,
+    }
+}
+
 const SQLITE_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS usage (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -79,6 +162,60 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters (11 per row).
+const INSERT_ROWS: usize = 1000;
+
+async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) at BEGIN, not
+    // half-way through the batch
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in batch.chunks(INSERT_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_HEAD);
+        q.push_values(chunk, |mut b, r| {
+            let u = r.usage.as_ref();
+            b.push_bind(at_ms(r))
+                .push_bind(r.provider.clone())
+                .push_bind(r.model.clone())
+                .push_bind(r.account.clone())
+                .push_bind(r.outcome.as_str())
+                .push_bind(i64::from(r.stream))
+                .push_bind(i64::from(r.attempts))
+                .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                .push_bind(ms(r.latency))
+                .push_bind(r.first_byte.map(ms));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    for chunk in batch.chunks(INSERT_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_HEAD);
+        q.push_values(chunk, |mut b, r| {
+            let u = r.usage.as_ref();
+            b.push_bind(at_ms(r))
+                .push_bind(r.provider.clone())
+                .push_bind(r.model.clone())
+                .push_bind(r.account.clone())
+                .push_bind(r.outcome.as_str())
+                .push_bind(r.stream)
+                .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
+                .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
+                .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
+                .push_bind(ms(r.latency))
+                .push_bind(r.first_byte.map(ms));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
 impl Store {
     /// Open (and create) the store at `url`: `sqlite://path` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, String> {
@@ -119,51 +256,52 @@ impl Store {
         Ok(Store::Sqlite(pool))
     }
 
-    /// Write a batch of usage records: one multi-row INSERT (one round trip to the database).
-    pub async fn insert_usage(&self, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
-        const HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
-        // well under SQLite's 32,766 bound parameters (11 per row)
-        for chunk in batch.chunks(1000) {
-            match self {
-                Store::Sqlite(pool) => {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(HEAD);
-                    q.push_values(chunk, |mut b, r| {
-                        let u = r.usage.as_ref();
-                        b.push_bind(at_ms(r))
-                            .push_bind(r.provider.clone())
-                            .push_bind(r.model.clone())
-                            .push_bind(r.account.clone())
-                            .push_bind(r.outcome.as_str())
-                            .push_bind(i64::from(r.stream))
-                            .push_bind(i64::from(r.attempts))
-                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                            .push_bind(ms(r.latency))
-                            .push_bind(r.first_byte.map(ms));
-                    });
-                    q.build().execute(pool).await?;
-                }
-                Store::Postgres(pool) => {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(HEAD);
-                    q.push_values(chunk, |mut b, r| {
-                        let u = r.usage.as_ref();
-                        b.push_bind(at_ms(r))
-                            .push_bind(r.provider.clone())
-                            .push_bind(r.model.clone())
-                            .push_bind(r.account.clone())
-                            .push_bind(r.outcome.as_str())
-                            .push_bind(r.stream)
-                            .push_bind(i32::try_from(r.attempts).unwrap_or(i32::MAX))
-                            .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
-                            .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
-                            .push_bind(ms(r.latency))
-                            .push_bind(r.first_byte.map(ms));
-                    });
-                    q.build().execute(pool).await?;
-                }
+    /// What this store is, for messages: the SQLite file, or PostgreSQL's host, port and
+    /// database (never the credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(pool) => format!("SQLite database {}", pool.connect_options().get_filename().display()),
+            Store::Postgres(pool) => {
+                let o = pool.connect_options();
+                format!(
+                    "PostgreSQL database {} on {}:{}",
+                    o.get_database().unwrap_or("(default)"),
+                    o.get_host(),
+                    o.get_port()
+                )
             }
         }
-        Ok(())
+    }
+
+    /// Write a batch of usage records in one transaction (multi-row INSERTs of at most 1000
+    /// rows): all of the batch is committed or none of it, so a refused batch can be retried
+    /// without duplicates.
+    pub async fn insert_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
+        self.insert_usage_tx(batch).await.map_err(|e| StoreError::new(self, &e))
+    }
+
+    async fn insert_usage_tx(&self, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+        // after a failed write the connection is closed, not reused: SQLite rolls a transaction
+        // back by itself on SQLITE_FULL or an I/O error, and sqlx's own ROLLBACK then fails and
+        // leaves the connection believing it is still inside one (every later BEGIN is refused)
+        match self {
+            Store::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let result = sqlite_batch(&mut conn, batch).await;
+                if result.is_err() {
+                    conn.close_on_drop();
+                }
+                result
+            }
+            Store::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let result = postgres_batch(&mut conn, batch).await;
+                if result.is_err() {
+                    conn.close_on_drop();
+                }
+                result
+            }
+        }
     }
 
     /// Usage since `since_ms` (Unix ms), per provider, model, account and outcome.

@@ -6,6 +6,8 @@
 //!   when available)
 //! - `cargo xtask build [--release]`: build the wasm components and the host
 //! - `cargo xtask bench`: the load benchmark (gateway vs direct calls to the simulator)
+//! - `cargo xtask soak [--minutes N]`: N minutes (default 10) of mixed traffic with reloads against
+//!   the release gateway; fails when its memory or file descriptors grow
 //! - `cargo xtask eval-routing`: classifier accuracy and `auto`'s choices on the labelled set
 
 use std::env;
@@ -251,6 +253,13 @@ fn bench(args: &[String]) -> Result<(), String> {
     run("load benchmark", &mut cmd)
 }
 
+fn soak(args: &[String]) -> Result<(), String> {
+    build(true)?;
+    let mut cmd = Command::new(root().join("target/release/freeway-bench"));
+    cmd.current_dir(root()).arg("--soak").args(args);
+    run("soak", &mut cmd)
+}
+
 fn eval_routing(args: &[String]) -> Result<(), String> {
     build(false)?;
     let mut cmd = Command::new(root().join("target/debug/freeway"));
@@ -274,11 +283,14 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("lint") => lint(),
         Some("bench") => bench(&rest(1)),
+        Some("soak") => soak(&rest(1)),
         Some("e2e") => python_e2e().and_then(|()| node_e2e()),
         Some("eval-routing") => eval_routing(&rest(1)),
         Some("policies") => build_guests().and_then(|()| policies::build_language_policies(&root())),
         _ => {
-            eprintln!("usage: cargo xtask <run|test|build [--release]|lint|bench|e2e|eval-routing|policies>");
+            eprintln!(
+                "usage: cargo xtask <run|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies>"
+            );
             return ExitCode::from(2);
         }
     };

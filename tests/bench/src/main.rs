@@ -11,6 +11,10 @@
 //!
 //! Results go to stdout and `target/bench/latest.json`.
 //!
+//! `freeway-bench --soak [--minutes N] [--rate R]` runs the soak instead (see `soak.rs`): N
+//! minutes of mixed traffic with reloads, memory and file descriptors sampled, non-zero exit
+//! when they grow.
+//!
 //! `freeway-bench --fleet` runs the fleet benchmark instead (see `fleet.rs`): quota-aware
 //! routing over a simulated free fleet at 80 % and 120 % of its capacity
 //! (`target/bench/fleet.json`).
@@ -19,6 +23,7 @@ mod client;
 mod fleet;
 mod procs;
 mod routing_cost;
+mod soak;
 mod spread;
 mod wasm;
 
@@ -283,6 +288,23 @@ fn spread_main() {
     }
 }
 
+fn soak_main(minutes: Option<f64>, rate: Option<u64>) {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+        eprintln!("freeway-bench --soak: cannot start a runtime");
+        std::process::exit(1);
+    };
+    let cores = format!("0-{}", std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1));
+    let opts = soak::Opts { minutes: minutes.unwrap_or(10.0), rate: rate.unwrap_or(300) };
+    match rt.block_on(soak::run(opts, &cores)) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("freeway-bench --soak: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn fleet_main() {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -315,6 +337,10 @@ fn main() {
         gateway_core: value("--gateway-core").unwrap_or_else(|| "1".into()),
         other_cores: value("--other-cores").unwrap_or_else(|| "0".into()),
     };
+    if args.iter().any(|a| a == "--soak") {
+        soak_main(value("--minutes").and_then(|v| v.parse().ok()), value("--rate").and_then(|v| v.parse().ok()));
+        return;
+    }
     if args.iter().any(|a| a == "--spread") {
         spread_main();
         return;

@@ -108,6 +108,8 @@ pub struct Opts {
     /// a catalog file (TOML) the gateway loads from its first start
     pub catalog: Option<String>,
     pub grace_secs: u64,
+    /// `[storage] url`; empty: `sqlite://DIR/data/freeway.db`
+    pub storage_url: String,
 }
 
 impl Gateway {
@@ -146,7 +148,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\n{instances}{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"sqlite://{data}/freeway.db\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\n{instances}{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"{storage}\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -164,6 +166,11 @@ impl Gateway {
                 String::new()
             },
             vault = opts.vault,
+            storage = if opts.storage_url.is_empty() {
+                format!("sqlite://{}", dir.join("data/freeway.db").display())
+            } else {
+                opts.storage_url.clone()
+            },
             quota = opts.quota,
             routing = opts.routing,
             quota_state = if opts.quota.contains("state_file") {
@@ -378,4 +385,153 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// A `freeway serve` process (the binary), its log (stdout) captured line by line.
+pub struct Served {
+    child: std::process::Child,
+    pub port: u16,
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Start `freeway serve` on a free port with `config` and wait until it listens.
+    pub async fn start(config: &str) -> Served {
+        use std::io::BufRead;
+        let mut child = freeway_bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--config", config])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn freeway serve");
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = oneshot::channel::<u16>();
+        let stdout = child.stdout.take().expect("stdout");
+        let out_log = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    if let (Some(tx), Ok(port)) = (tx.take(), port.parse()) {
+                        let _ = tx.send(port);
+                    }
+                }
+                let mut log = out_log.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let err_log = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = err_log.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = tokio::time::timeout(Duration::from_secs(60), rx).await;
+        let Ok(Ok(port)) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("freeway serve did not start: {}", log.lock().expect("log"));
+        };
+        Served { child, port, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// SIGKILL (`kill -9`): no chance to flush anything. Returns once the process is gone.
+    pub fn kill9(&mut self) {
+        signal(self.pid(), "-KILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait (at most 30 s) for a graceful exit; whether it exited with 0.
+    pub async fn terminate(&mut self) -> bool {
+        signal(self.pid(), "-TERM");
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("freeway serve did not stop within 30 s of SIGTERM");
+    }
+
+    /// A value from `/metrics` (the first sample named exactly `name`, without labels).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = http().get(self.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        metric_value(&text, name)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Send `sig` (e.g. `-TERM`, `-KILL`) to `pid` with `kill`.
+pub fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+/// Write a configuration for the `freeway` binary into `dir`: one provider `p` at `sim_base`
+/// serving model `m` (plus `provider_extra` lines in its table) with accounts from the vault,
+/// usage in the SQLite file `db`; returns its path. Add the account with [`add_account`].
+pub fn binary_config(dir: &Path, sim_base: &str, provider_extra: &str, db: &Path) -> String {
+    std::fs::create_dir_all(dir.join("providers")).expect("providers dir");
+    std::fs::create_dir_all(dir.join("policies")).expect("policies dir");
+    std::fs::copy(artifact("providers/openai-compat.wasm"), dir.join("providers/openai-compat.wasm"))
+        .expect("copy component");
+    let config = dir.join("freeway.toml");
+    let data = dir.join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtime]\nproviders_dir = \"{p}\"\npolicies_dir = \"{pol}\"\ncache_dir = \"{cache}\"\nmax_instances = 32\n\n\
+             [discovery]\ninterval_secs = 0\nstate_file = \"{data}/models.json\"\n\n\
+             [vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n\n\
+             [storage]\nurl = \"sqlite://{db}\"\n\n[quota]\nstate_file = \"{data}/quota.json\"\n\n\
+             [routing]\nstats_file = \"{data}/route-stats.json\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
+             [[providers]]\nid = \"p\"\nbase_url = \"{sim_base}\"\nmodels = [\"m\"]\n{provider_extra}\n",
+            p = dir.join("providers").display(),
+            pol = dir.join("policies").display(),
+            cache = root().join("target/test-component-cache").display(),
+            data = data.display(),
+            db = db.display(),
+        ),
+    )
+    .expect("write config");
+    config.display().to_string()
+}
+
+/// `freeway accounts add PROVIDER --key-stdin` on `config`.
+pub async fn add_account(config: &str, provider: &str, key: &str) {
+    let (code, out, err) =
+        run_freeway(&["accounts", "add", provider, "--key-stdin", "--config", config], &format!("{key}\n")).await;
+    assert_eq!(code, 0, "accounts add: {out}{err}");
 }
