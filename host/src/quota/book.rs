@@ -693,3 +693,211 @@ mod tests {
     }
 }
 
+/// Arbitrary sequences of what the ledger does to a book, with arbitrary `u64` figures and times.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_dim() -> impl Strategy<Value = Dim> {
+        prop_oneof![Just(Dim::Requests), Just(Dim::Tokens), Just(Dim::InputTokens), Just(Dim::OutputTokens)]
+    }
+
+    fn any_window() -> impl Strategy<Value = Window> {
+        prop_oneof![Just(Window::Minute), Just(Window::Hour), Just(Window::Day), Just(Window::Month)]
+    }
+
+    /// Mostly small numbers, sometimes the edges of `u64`.
+    fn figure() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => 0..2_000u64,
+            1 => Just(u64::MAX),
+            1 => (u64::MAX - 100_000)..=u64::MAX,
+            1 => any::<u64>(),
+        ]
+    }
+
+    fn any_cost() -> impl Strategy<Value = Cost> {
+        (figure(), figure(), figure()).prop_map(|(requests, input_tokens, output_tokens)| Cost {
+            requests,
+            input_tokens,
+            output_tokens,
+        })
+    }
+
+    fn specs() -> impl Strategy<Value = Vec<LimitSpec>> {
+        proptest::collection::vec(
+            (any_dim(), any_window(), figure()).prop_map(|(dim, window, limit)| LimitSpec { dim, window, limit }),
+            0..5,
+        )
+    }
+
+    fn observed(limit: BoxedStrategy<Option<u64>>) -> impl Strategy<Value = Observed> {
+        (any_dim(), any_window(), limit, proptest::option::of(figure()), proptest::option::of(figure())).prop_map(
+            |(dim, window, limit, remaining, reset_after_ms)| Observed {
+                dim,
+                window,
+                limit,
+                remaining,
+                reset_after_ms,
+            },
+        )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Prepare,
+        Check(Cost),
+        /// check, and take when it passes (what `Ledger::reserve` does)
+        Reserve(Cost),
+        /// take without checking (a reservation Redis made, replayed locally)
+        Take(Cost),
+        /// settle the n-th reservation so far
+        Settle(usize, Cost),
+        Observe(Observed),
+        /// time moves on by this much (saturating)
+        Wait(u64),
+        /// the clock jumps to this time (backwards too)
+        Jump(u64),
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::Prepare),
+            1 => any_cost().prop_map(Op::Check),
+            3 => any_cost().prop_map(Op::Reserve),
+            1 => any_cost().prop_map(Op::Take),
+            1 => (any::<usize>(), any_cost()).prop_map(|(i, c)| Op::Settle(i, c)),
+            2 => observed(proptest::option::of(figure()).boxed()).prop_map(Op::Observe),
+            2 => figure().prop_map(Op::Wait),
+            1 => any::<u64>().prop_map(Op::Jump),
+        ]
+    }
+
+    /// A time: now-ish, the start of the epoch, or the end of `u64`.
+    fn start() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(1_795_780_800_000u64), figure()]
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig { cases: 256, max_shrink_iters: 2_000, ..ProptestConfig::default() }
+    }
+
+    /// Everything a book reports, formatted as `--explain` and the 429 message do.
+    fn report(b: &Book, plan: &QuotaPlan, need: u64, now: u64) {
+        for h in b.headroom(now) {
+            let state = CounterState { dim: h.dim, window: h.window, limit: h.limit, used: h.used };
+            let _ = state.describe(plan, need, Some(now.saturating_add(h.reset_in_ms)), now);
+            let _ = state.describe(plan, need, None, now);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_sequence_of_operations_never_panics(
+            specs in specs(),
+            mut now in start(),
+            ops in proptest::collection::vec(any_op(), 0..40),
+        ) {
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            let mut taken: Vec<(u64, Vec<Taken>)> = Vec::new();
+            for (rid, op) in (1u64..).zip(ops) {
+                match op {
+                    Op::Prepare => book.prepare(&specs, &plan, now),
+                    Op::Check(c) => {
+                        let _ = book.check(&c, &plan, now);
+                    }
+                    Op::Reserve(c) => {
+                        book.prepare(&specs, &plan, now);
+                        if book.check(&c, &plan, now).is_ok() {
+                            taken.push((rid, book.take(&c, rid, now)));
+                        }
+                    }
+                    Op::Take(c) => taken.push((rid, book.take(&c, rid, now))),
+                    Op::Settle(i, c) => {
+                        if !taken.is_empty() {
+                            let (rid, t) = &taken[i % taken.len()];
+                            book.settle(*rid, t, &c);
+                        }
+                    }
+                    Op::Observe(o) => book.observe(&o, &plan, now),
+                    Op::Wait(ms) => now = now.saturating_add(ms),
+                    Op::Jump(t) => now = t,
+                }
+                report(&book, &plan, rid, now);
+                let _ = book.remote_args(&Cost { requests: 1, input_tokens: rid, output_tokens: now }, &plan, now);
+            }
+        }
+
+        #[test]
+        fn checked_reservations_never_take_a_counter_past_its_limit(
+            specs in specs(),
+            mut now in start(),
+            ops in proptest::collection::vec(any_op(), 0..40),
+        ) {
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            let mut taken: Vec<(u64, Cost, Vec<Taken>)> = Vec::new();
+            for (rid, op) in (1u64..).zip(ops) {
+                match op {
+                    Op::Prepare | Op::Check(_) => book.prepare(&specs, &plan, now),
+                    // every take follows a passing check at the same time
+                    Op::Reserve(c) | Op::Take(c) => {
+                        book.prepare(&specs, &plan, now);
+                        if book.check(&c, &plan, now).is_ok() {
+                            taken.push((rid, c, book.take(&c, rid, now)));
+                        }
+                    }
+                    // settled at most at the estimate: a larger real cost may pass a limit, rightly
+                    Op::Settle(i, c) => {
+                        if !taken.is_empty() {
+                            let (rid, est, t) = &taken[i % taken.len()];
+                            let actual = Cost {
+                                requests: c.requests.min(est.requests),
+                                input_tokens: c.input_tokens.min(est.input_tokens),
+                                output_tokens: c.output_tokens.min(est.output_tokens),
+                            };
+                            book.prepare(&specs, &plan, now);
+                            book.settle(*rid, t, &actual);
+                        }
+                    }
+                    // the provider's usage, without a limit of its own
+                    Op::Observe(o) => {
+                        book.prepare(&specs, &plan, now);
+                        book.observe(&Observed { limit: None, ..o }, &plan, now);
+                    }
+                    // time only moves forward here
+                    Op::Wait(ms) | Op::Jump(ms) => now = now.saturating_add(ms),
+                }
+                for h in book.headroom(now) {
+                    prop_assert!(h.used <= h.limit, "{h:?} in {book:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn what_providers_report_is_clamped_to_sane_figures(
+            o in observed(proptest::option::of(any::<u64>()).boxed()),
+            now in start(),
+        ) {
+            let c = o.clamped();
+            prop_assert!(c.limit.is_none_or(|l| (1..=MAX_REPORTED).contains(&l)));
+            prop_assert!(c.remaining.is_none_or(|r| r <= MAX_REPORTED));
+            prop_assert!(c.reset_after_ms.is_none_or(|r| r <= MAX_RESET_AFTER_MS));
+            prop_assert_eq!(c.clamped(), c);
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            book.observe(&o, &plan, now);
+            for h in book.headroom(now) {
+                prop_assert!(h.limit <= MAX_REPORTED);
+                if !h.window.rolling() {
+                    prop_assert!(h.reset_in_ms <= h.window.len_ms() + FIXED_MARGIN_MS, "{h:?}");
+                }
+            }
+        }
+    }
+}
