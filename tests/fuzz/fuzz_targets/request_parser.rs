@@ -66,6 +66,29 @@ fn untouched(key: &str, edits: &[Edit]) -> bool {
     })
 }
 
+/// The top-level keys of a JSON object, duplicates included, in order.
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let (body, tail) = match data.iter().position(|b| *b == 0xFF) {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -93,6 +116,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(v) => v,
         Err(e) => panic!("upstream body is not JSON ({e}): {}\nedits: {edits:?}", String::from_utf8_lossy(&out)),
     };
+    // without renames (which may name an existing key on purpose), every key is written once
+    if !edits.iter().any(|e| matches!(e, Edit::Rename(..))) {
+        let Keys(written) = serde_json::from_slice(&out).expect("checked above");
+        let mut seen = std::collections::HashSet::new();
+        for k in &written {
+            assert!(seen.insert(k), "key {k:?} written twice: {}\nedits: {edits:?}", String::from_utf8_lossy(&out));
+        }
+    }
     for k in &keys {
         if k == "model" || k == "stream_options" || !untouched(k, &edits) {
             continue;
@@ -100,6 +131,21 @@ fuzz_target!(|data: &[u8]| {
         let Some(original) = parsed.get(k) else { continue };
         let got = upstream.get(k).map(|v| v.get());
         assert_eq!(got, Some(original.get()), "key {k:?} did not survive\nedits: {edits:?}");
+    }
+    // a nested removal rewrites that one value: nothing else of it may be lost
+    for k in &keys {
+        let nested_only = k != "model"
+            && !untouched(k, &edits)
+            && !edits.iter().any(|e| match e {
+                Edit::Remove(p) => p == k,
+                Edit::Rename(from, to) => from == k || to == k,
+                Edit::Set(key, _) => key == k,
+            });
+        let Some(original) = parsed.get(k) else { continue };
+        if nested_only && original.get() != "null" {
+            let got = upstream.get(k).map(|v| v.get());
+            assert_ne!(got, Some("null"), "key {k:?} ({}) was replaced by null\nedits: {edits:?}", original.get());
+        }
     }
     if untouched("model", &edits) {
         let m = upstream.get("model").and_then(|v| serde_json::from_str::<String>(v.get()).ok());
