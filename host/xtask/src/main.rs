@@ -298,7 +298,8 @@ fn fuzz_command(args: &[String]) -> Result<String, String> {
 }
 
 /// Build the fuzz targets and run each for `seconds`, its committed seeds and regression inputs
-/// first. A crash is an error naming the input it saved; missing tools are an error under
+/// first. Crashes are an error naming the inputs saved (after every target ran); missing tools
+/// are an error under
 /// `CI=true` and a loud `fuzzing SKIPPED` line otherwise. Returns the summary line.
 fn fuzz(seconds: u64, targets: &[&str]) -> Result<String, String> {
     if let Err(why) = fuzz_tools() {
@@ -321,6 +322,7 @@ fn fuzz(seconds: u64, targets: &[&str]) -> Result<String, String> {
     run("build the fuzz targets (nightly; the first build takes a while)", &mut build)?;
     let started = Instant::now();
     let mut lines = Vec::new();
+    let mut crashes = Vec::new();
     for target in targets {
         let dir = root().join(FUZZ_DIR);
         // the fuzzer's own corpus grows under target/, the committed seeds stay small
@@ -366,15 +368,20 @@ fn fuzz(seconds: u64, targets: &[&str]) -> Result<String, String> {
                 .map(|f| f.display().to_string())
                 .collect();
             let saved = if new.is_empty() { "no input saved".to_owned() } else { new.join(", ") };
-            return Err(format!(
+            eprintln!("    {target}: CRASH, input {saved}");
+            crashes.push(format!(
                 "{e}: the fuzzer found a crash in {target} (input: {saved}; replay with `cargo +nightly fuzz run {target} \
                  --fuzz-dir {FUZZ_DIR} {} <input>`; log {})",
                 FUZZ_FLAGS.join(" "),
                 log.display()
             ));
+            continue;
         }
         eprintln!("    {target}: {runs} inputs, no crash");
         lines.push(format!("{target} {runs}"));
+    }
+    if !crashes.is_empty() {
+        return Err(crashes.join("\nxtask: "));
     }
     Ok(format!(
         "fuzzing: {} target(s) x {seconds} s in {:.0} s, no crash ({} inputs run)",
