@@ -43,3 +43,7 @@ sim:
 # the SDK end-to-end suites only
 e2e:
     cargo xtask e2e
+
+# cargo-fuzz targets (nightly): each for 60 s, or `just fuzz --seconds 300 sse scrub`
+fuzz *ARGS:
+    cargo xtask fuzz {{ARGS}}

@@ -4,6 +4,16 @@
 //!
 //! Reservations are taken before a request is sent and settled with the true usage after it;
 //! a reservation never settled keeps its estimate (the safe side).
+//!
+//! Every sum saturates: amounts and times are `u64` that may come from a provider's headers
+//! (`1e30` reads as `u64::MAX`) or a hand-edited state file, and a wrapped counter would reset a
+//! window (limits silently gone) where a saturated one keeps blocking. What providers report is
+//! also clamped where it enters ([`Observed::clamped`]): limits and remaining at
+//! [`MAX_REPORTED`], reset times at [`MAX_RESET_AFTER_MS`], and a fixed window's end never more
+//! than its length plus [`FIXED_MARGIN_MS`] ahead of now. A reported limit of 0 is ignored
+//! (no working account has one: it means "not limited on this dimension" or a parsing slip), so
+//! the configured or previously learned limit keeps counting; a reported `remaining` of 0 is
+//! believed.
 
 use std::collections::VecDeque;
 
@@ -15,6 +25,17 @@ use super::{Blocked, Cost};
 /// Margin added to rolling windows: a request counts a little longer here than upstream, so a
 /// slot we see free has also been freed there (clocks and network delays differ by a few ms).
 pub const ROLLING_MARGIN_MS: u64 = 500;
+
+/// How far past a fixed window's length its end may lie from now (a provider's day that starts
+/// an hour later than ours, daylight saving).
+pub const FIXED_MARGIN_MS: u64 = 3_600_000;
+
+/// The largest limit or remaining figure believed from a provider (a trillion: no free tier
+/// comes near; larger figures are parsing accidents like `1e30`).
+pub const MAX_REPORTED: u64 = 1_000_000_000_000;
+
+/// The longest reset time believed from a provider: 400 days (a yearly quota and some slack).
+pub const MAX_RESET_AFTER_MS: u64 = 400 * 86_400_000;
 
 /// One entry of a rolling window's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,52 +78,60 @@ impl Counter {
         self.window.len_ms() + ROLLING_MARGIN_MS
     }
 
+    /// The latest a fixed window may end, seen from `now`.
+    fn latest_end(&self, now: u64) -> u64 {
+        now.saturating_add(self.window.len_ms() + FIXED_MARGIN_MS)
+    }
+
     /// Forget what no longer counts at `now`.
     fn expire(&mut self, plan: &QuotaPlan, now: u64) {
         if self.window.rolling() {
             let span = self.span_ms();
-            while self.log.front().is_some_and(|e| e.at_ms + span <= now) {
+            while self.log.front().is_some_and(|e| e.at_ms.saturating_add(span) <= now) {
                 self.log.pop_front();
             }
         } else if self.ends_ms <= now {
             self.used = 0;
             self.ends_ms = plan.window_end(self.window, now);
+        } else {
+            // an end pushed out by a state file from before the clamp, or a clock stepped back
+            self.ends_ms = self.ends_ms.min(self.latest_end(now));
         }
     }
 
     pub fn used(&self) -> u64 {
-        if self.window.rolling() { self.log.iter().map(|e| e.amount).sum() } else { self.used }
+        if self.window.rolling() { self.log.iter().fold(0, |sum, e| sum.saturating_add(e.amount)) } else { self.used }
     }
 
     /// When `need` more would fit (at or after `now`), if ever.
     fn fits_at(&self, need: u64, now: u64) -> Option<u64> {
         let limit = self.limit()?;
         let used = self.used();
-        if used + need <= limit {
+        if used.checked_add(need).is_some_and(|total| total <= limit) {
             return Some(now);
         }
         if need > limit {
             return None;
         }
         if !self.window.rolling() {
-            return Some(self.ends_ms);
+            return Some(self.ends_ms.max(now));
         }
-        // the oldest entries leave first
-        let mut over = used + need - limit;
+        // the oldest entries leave first (need <= limit, so `over` <= used)
+        let mut over = used.saturating_add(need) - limit;
         let span = self.span_ms();
         for e in &self.log {
             if e.amount >= over {
-                return Some(e.at_ms + span);
+                return Some(e.at_ms.saturating_add(span).max(now));
             }
             over -= e.amount;
         }
-        Some(now + span)
+        Some(now.saturating_add(span))
     }
 
     fn amount(&self, cost: &Cost) -> u64 {
         match self.dim {
             Dim::Requests => cost.requests,
-            Dim::Tokens => cost.input_tokens + cost.output_tokens,
+            Dim::Tokens => cost.input_tokens.saturating_add(cost.output_tokens),
             Dim::InputTokens => cost.input_tokens,
             Dim::OutputTokens => cost.output_tokens,
         }
@@ -251,7 +280,7 @@ impl Book {
             if c.window.rolling() {
                 c.log.push_back(Entry { at_ms: now, amount, rid });
             } else {
-                c.used += amount;
+                c.used = c.used.saturating_add(amount);
             }
             taken.push(Taken { dim: c.dim, window: c.window, amount, window_end: c.ends_ms });
         }
@@ -267,8 +296,9 @@ impl Book {
                 if let Some(e) = c.log.iter_mut().rev().find(|e| e.rid == rid) {
                     e.amount = real;
                 }
-            } else if c.ends_ms == t.window_end {
-                c.used = (c.used + real).saturating_sub(t.amount);
+            } else if c.ends_ms == t.window_end && c.used != u64::MAX {
+                // a saturated counter stays full until its window ends: how much it lost is unknown
+                c.used = c.used.saturating_add(real).saturating_sub(t.amount);
             }
         }
     }
@@ -277,6 +307,7 @@ impl Book {
     /// that we have not is added (never removed: requests of ours still in flight are not in its
     /// figures yet). A reset time it gives moves a fixed window's end.
     pub fn observe(&mut self, o: &Observed, plan: &QuotaPlan, now: u64) {
+        let o = o.clamped();
         let c = self.counter(o.dim, o.window);
         if let Some(limit) = o.limit {
             c.learned = Some(limit);
@@ -286,7 +317,7 @@ impl Book {
         if !c.window.rolling()
             && let Some(after) = o.reset_after_ms
         {
-            c.ends_ms = now + after.max(1);
+            c.ends_ms = now.saturating_add(after.max(1)).min(c.latest_end(now));
         }
         let Some(remaining) = o.remaining else { return };
         let theirs = limit.saturating_sub(remaining);
@@ -298,7 +329,7 @@ impl Book {
         if c.window.rolling() {
             // counted so that it leaves when the provider says the window frees up
             let span = c.span_ms();
-            let leaves = now + o.reset_after_ms.unwrap_or(c.window.len_ms()).min(c.window.len_ms());
+            let leaves = now.saturating_add(o.reset_after_ms.unwrap_or(c.window.len_ms()).min(c.window.len_ms()));
             let at_ms = leaves.saturating_sub(span);
             let pos = c.log.iter().position(|e| e.at_ms > at_ms).unwrap_or(c.log.len());
             c.log.insert(pos, Entry { at_ms, amount: missing, rid: 0 });
@@ -313,7 +344,7 @@ impl Book {
             .filter_map(|c| {
                 let limit = c.limit()?;
                 let reset_in_ms = if c.window.rolling() {
-                    c.log.front().map_or(0, |e| (e.at_ms + c.span_ms()).saturating_sub(now))
+                    c.log.front().map_or(0, |e| e.at_ms.saturating_add(c.span_ms()).saturating_sub(now))
                 } else {
                     c.ends_ms.saturating_sub(now)
                 };
@@ -353,6 +384,20 @@ pub struct Observed {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
     pub reset_after_ms: Option<u64>,
+}
+
+impl Observed {
+    /// What of it the ledger believes: a limit of 0 is dropped (see the module docs), limits
+    /// and remaining are at most [`MAX_REPORTED`], reset times at most [`MAX_RESET_AFTER_MS`].
+    #[must_use]
+    pub fn clamped(&self) -> Self {
+        Self {
+            limit: self.limit.filter(|l| *l > 0).map(|l| l.min(MAX_REPORTED)),
+            remaining: self.remaining.map(|r| r.min(MAX_REPORTED)),
+            reset_after_ms: self.reset_after_ms.map(|r| r.min(MAX_RESET_AFTER_MS)),
+            ..*self
+        }
+    }
 }
 
 #[cfg(test)]
@@ -489,6 +534,154 @@ mod tests {
         assert!(b.headroom(T0).iter().any(|h| h.dim == Dim::InputTokens && h.limit == 5000));
     }
 
+    fn day_used_and_reset(b: &Book, now: u64) -> (u64, u64, u64) {
+        let h = b.headroom(now).into_iter().find(|h| h.window == Window::Day).unwrap();
+        (h.limit, h.used, h.reset_in_ms)
+    }
+
+    fn observed(window: Window, limit: Option<u64>, remaining: Option<u64>, after: Option<u64>) -> Observed {
+        Observed { dim: Dim::Requests, window, limit, remaining, reset_after_ms: after }
+    }
+
+    #[test]
+    fn a_reset_header_of_u64_max_keeps_the_daily_window_within_a_day() {
+        // `x-ratelimit-reset: 1e30` reaches the ledger as u64::MAX
+        let mut b = Book::default();
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        b.observe(&observed(Window::Day, Some(1000), Some(990), Some(u64::MAX)), &plan(), T0);
+        let (_, used, reset_in) = day_used_and_reset(&b, T0);
+        assert_eq!(used, 10);
+        assert!(reset_in <= Window::Day.len_ms() + FIXED_MARGIN_MS, "{reset_in}");
+        // and the window still resets: the limit does not silently stop
+        let later = T0 + Window::Day.len_ms() + FIXED_MARGIN_MS;
+        b.prepare(&specs(30, 1000, 100_000), &plan(), later);
+        assert_eq!(day_used_and_reset(&b, later).1, 0);
+    }
+
+    #[test]
+    fn a_daily_window_cannot_be_pushed_a_year_out_by_a_header() {
+        let mut b = Book::default();
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        let year = 365 * Window::Day.len_ms();
+        b.observe(&observed(Window::Day, None, Some(0), Some(year)), &plan(), T0);
+        let (limit, used, reset_in) = day_used_and_reset(&b, T0);
+        assert_eq!((limit, used), (1000, 1000));
+        assert_eq!(reset_in, Window::Day.len_ms() + FIXED_MARGIN_MS);
+    }
+
+    #[test]
+    fn a_restored_window_end_far_in_the_future_is_pulled_back() {
+        // a state file written before the clamp, or edited by hand
+        let mut b = Book::default();
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        b.counters.iter_mut().filter(|c| c.window == Window::Day).for_each(|c| c.ends_ms = u64::MAX);
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        assert!(day_used_and_reset(&b, T0).2 <= Window::Day.len_ms() + FIXED_MARGIN_MS);
+    }
+
+    #[test]
+    fn a_limit_header_of_u64_max_is_clamped_and_counting_goes_on() {
+        let mut b = Book::default();
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        b.observe(&observed(Window::Day, Some(u64::MAX), Some(0), None), &plan(), T0);
+        assert_eq!(day_used_and_reset(&b, T0).0, MAX_REPORTED);
+        assert_eq!(day_used_and_reset(&b, T0).1, MAX_REPORTED);
+        assert!(b.check(&cost(1), &plan(), T0).is_err());
+        // taking anyway (a reservation made through Redis) does not overflow
+        b.take(&Cost { requests: u64::MAX, ..Cost::default() }, 1, T0);
+        assert_eq!(day_used_and_reset(&b, T0).1, u64::MAX);
+        b.observe(&observed(Window::Minute, Some(u64::MAX), Some(0), Some(u64::MAX)), &plan(), T0);
+        let minute = b.headroom(T0).into_iter().find(|h| h.window == Window::Minute && h.dim == Dim::Requests).unwrap();
+        assert_eq!(minute.limit, MAX_REPORTED);
+        assert!(minute.reset_in_ms <= Window::Minute.len_ms() + ROLLING_MARGIN_MS);
+    }
+
+    #[test]
+    fn remaining_above_the_limit_adds_no_usage() {
+        let mut b = Book::default();
+        b.prepare(&specs(30, 1000, 100_000), &plan(), T0);
+        fill(&mut b, 2, 10, T0);
+        b.observe(&observed(Window::Day, Some(1000), Some(u64::MAX), None), &plan(), T0);
+        b.observe(&observed(Window::Minute, None, Some(5000), Some(1000)), &plan(), T0);
+        assert_eq!(day_used_and_reset(&b, T0).1, 2);
+        assert!(b.headroom(T0).iter().all(|h| h.used <= 20), "{:?}", b.headroom(T0));
+    }
+
+    #[test]
+    fn a_zero_limit_header_is_ignored_and_the_configured_limit_keeps_counting() {
+        let mut b = Book::default();
+        b.prepare(&specs(1000, 100, 100_000), &plan(), T0);
+        b.observe(&observed(Window::Day, Some(0), Some(90), None), &plan(), T0);
+        let (limit, used, _) = day_used_and_reset(&b, T0);
+        assert_eq!((limit, used), (100, 10));
+        assert!(b.check(&cost(1), &plan(), T0).is_ok());
+        fill(&mut b, 90, 1, T0);
+        assert!(b.check(&cost(1), &plan(), T0).is_err(), "the configured 100 per day still holds");
+        // a zero limit on a dimension nothing else limits does not create a counter that
+        // refuses everything
+        b.observe(
+            &Observed {
+                dim: Dim::OutputTokens,
+                window: Window::Minute,
+                limit: Some(0),
+                remaining: Some(0),
+                reset_after_ms: None,
+            },
+            &plan(),
+            T0,
+        );
+        assert!(!b.headroom(T0).iter().any(|h| h.dim == Dim::OutputTokens));
+    }
+
+    #[test]
+    fn taking_and_settling_u64_max_amounts_saturates_instead_of_overflowing() {
+        let mut b = Book::default();
+        b.prepare(&specs(u64::MAX, u64::MAX, u64::MAX), &plan(), T0);
+        let huge = Cost { requests: u64::MAX, input_tokens: u64::MAX, output_tokens: u64::MAX };
+        assert!(b.check(&huge, &plan(), T0).is_ok());
+        let t1 = b.take(&huge, 1, T0);
+        let t2 = b.take(&huge, 2, T0);
+        assert!(b.headroom(T0).iter().all(|h| h.used == u64::MAX));
+        assert!(b.check(&huge, &plan(), T0).is_err());
+        b.settle(1, &t1, &huge);
+        b.settle(2, &t2, &Cost::default());
+        assert!(b.headroom(T0).iter().all(|h| h.used == u64::MAX), "{:?}", b.headroom(T0));
+        let _ = b.remote_args(&huge, &plan(), T0);
+    }
+
+    #[test]
+    fn times_near_the_end_of_u64_do_not_overflow() {
+        for now in [u64::MAX, u64::MAX - 1, u64::MAX - ROLLING_MARGIN_MS, u64::MAX - Window::Month.len_ms()] {
+            let mut b = Book::default();
+            b.prepare(&specs(3, 3, 1000), &plan(), now);
+            b.check(&cost(10), &plan(), now).unwrap();
+            let taken = b.take(&cost(10), 1, now);
+            fill(&mut b, 2, 10, now);
+            // at the very end of time nothing can wait for later: whatever it says, no panic
+            if let Err(blocked) = b.check(&cost(10), &plan(), now) {
+                assert!(blocked.until_ms.is_some_and(|t| t >= now));
+            }
+            b.settle(1, &taken, &cost(5));
+            b.observe(&observed(Window::Minute, Some(10), Some(0), Some(u64::MAX)), &plan(), now);
+            b.observe(&observed(Window::Day, Some(10), Some(0), Some(u64::MAX)), &plan(), now);
+            b.observe(&observed(Window::Month, Some(10), Some(0), Some(1)), &plan(), now);
+            let _ = b.headroom(now);
+            let _ = b.remote_args(&cost(1), &plan(), now);
+            b.prepare(&specs(3, 3, 1000), &plan(), now);
+        }
+    }
+
+    #[test]
+    fn entries_logged_near_the_end_of_time_expire_without_overflow() {
+        let mut b = Book::default();
+        b.prepare(&specs(3, 3, 1000), &plan(), u64::MAX);
+        b.take(&cost(10), 1, u64::MAX);
+        // time going backwards (a clock step) must not panic either
+        b.prepare(&specs(3, 3, 1000), &plan(), T0);
+        assert!(b.check(&cost(10), &plan(), T0).is_ok());
+        let _ = b.headroom(T0);
+    }
+
     #[test]
     fn a_reload_that_drops_a_limit_stops_counting_it() {
         let mut b = Book::default();
@@ -497,5 +690,214 @@ mod tests {
         assert!(b.check(&cost(10), &plan(), T0).is_err());
         b.prepare(&[], &plan(), T0);
         assert!(b.check(&cost(10), &plan(), T0).is_ok());
+    }
+}
+
+/// Arbitrary sequences of what the ledger does to a book, with arbitrary `u64` figures and times.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_dim() -> impl Strategy<Value = Dim> {
+        prop_oneof![Just(Dim::Requests), Just(Dim::Tokens), Just(Dim::InputTokens), Just(Dim::OutputTokens)]
+    }
+
+    fn any_window() -> impl Strategy<Value = Window> {
+        prop_oneof![Just(Window::Minute), Just(Window::Hour), Just(Window::Day), Just(Window::Month)]
+    }
+
+    /// Mostly small numbers, sometimes the edges of `u64`.
+    fn figure() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => 0..2_000u64,
+            1 => Just(u64::MAX),
+            1 => (u64::MAX - 100_000)..=u64::MAX,
+            1 => any::<u64>(),
+        ]
+    }
+
+    fn any_cost() -> impl Strategy<Value = Cost> {
+        (figure(), figure(), figure()).prop_map(|(requests, input_tokens, output_tokens)| Cost {
+            requests,
+            input_tokens,
+            output_tokens,
+        })
+    }
+
+    fn specs() -> impl Strategy<Value = Vec<LimitSpec>> {
+        proptest::collection::vec(
+            (any_dim(), any_window(), figure()).prop_map(|(dim, window, limit)| LimitSpec { dim, window, limit }),
+            0..5,
+        )
+    }
+
+    fn observed(limit: BoxedStrategy<Option<u64>>) -> impl Strategy<Value = Observed> {
+        (any_dim(), any_window(), limit, proptest::option::of(figure()), proptest::option::of(figure())).prop_map(
+            |(dim, window, limit, remaining, reset_after_ms)| Observed {
+                dim,
+                window,
+                limit,
+                remaining,
+                reset_after_ms,
+            },
+        )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Prepare,
+        Check(Cost),
+        /// check, and take when it passes (what `Ledger::reserve` does)
+        Reserve(Cost),
+        /// take without checking (a reservation Redis made, replayed locally)
+        Take(Cost),
+        /// settle the n-th reservation so far
+        Settle(usize, Cost),
+        Observe(Observed),
+        /// time moves on by this much (saturating)
+        Wait(u64),
+        /// the clock jumps to this time (backwards too)
+        Jump(u64),
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::Prepare),
+            1 => any_cost().prop_map(Op::Check),
+            3 => any_cost().prop_map(Op::Reserve),
+            1 => any_cost().prop_map(Op::Take),
+            1 => (any::<usize>(), any_cost()).prop_map(|(i, c)| Op::Settle(i, c)),
+            2 => observed(proptest::option::of(figure()).boxed()).prop_map(Op::Observe),
+            2 => figure().prop_map(Op::Wait),
+            1 => any::<u64>().prop_map(Op::Jump),
+        ]
+    }
+
+    /// A time: now-ish, the start of the epoch, or the end of `u64`.
+    fn start() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(1_795_780_800_000u64), figure()]
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig { cases: 256, max_shrink_iters: 2_000, ..ProptestConfig::default() }
+    }
+
+    /// Everything a book reports, formatted as `--explain` and the 429 message do.
+    fn report(b: &Book, plan: &QuotaPlan, need: u64, now: u64) {
+        for h in b.headroom(now) {
+            let state = CounterState { dim: h.dim, window: h.window, limit: h.limit, used: h.used };
+            let _ = state.describe(plan, need, Some(now.saturating_add(h.reset_in_ms)), now);
+            let _ = state.describe(plan, need, None, now);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_sequence_of_operations_never_panics(
+            specs in specs(),
+            mut now in start(),
+            ops in proptest::collection::vec(any_op(), 0..40),
+        ) {
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            let mut taken: Vec<(u64, Vec<Taken>)> = Vec::new();
+            for (rid, op) in (1u64..).zip(ops) {
+                match op {
+                    Op::Prepare => book.prepare(&specs, &plan, now),
+                    Op::Check(c) => {
+                        let _ = book.check(&c, &plan, now);
+                    }
+                    Op::Reserve(c) => {
+                        book.prepare(&specs, &plan, now);
+                        if book.check(&c, &plan, now).is_ok() {
+                            taken.push((rid, book.take(&c, rid, now)));
+                        }
+                    }
+                    Op::Take(c) => taken.push((rid, book.take(&c, rid, now))),
+                    Op::Settle(i, c) => {
+                        if !taken.is_empty() {
+                            let (rid, t) = &taken[i % taken.len()];
+                            book.settle(*rid, t, &c);
+                        }
+                    }
+                    Op::Observe(o) => book.observe(&o, &plan, now),
+                    Op::Wait(ms) => now = now.saturating_add(ms),
+                    Op::Jump(t) => now = t,
+                }
+                report(&book, &plan, rid, now);
+                let _ = book.remote_args(&Cost { requests: 1, input_tokens: rid, output_tokens: now }, &plan, now);
+            }
+        }
+
+        #[test]
+        fn checked_reservations_never_take_a_counter_past_its_limit(
+            specs in specs(),
+            mut now in start(),
+            ops in proptest::collection::vec(any_op(), 0..40),
+        ) {
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            let mut taken: Vec<(u64, Cost, Vec<Taken>)> = Vec::new();
+            for (rid, op) in (1u64..).zip(ops) {
+                match op {
+                    Op::Prepare | Op::Check(_) => book.prepare(&specs, &plan, now),
+                    // every take follows a passing check at the same time
+                    Op::Reserve(c) | Op::Take(c) => {
+                        book.prepare(&specs, &plan, now);
+                        if book.check(&c, &plan, now).is_ok() {
+                            taken.push((rid, c, book.take(&c, rid, now)));
+                        }
+                    }
+                    // settled at most at the estimate: a larger real cost may pass a limit, rightly
+                    Op::Settle(i, c) => {
+                        if !taken.is_empty() {
+                            let (rid, est, t) = &taken[i % taken.len()];
+                            let actual = Cost {
+                                requests: c.requests.min(est.requests),
+                                input_tokens: c.input_tokens.min(est.input_tokens),
+                                output_tokens: c.output_tokens.min(est.output_tokens),
+                            };
+                            book.prepare(&specs, &plan, now);
+                            book.settle(*rid, t, &actual);
+                        }
+                    }
+                    // the provider's usage, without a limit of its own
+                    Op::Observe(o) => {
+                        book.prepare(&specs, &plan, now);
+                        book.observe(&Observed { limit: None, ..o }, &plan, now);
+                    }
+                    // time only moves forward here
+                    Op::Wait(ms) | Op::Jump(ms) => now = now.saturating_add(ms),
+                }
+                for h in book.headroom(now) {
+                    prop_assert!(h.used <= h.limit, "{h:?} in {book:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn what_providers_report_is_clamped_to_sane_figures(
+            o in observed(proptest::option::of(any::<u64>()).boxed()),
+            now in start(),
+        ) {
+            let c = o.clamped();
+            prop_assert!(c.limit.is_none_or(|l| (1..=MAX_REPORTED).contains(&l)));
+            prop_assert!(c.remaining.is_none_or(|r| r <= MAX_REPORTED));
+            prop_assert!(c.reset_after_ms.is_none_or(|r| r <= MAX_RESET_AFTER_MS));
+            prop_assert_eq!(c.clamped(), c);
+            let plan = QuotaPlan::default();
+            let mut book = Book::default();
+            book.observe(&o, &plan, now);
+            for h in book.headroom(now) {
+                prop_assert!(h.limit <= MAX_REPORTED);
+                if !h.window.rolling() {
+                    prop_assert!(h.reset_in_ms <= h.window.len_ms() + FIXED_MARGIN_MS, "{h:?}");
+                }
+            }
+        }
     }
 }

@@ -288,18 +288,20 @@ impl Ledger {
 
     /// What the provider said about `pool`'s quota for `model`.
     pub fn observe(&self, pool: &Arc<PoolQuota>, plan: &Arc<QuotaPlan>, model: &str, updates: &[Observed]) {
+        // clamped once here, so Redis is told the same figures as the local book
+        let updates: Vec<Observed> = updates.iter().map(Observed::clamped).collect();
         if updates.is_empty() {
             return;
         }
         let now = now_ms();
         pool.with_book(plan, model, now, |b| {
-            for o in updates {
+            for o in &updates {
                 b.observe(o, plan, now);
             }
         });
         self.dirty.store(true, Ordering::Relaxed);
         if let Some(remote) = &self.remote {
-            remote.observe(pool, plan, model, updates);
+            remote.observe(pool, plan, model, &updates);
         }
     }
 

@@ -64,6 +64,8 @@ for i = 1, n do
     local h = redis.call('HMGET', key, 'used', 'ends')
     used, ends = tonumber(h[1] or '0'), tonumber(h[2] or '0')
     if ends <= now then used = 0; ends = next_end end
+    -- an end pushed far out before reset headers were clamped: at most a window (span) ahead
+    if ends > now + span + 3600000 then ends = now + span + 3600000 end
   end
   state[i] = { used, ends }
   if not force and used + amount > limit then
@@ -198,7 +200,8 @@ for i = 1, n do
     local h = redis.call('HMGET', key, 'used', 'ends')
     local used, ends = tonumber(h[1] or '0'), tonumber(h[2] or '0')
     if ends <= now then used = 0; ends = next_end end
-    if after then ends = now + math.max(after, 1) end
+    -- never more than the window's length and FIXED_MARGIN_MS ahead
+    if after then ends = now + math.min(math.max(after, 1), wlen + 3600000) end
     if rem and limit - rem > used then used = limit - rem end
     redis.call('HSET', key, 'used', used, 'ends', ends)
     redis.call('PEXPIREAT', key, ends + 60000)
@@ -243,6 +246,12 @@ impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote").field("instance", &self.instance).field("up", &self.is_up()).finish_non_exhaustive()
     }
+}
+
+/// A server time `at` as local time: how far after the server's `server_now` it is, after the
+/// local `now`.
+fn local_time(now: u64, at: u64, server_now: u64) -> u64 {
+    now.saturating_add(at.saturating_sub(server_now))
 }
 
 /// `fwq:{provider|pool|scope}`
@@ -429,7 +438,7 @@ impl Remote {
         }
         // blocked: { 0, until (or -1), counter (1-based), used, limit, server now }
         let server_now = num(5).unwrap_or(now);
-        let until = num(1).map(|at| now + at.saturating_sub(server_now));
+        let until = num(1).map(|at| local_time(now, at, server_now));
         let which = num(2).and_then(|i| usize::try_from(i).ok()).and_then(|i| args.get(i.wrapping_sub(1)));
         let reason = match which {
             Some(a) => {
@@ -598,5 +607,27 @@ impl Remote {
                 me.went_down(&e.to_string());
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_clamp_window_ends_with_the_local_margin() {
+        let margin = format!("+ {}", super::super::book::FIXED_MARGIN_MS);
+        assert!(RESERVE.contains(&format!("now + span {margin}")));
+        assert!(OBSERVE.contains(&format!("wlen {margin}")));
+    }
+
+    #[test]
+    fn server_times_become_local_times_without_overflow() {
+        assert_eq!(local_time(1000, 5000, 4000), 2000);
+        // the server's clock ahead of when it said it blocked: now
+        assert_eq!(local_time(1000, 3000, 4000), 1000);
+        // a window end Redis computed from an absurd figure
+        assert_eq!(local_time(1000, u64::MAX, 0), u64::MAX);
+        assert_eq!(local_time(u64::MAX, u64::MAX, 1), u64::MAX);
     }
 }

@@ -174,7 +174,7 @@ impl DailyReset {
 
     /// The first reset strictly after `now_ms` (Unix ms).
     pub fn next_after(&self, now_ms: u64) -> u64 {
-        let fallback = (now_ms / 86_400_000 + 1) * 86_400_000;
+        let fallback = (now_ms / 86_400_000 + 1).saturating_mul(86_400_000);
         let Ok(now) = Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(i64::MAX)) else { return fallback };
         let local = now.to_zoned(self.zone.clone());
         let (h, m) = (i8::try_from(self.minute / 60).unwrap_or(0), i8::try_from(self.minute % 60).unwrap_or(0));
@@ -194,7 +194,7 @@ impl DailyReset {
 
 /// The first instant of the next calendar month (UTC) after `now_ms`.
 pub fn next_month_start(now_ms: u64) -> u64 {
-    let fallback = now_ms + Window::Month.len_ms();
+    let fallback = now_ms.saturating_add(Window::Month.len_ms());
     let Ok(now) = Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(i64::MAX)) else { return fallback };
     let date = now.to_zoned(TimeZone::UTC).date();
     let Ok(first) = date.first_of_month().checked_add(jiff::Span::new().months(1)) else { return fallback };
@@ -249,7 +249,7 @@ impl QuotaPlan {
         match window {
             Window::Day => self.daily_reset.next_after(now_ms),
             Window::Month => next_month_start(now_ms),
-            Window::Minute | Window::Hour => now_ms + window.len_ms(),
+            Window::Minute | Window::Hour => now_ms.saturating_add(window.len_ms()),
         }
     }
 }
@@ -290,6 +290,17 @@ mod tests {
     fn the_month_ends_on_the_first_of_the_next() {
         // 2026-12-01T00:00:00Z
         assert_eq!(next_month_start(NOV_27_2026_1200_UTC), 1_796_083_200_000);
+    }
+
+    #[test]
+    fn window_ends_near_the_end_of_u64_saturate() {
+        let plan = QuotaPlan::default();
+        for now in [u64::MAX, u64::MAX - 1, u64::MAX - 86_400_000] {
+            for w in [Window::Minute, Window::Hour, Window::Day, Window::Month] {
+                assert!(plan.window_end(w, now) >= now.min(u64::MAX - 1), "{w:?} at {now}");
+            }
+            assert!(DailyReset::parse("00:00 America/Los_Angeles").unwrap().next_after(now) >= now.min(u64::MAX - 1));
+        }
     }
 
     #[test]

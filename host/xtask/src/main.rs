@@ -9,6 +9,7 @@
 //! - `cargo xtask soak [--minutes N]`: N minutes (default 10) of mixed traffic with reloads against
 //!   the release gateway; fails when its memory or file descriptors grow
 //! - `cargo xtask eval-routing`: classifier accuracy and `auto`'s choices on the labelled set
+//! - `cargo xtask fuzz [--seconds N] [target...]`: the cargo-fuzz targets in `tests/fuzz`
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -232,18 +233,195 @@ fn test() -> Result<(), String> {
         "unit and integration tests",
         cargo().args(["test", "--workspace", "--exclude", "misbehave", "--exclude", "future-version"]),
     )?;
+    let fuzzed = fuzz(FUZZ_TEST_SECONDS, FUZZ_TARGETS)?;
+    let fuzz_skipped = fuzzed.starts_with("fuzzing SKIPPED").then(|| "fuzzing".to_owned());
     python_e2e()?;
     node_e2e()?;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    if services.skipped.is_empty() {
+    let mut skipped: Vec<String> = services.skipped.clone();
+    if let Some(why) = fuzz_skipped {
+        skipped.push(why);
+    }
+    eprintln!("\n==> summary\n    {fuzzed}");
+    if skipped.is_empty() {
         eprintln!("\nxtask test: everything passed in {minutes:.1} min");
     } else {
         eprintln!(
             "\nxtask test: passed in {minutes:.1} min, but SKIPPED {} (CI=true would fail)",
-            services.skipped.join(" and ")
+            skipped.join(" and ")
         );
     }
     Ok(())
+}
+
+/// The cargo-fuzz targets in `tests/fuzz` (its own workspace, built with nightly).
+const FUZZ_TARGETS: &[&str] = &["request_parser", "upstream_body", "sse", "scrub", "egress", "vault_open"];
+const FUZZ_DIR: &str = "tests/fuzz";
+/// `cargo xtask fuzz` without `--seconds`: per target.
+const FUZZ_DEFAULT_SECONDS: u64 = 60;
+/// The bounded fuzz step of `cargo xtask test`: per target.
+const FUZZ_TEST_SECONDS: u64 = 15;
+/// The same flags for every build and run, so the target dir stays warm: no AddressSanitizer
+/// (the code under test is safe Rust; panics and overflow checks are what we look for, at twice
+/// the speed) and 16 codegen units (cargo-fuzz's default of 1 makes a cold build of wasmtime
+/// take far longer on two cores).
+const FUZZ_FLAGS: &[&str] = &["--sanitizer", "none", "--codegen-units", "16"];
+
+/// `cargo +nightly ...` through rustup, whatever toolchain runs the xtask.
+fn nightly_cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(root()).arg("+nightly").env("RUSTUP_TOOLCHAIN", "nightly");
+    c
+}
+
+fn fuzz_target_dir() -> PathBuf {
+    env::var_os("FREEWAY_FUZZ_TARGET_DIR").map_or_else(|| root().join(FUZZ_DIR).join("target"), PathBuf::from)
+}
+
+/// Make sure nightly and cargo-fuzz are there (installing cargo-fuzz into ~/.cargo/bin when
+/// missing); `Err` says why fuzzing cannot run.
+fn fuzz_tools() -> Result<(), String> {
+    if !nightly_cargo().arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let installed = have("rustup", "--version")
+            && run(
+                "install the nightly toolchain (for cargo-fuzz)",
+                Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+            )
+            .is_ok();
+        if !installed {
+            return Err(
+                "the nightly toolchain is not installed and could not be (rustup toolchain install nightly)".into()
+            );
+        }
+    }
+    if !nightly_cargo().args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success()) {
+        let mut install = Command::new("cargo");
+        install.current_dir(root()).args(["install", "cargo-fuzz", "--locked"]);
+        run("install cargo-fuzz (once, into ~/.cargo/bin)", &mut install)
+            .map_err(|e| format!("cargo-fuzz is not installed and could not be: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz [--seconds N] [target...]`
+fn fuzz_command(args: &[String]) -> Result<String, String> {
+    let mut seconds = FUZZ_DEFAULT_SECONDS;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--seconds" {
+            let v = it.next().ok_or("--seconds needs a number")?;
+            seconds = v.parse().map_err(|_| format!("--seconds {v}: not a number of seconds"))?;
+        } else if let Some(v) = a.strip_prefix("--seconds=") {
+            seconds = v.parse().map_err(|_| format!("--seconds={v}: not a number of seconds"))?;
+        } else if let Some(t) = FUZZ_TARGETS.iter().find(|t| **t == a.as_str()) {
+            targets.push(t);
+        } else {
+            return Err(format!("unknown fuzz target {a:?}; the targets are {}", FUZZ_TARGETS.join(", ")));
+        }
+    }
+    if targets.is_empty() {
+        targets.extend(FUZZ_TARGETS);
+    }
+    fuzz(seconds, &targets)
+}
+
+/// Build the fuzz targets and run each for `seconds`, its committed seeds and regression inputs
+/// first. Crashes are an error naming the inputs saved (after every target ran); missing tools
+/// are an error under
+/// `CI=true` and a loud `fuzzing SKIPPED` line otherwise. Returns the summary line.
+fn fuzz(seconds: u64, targets: &[&str]) -> Result<String, String> {
+    if let Err(why) = fuzz_tools() {
+        if env::var("CI").is_ok_and(|v| v == "true") {
+            return Err(format!("fuzzing cannot run under CI: {why}"));
+        }
+        let line = format!("fuzzing SKIPPED: {why}");
+        eprintln!("\n!!! {line}");
+        return Ok(line);
+    }
+    let target_dir = fuzz_target_dir();
+    let common = |c: &mut Command| {
+        c.args(["--fuzz-dir", FUZZ_DIR, "--target-dir"]).arg(&target_dir).args(FUZZ_FLAGS);
+        // the vault target seals with its own key file
+        c.env_remove("FREEWAY_MASTER_KEY").env_remove("FREEWAY_MASTER_PASSPHRASE");
+    };
+    let mut build = nightly_cargo();
+    build.args(["fuzz", "build"]);
+    common(&mut build);
+    run("build the fuzz targets (nightly; the first build takes a while)", &mut build)?;
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let mut crashes = Vec::new();
+    for target in targets {
+        let dir = root().join(FUZZ_DIR);
+        // the fuzzer's own corpus grows under target/, the committed seeds stay small
+        let work = target_dir.join("corpus").join(target);
+        let artifacts = dir.join("artifacts").join(target);
+        for d in [&work, &artifacts] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let before = list_files(&artifacts);
+        let log = target_dir.join(format!("fuzz-{target}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut cmd = nightly_cargo();
+        cmd.args(["fuzz", "run", target]);
+        common(&mut cmd);
+        cmd.arg(&work);
+        for extra in ["corpus", "regressions"] {
+            let d = dir.join(extra).join(target);
+            if d.is_dir() {
+                cmd.arg(d);
+            }
+        }
+        cmd.arg("--").arg(format!("-max_total_time={seconds}")).args(["-timeout=10", "-print_final_stats=1"]);
+        let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdout(log_file).stderr(err_file);
+        let step = format!("fuzz {target} for {seconds} s");
+        let result = run(&step, &mut cmd);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let runs = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|v| v.trim().to_owned())
+            .next_back()
+            .unwrap_or_else(|| "?".into());
+        if let Err(e) = result {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("    last lines of {}:", log.display());
+            for l in tail.iter().rev() {
+                eprintln!("    | {l}");
+            }
+            let new: Vec<String> = list_files(&artifacts)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .map(|f| f.display().to_string())
+                .collect();
+            let saved = if new.is_empty() { "no input saved".to_owned() } else { new.join(", ") };
+            eprintln!("    {target}: CRASH, input {saved}");
+            crashes.push(format!(
+                "{e}: the fuzzer found a crash in {target} (input: {saved}; replay with `cargo +nightly fuzz run {target} \
+                 --fuzz-dir {FUZZ_DIR} {} <input>`; log {})",
+                FUZZ_FLAGS.join(" "),
+                log.display()
+            ));
+            continue;
+        }
+        eprintln!("    {target}: {runs} inputs, no crash");
+        lines.push(format!("{target} {runs}"));
+    }
+    if !crashes.is_empty() {
+        return Err(crashes.join("\nxtask: "));
+    }
+    Ok(format!(
+        "fuzzing: {} target(s) x {seconds} s in {:.0} s, no crash ({} inputs run)",
+        targets.len(),
+        started.elapsed().as_secs_f64(),
+        lines.join(", ")
+    ))
+}
+
+fn list_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default()
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
@@ -287,9 +465,10 @@ fn main() -> ExitCode {
         Some("e2e") => python_e2e().and_then(|()| node_e2e()),
         Some("eval-routing") => eval_routing(&rest(1)),
         Some("policies") => build_guests().and_then(|()| policies::build_language_policies(&root())),
+        Some("fuzz") => fuzz_command(&rest(1)).map(|summary| eprintln!("\n==> summary\n    {summary}")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies>"
+                "usage: cargo xtask <run|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies|fuzz [--seconds N] [target...]>"
             );
             return ExitCode::from(2);
         }
