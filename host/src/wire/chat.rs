@@ -428,40 +428,30 @@ impl<'a> ChatBody<'a> {
                 out.extend_from_slice(v.as_bytes());
                 continue;
             }
-            let nested: Vec<&str> = spec
-                .edits
-                .iter()
-                .filter_map(|e| match e {
-                    Edit::Remove(path) => path.strip_prefix(key.as_ref()).filter(|rest| rest.starts_with(['[', '.'])),
-                    _ => None,
-                })
-                .collect();
-            if !nested.is_empty() && key != "model" {
-                // rare (provider quirks): parse this one value, edit, write it back
-                let mut v: serde_json::Value = serde_json::from_str(value.get()).unwrap_or(serde_json::Value::Null);
-                for path in nested {
-                    remove_path(&mut v, path);
-                }
-                push_key(out, name, &mut first);
-                let _ = serde_json::to_writer(&mut *out, &v);
-                continue;
-            }
             if key == "model" {
                 push_key(out, name, &mut first);
                 let _ = serde_json::to_writer(&mut *out, spec.model);
                 continue;
             }
+            // rare (provider quirks): removals inside this value, done on its JSON text so that
+            // everything else in it (numbers of any size, order, spacing) is copied as it came
+            let mut text: Cow<'_, str> = Cow::Borrowed(value.get());
+            for edit in spec.edits {
+                if let Edit::Remove(path) = edit
+                    && let Some(rest) = path.strip_prefix(key.as_ref()).filter(|rest| rest.starts_with(['[', '.']))
+                    && let Some(edited) = remove_raw(&text, rest)
+                {
+                    text = Cow::Owned(edited);
+                }
+            }
             if key == "stream_options" && spec.inject_usage {
                 wrote_stream_options = true;
                 push_key(out, name, &mut first);
-                let mut obj: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(value.get()).unwrap_or_default();
-                obj.insert("include_usage".into(), serde_json::Value::Bool(true));
-                let _ = serde_json::to_writer(&mut *out, &obj);
+                out.extend_from_slice(with_include_usage(&text).as_bytes());
                 continue;
             }
             push_key(out, name, &mut first);
-            out.extend_from_slice(value.get().as_bytes());
+            out.extend_from_slice(text.as_bytes());
         }
         if spec.inject_usage && !wrote_stream_options {
             push_key(out, "stream_options", &mut first);
@@ -496,25 +486,74 @@ impl<'a> ChatBody<'a> {
     }
 }
 
-/// Remove what `path` (`[].name`, `.a.b`, `[].content[].cache_control`) points to inside `v`.
-fn remove_path(v: &mut serde_json::Value, path: &str) {
+/// `raw` (JSON text) with what `path` (`[].name`, `.a.b`, `[].content[].cache_control`) points to
+/// removed, everything else copied as it was; `None` when nothing was removed (or `raw` does not
+/// have the shape the path walks).
+fn remove_raw(raw: &str, path: &str) -> Option<String> {
     if let Some(rest) = path.strip_prefix("[]") {
-        if let Some(items) = v.as_array_mut() {
-            for item in items {
-                remove_path(item, rest);
+        let items: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
+        let mut changed = false;
+        let mut out = String::with_capacity(raw.len());
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match remove_raw(item.get(), rest) {
+                Some(edited) => {
+                    changed = true;
+                    out.push_str(&edited);
+                }
+                None => out.push_str(item.get()),
             }
         }
-        return;
+        out.push(']');
+        return changed.then_some(out);
     }
-    let Some(rest) = path.strip_prefix('.') else { return };
+    let rest = path.strip_prefix('.')?;
     let end = rest.find(['.', '[']).unwrap_or(rest.len());
     let (field, tail) = rest.split_at(end);
-    let Some(obj) = v.as_object_mut() else { return };
-    if tail.is_empty() {
-        obj.shift_remove(field);
-    } else if let Some(child) = obj.get_mut(field) {
-        remove_path(child, tail);
+    let Entries(entries) = serde_json::from_str(raw).ok()?;
+    let mut changed = false;
+    let mut kept: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(entries.len());
+    for (k, v) in &entries {
+        if k == field {
+            if tail.is_empty() {
+                changed = true;
+                continue;
+            }
+            if let Some(edited) = remove_raw(v.get(), tail) {
+                changed = true;
+                kept.push((k, Cow::Owned(edited)));
+                continue;
+            }
+        }
+        kept.push((k, Cow::Borrowed(v.get())));
     }
+    changed.then(|| object_text(kept.iter().map(|(k, v)| (*k, v.as_ref()))))
+}
+
+/// A JSON object from keys and raw JSON values.
+fn object_text<'v>(entries: impl Iterator<Item = (&'v str, &'v str)>) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // serialising a &str cannot fail
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        out.push_str(v);
+    }
+    out.push('}');
+    out
+}
+
+/// `stream_options` (raw JSON, maybe `null`) with `include_usage` set to `true`.
+fn with_include_usage(raw: &str) -> String {
+    let entries = serde_json::from_str::<Entries<'_>>(raw).map(|Entries(e)| e).unwrap_or_default();
+    let others = entries.iter().filter(|(k, _)| k != "include_usage").map(|(k, v)| (k.as_ref(), v.get()));
+    object_text(others.chain(std::iter::once(("include_usage", "true"))))
 }
 
 fn invalid_utf8() -> GatewayError {
@@ -604,6 +643,33 @@ mod tests {
         assert_eq!(text.matches("\"top_p\"").count(), 1, "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!((v["safe"].as_i64(), v["top_p"].as_f64()), (Some(2), Some(0.7)));
+    }
+
+    #[test]
+    fn nested_removals_copy_everything_else_as_it_came() {
+        let b = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi"}],"x":{"big":1e400,"n":123456789012345678901234567890,"a":1}}"#).unwrap();
+        let mut out = Vec::new();
+        let edits = [Edit::Remove("x.a".into())];
+        b.write_upstream(&UpstreamBody { model: "x", inject_usage: false, edits: &edits }, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""x":{"big":1e400,"n":123456789012345678901234567890}"#), "{text}");
+        // a path the value does not have leaves it untouched
+        let mut out = Vec::new();
+        let edits = [Edit::Remove("x.".into()), Edit::Remove("messages[].nope".into())];
+        b.write_upstream(&UpstreamBody { model: "x", inject_usage: false, edits: &edits }, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""x":{"big":1e400,"n":123456789012345678901234567890,"a":1}"#), "{text}");
+    }
+
+    #[test]
+    fn stream_options_edited_and_injected_are_written_once() {
+        let b = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"a":{"b":1},"c":2}}"#).unwrap();
+        let mut out = Vec::new();
+        let edits = [Edit::Remove("stream_options.a".into())];
+        b.write_upstream(&UpstreamBody { model: "x", inject_usage: true, edits: &edits }, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+        assert!(text.contains(r#""stream_options":{"c":2,"include_usage":true}"#), "{text}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `redact_all`: arbitrary Unicode keys over text that holds them whole, in pieces (prefixes and
+//! The `Scrubber`: arbitrary Unicode keys over text that holds them whole, in pieces (prefixes and
 //! suffixes, as providers echo them), and around arbitrary other text.
 //!
 //! Properties: no panic; no key of 8 characters or more is left whole in the output. Keys that
@@ -9,7 +9,7 @@
 
 use arbitrary::Arbitrary;
 use freeway::config::SecretString;
-use freeway::upstream::redact_all;
+use freeway::scrub::Scrubber;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -53,7 +53,7 @@ fuzz_target!(|input: Input| {
         }
     }
     let secrets: Vec<SecretString> = input.keys.iter().map(|k| SecretString::new(k)).collect();
-    let out = redact_all(&text, &secrets);
+    let out = Scrubber::new(&secrets).scrub(&text);
     for k in input.keys.iter().filter(|k| checkable(k)) {
         assert!(!out.contains(k.as_str()), "key {k:?} survived in {out:?} (text {text:?})");
     }

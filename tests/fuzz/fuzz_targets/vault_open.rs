@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use freeway::config::SecretString;
-use freeway::vault::{AccountTier, NewAccount, Vault, VaultPaths};
+use freeway::vault::{AccountTier, NewAccount, Vault, VaultLock, VaultPaths};
 use libfuzzer_sys::fuzz_target;
 
 /// base64 of the bytes 1..=32: a fixed master key.
@@ -41,7 +41,8 @@ fn fixture() -> &'static Fixture {
         let key_file = dir.path().join("master.key");
         std::fs::write(&key_file, KEY).expect("write the key file");
         let original = VaultPaths { vault: dir.path().join("vault.json"), key_file: key_file.clone() };
-        let mut vault = Vault::open_or_create(&original, None).expect("create the vault");
+        let lock = VaultLock::exclusive(&original.vault, std::time::Duration::from_secs(10)).expect("the vault's lock");
+        let mut vault = Vault::open_or_create(&original, None, &lock).expect("create the vault");
         let mut secrets = BTreeMap::new();
         for (provider, secret) in
             [("groq", "gsk_first_secret_0000000000"), ("groq", "gsk_second_secret_111111111"), ("mistral", "mk-3")]
