@@ -1,8 +1,9 @@
 //! File watching: the providers folder, the policies folder and the configuration file. Bursts
 //! of events (an editor saving, a copy in progress) settle for a moment before the reloader hears
-//! of them, once per file.
+//! of them, once per file; files that do not matter (the usage database beside the vault) are
+//! ignored as they arrive, so their constant changes never delay a reload.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,17 +80,21 @@ async fn settle<W: Watcher + Send + 'static>(
     watched: Watched,
     tx: mpsc::Sender<Event>,
 ) {
-    let mut pending: HashSet<PathBuf> = HashSet::new();
+    // each file that matters settles on its own: changes to other files in the same folders
+    // (the usage database committing every few milliseconds beside the vault) never hold it back
+    let mut pending: HashMap<PathBuf, tokio::time::Instant> = HashMap::new();
     loop {
-        let next = if pending.is_empty() {
-            raw.recv().await
-        } else {
-            match tokio::time::timeout(SETTLE, raw.recv()).await {
+        let next = match pending.values().min().copied() {
+            None => raw.recv().await,
+            Some(due) => match tokio::time::timeout_at(due, raw.recv()).await {
                 Ok(p) => p,
                 Err(_) => {
-                    for path in pending.drain() {
-                        let event = classify(&path, &watched);
-                        if let Some(event) = event
+                    let now = tokio::time::Instant::now();
+                    let ready: Vec<PathBuf> =
+                        pending.iter().filter(|(_, d)| **d <= now).map(|(p, _)| p.clone()).collect();
+                    for path in ready {
+                        pending.remove(&path);
+                        if let Some(event) = classify(&path, &watched)
                             && tx.send(event).await.is_err()
                         {
                             return;
@@ -97,15 +102,27 @@ async fn settle<W: Watcher + Send + 'static>(
                     }
                     continue;
                 }
-            }
+            },
         };
         match next {
             Some(p) => {
-                pending.insert(std::path::absolute(&p).unwrap_or(p));
+                let path = std::path::absolute(&p).unwrap_or(p);
+                if matters(&path, &watched) {
+                    pending.insert(path, tokio::time::Instant::now() + SETTLE);
+                }
             }
             None => return,
         }
     }
+}
+
+/// Whether a change to `path` may mean a reload (decided before it is settled; whether the file
+/// still exists is decided after).
+fn matters(path: &Path, watched: &Watched) -> bool {
+    Some(path) == watched.config_file.as_deref()
+        || path == watched.state_file
+        || path == watched.vault_file
+        || path.extension().is_some_and(|e| e == "wasm")
 }
 
 fn classify(path: &Path, watched: &Watched) -> Option<Event> {
@@ -126,4 +143,36 @@ fn classify(path: &Path, watched: &Watched) -> Option<Event> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_component_change_is_delivered_while_other_files_in_its_folders_keep_changing() {
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(8);
+        let watched = Watched {
+            config_file: Some(PathBuf::from("/cfg/freeway.toml")),
+            state_file: PathBuf::from("/data/models.json"),
+            vault_file: PathBuf::from("/data/vault.json"),
+        };
+        let watcher = notify::NullWatcher;
+        tokio::spawn(settle(watcher, raw_rx, watched, tx));
+        raw_tx.send(PathBuf::from("/providers/openai-compat.wasm")).unwrap();
+        // the usage database commits every 50 ms, for ever
+        let noise = tokio::spawn(async move {
+            loop {
+                let _ = raw_tx.send(PathBuf::from("/data/freeway.db-wal"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        noise.abort();
+        match got {
+            Ok(Some(Event::FileRemoved(p) | Event::FileChanged(p))) => assert!(p.ends_with("openai-compat.wasm")),
+            other => panic!("the component change was held back: {:?}", other.map(|e| e.map(|_| ()))),
+        }
+    }
 }

@@ -172,6 +172,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let _ = writeln!(out, "freeway_usage_records_stored_total {}", app.usage.stored());
     let _ = writeln!(out, "# TYPE freeway_usage_store_failures_total counter");
     let _ = writeln!(out, "freeway_usage_store_failures_total {}", app.usage.store_failures());
+    let _ = writeln!(out, "# HELP freeway_usage_backlog Usage records the store refused, waiting to be retried.");
+    let _ = writeln!(out, "# TYPE freeway_usage_backlog gauge");
+    let _ = writeln!(out, "freeway_usage_backlog {}", app.usage.backlog());
+    let _ =
+        writeln!(out, "# HELP freeway_usage_writer_restarts_total Times the usage writer was restarted after a panic.");
+    let _ = writeln!(out, "# TYPE freeway_usage_writer_restarts_total counter");
+    let _ = writeln!(out, "freeway_usage_writer_restarts_total {}", app.usage.writer_restarts());
     if let Some(remote) = app.ledger.remote() {
         let _ = writeln!(out, "# TYPE freeway_redis_up gauge");
         let _ = writeln!(out, "freeway_redis_up {}", u8::from(remote.is_up()));
