@@ -60,6 +60,8 @@ fn fixture() -> &'static Fixture {
             secrets.insert(r.id, secret.to_owned());
         }
         vault.save().expect("save the vault");
+        // readers take the lock shared: the writer's must be given back first
+        drop(lock);
         let bytes = std::fs::read(&original.vault).expect("read the vault");
         let check = Vault::open(&original, None).expect("the vault opens");
         for (id, s) in &secrets {
