@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,9 +101,7 @@ pub struct DiscoveryState {
     pub providers: BTreeMap<String, Listing>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use freeway_core::clock::now_ms;
 
 impl DiscoveryState {
     /// The state file's content; empty when it does not exist or cannot be read (with a warning).

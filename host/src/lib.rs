@@ -3,6 +3,8 @@
 //!
 //! The request lifecycle is documented in [`pipeline`].
 
+pub use freeway_core::{errors, scrub, vault, wire};
+
 pub mod accounts;
 pub mod admission;
 pub mod app;
@@ -10,15 +12,11 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod discovery;
-pub mod errors;
 pub mod pipeline;
 pub mod quota;
 pub mod registry;
 pub mod routing;
 pub mod runtime;
-pub mod scrub;
 pub mod server;
 pub mod store;
 pub mod upstream;
-pub mod vault;
-pub mod wire;

@@ -7,13 +7,12 @@ pub mod component;
 pub mod engine;
 pub mod guest;
 pub mod host_impl;
-pub mod hosts;
 pub mod output;
 pub mod pool;
 pub mod state;
 
 pub use component::{ComponentError, PolicyComponent, ProviderComponent, Runtime};
+pub use freeway_core::hosts::{self, AllowedHosts};
 pub use guest::{GuestFailure, ProviderInstance, live_instances};
-pub use hosts::AllowedHosts;
 pub use pool::ProviderLease;
 pub use state::{Account, GuestIo};

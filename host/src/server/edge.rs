@@ -1,37 +1,14 @@
 //! Where errors become HTTP responses: status and OpenAI-shaped body from the one table in
-//! [`crate::errors`], `Retry-After` when known.
+//! [`crate::errors`] (whose `IntoResponse` lives with it), `Retry-After` when known; unknown
+//! routes and methods; panics.
 
 use std::any::Any;
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
 
 use crate::errors::{ErrorKind, GatewayError};
 
-pub fn error_response(e: &GatewayError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = Response::new(Body::from(e.to_body()));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(after) = e.retry_after {
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        if let Ok(v) = HeaderValue::try_from(secs.max(1).to_string()) {
-            h.insert(header::RETRY_AFTER, v);
-        }
-        if let Ok(v) = HeaderValue::try_from(after.as_millis().max(1).to_string()) {
-            h.insert(http::HeaderName::from_static("retry-after-ms"), v);
-        }
-    }
-    resp
-}
-
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        error_response(&self)
-    }
-}
+pub use freeway_core::errors::error_response;
 
 pub async fn not_found(uri: http::Uri) -> Response {
     GatewayError::new(

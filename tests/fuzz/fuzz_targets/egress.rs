@@ -4,12 +4,13 @@
 //! Properties: no panic; a list allows a URL exactly when one of its entries alone does; a URL
 //! allowed by a plain host entry has exactly that host; by `host:port`, that host and port; by
 //! `*.suffix`, a host under the suffix (not the apex); by `$base_url`, the base URL's host and
-//! port; nothing but http and https is ever allowed.
+//! port; nothing but http and https is ever allowed; a link-local or metadata address is always
+//! refused by `forbidden_destination`.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
-use freeway::runtime::AllowedHosts;
+use freeway_core::hosts::{AllowedHosts, forbidden_destination};
 use libfuzzer_sys::fuzz_target;
 use url::Url;
 
@@ -66,6 +67,12 @@ fuzz_target!(|input: Input| {
         })
         .collect();
     for url in &urls {
+        // whatever the list says, a link-local or metadata address is never reached
+        if let Some(url::Host::Ipv4(ip)) = url.host()
+            && (ip.is_link_local() || ip == std::net::Ipv4Addr::new(100, 100, 100, 200))
+        {
+            assert!(forbidden_destination(url).is_some(), "{url} is not refused");
+        }
         let allowed = all.allows(url);
         let by: Vec<&String> = singles.iter().filter(|(_, one)| one.allows(url)).map(|(e, _)| *e).collect();
         assert_eq!(allowed, !by.is_empty(), "{url}: the list and its entries disagree");

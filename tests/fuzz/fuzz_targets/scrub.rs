@@ -8,8 +8,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use freeway::config::SecretString;
-use freeway::scrub::Scrubber;
+use freeway_core::secret::SecretString;
+use freeway_core::scrub::Scrubber;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -13,7 +13,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use freeway::wire::sse::{Event, SseFramer};
+use freeway_core::wire::sse::{Event, SseFramer};
 use libfuzzer_sys::fuzz_target;
 
 fn framer(ndjson: bool) -> SseFramer {

@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use freeway::wire::chat::{ChatBody, UpstreamBody};
+use freeway_core::wire::chat::{ChatBody, UpstreamBody};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use freeway::config::SecretString;
-use freeway::vault::{AccountTier, NewAccount, Vault, VaultLock, VaultPaths};
+use freeway_core::secret::SecretString;
+use freeway_core::vault::{AccountTier, NewAccount, Vault, VaultLock, VaultPaths};
 use libfuzzer_sys::fuzz_target;
 
 /// base64 of the bytes 1..=32: a fixed master key.

@@ -210,6 +210,35 @@ impl std::error::Error for GatewayError {}
 
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
+/// The HTTP response for an error (behind the `http` feature): status and OpenAI-shaped body
+/// from the one table, `Retry-After` (and `retry-after-ms`) when known.
+#[cfg(feature = "http")]
+pub fn error_response(e: &GatewayError) -> axum_core::response::Response {
+    use http::{HeaderValue, StatusCode, header};
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = axum_core::response::Response::new(axum_core::body::Body::from(e.to_body()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(after) = e.retry_after {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::try_from(secs.max(1).to_string()) {
+            h.insert(header::RETRY_AFTER, v);
+        }
+        if let Ok(v) = HeaderValue::try_from(after.as_millis().max(1).to_string()) {
+            h.insert(http::HeaderName::from_static("retry-after-ms"), v);
+        }
+    }
+    resp
+}
+
+#[cfg(feature = "http")]
+impl axum_core::response::IntoResponse for GatewayError {
+    fn into_response(self) -> axum_core::response::Response {
+        error_response(&self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{SecretString, mask};
+use crate::secret::{SecretString, mask};
 use key::{Kdf, Sealed, write_atomic};
 pub use key::{KeyKind, MasterKey};
 pub use lock::VaultLock;
@@ -405,7 +405,7 @@ impl Vault {
             enabled: true,
             tier: new.tier,
             settings: new.settings,
-            created_at_ms: crate::discovery::now_ms(),
+            created_at_ms: crate::clock::now_ms(),
         };
         record.secret = self.key.seal_bound(&record.id, &record.binding(), secret.as_bytes())?;
         self.records.push(record.clone());

@@ -15,7 +15,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::Bytes;
 
-use crate::config::SecretString;
+use crate::secret::SecretString;
 
 /// Characters of a key that identify it (its first and last 8); a run of the key at least this
 /// long is removed wherever it appears.

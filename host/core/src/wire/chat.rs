@@ -396,8 +396,10 @@ impl<'a> ChatBody<'a> {
         out.reserve(self.messages.get().len() + 256);
         out.push(b'{');
         let mut first = true;
-        let mut wrote_stream_options = false;
-        let mut written_sets: Vec<&str> = Vec::new();
+        // every key is written once: names written so far, and those a rename, a `Set` or the
+        // usage injection introduced (few; the body's own keys are unique already)
+        let mut written: Vec<&str> = Vec::with_capacity(self.entries.len() + 2);
+        let mut introduced: Vec<&str> = Vec::new();
         let push_key = |out: &mut Vec<u8>, key: &str, first: &mut bool| {
             if !*first {
                 out.push(b',');
@@ -407,29 +409,39 @@ impl<'a> ChatBody<'a> {
             let _ = serde_json::to_writer(&mut *out, key);
             out.push(b':');
         };
+        // an entry of the body that reaches upstream under its own name
+        let survives = |k: &str| self.entries.iter().any(|(key, _)| key == k && final_name(key, spec.edits) == Some(k));
+        // the last value a component set for `k`
+        let set_value = |k: &str| {
+            spec.edits.iter().rev().find_map(|e| match e {
+                Edit::Set(sk, v) if sk == k => Some(v.as_str()),
+                _ => None,
+            })
+        };
         for (key, value) in &self.entries {
-            let mut name: &str = key;
-            let mut skip = false;
-            let mut replacement: Option<&str> = None;
-            for edit in spec.edits {
-                match edit {
-                    Edit::Remove(k) if k == name => skip = true,
-                    Edit::Rename(from, to) if from == name => name = to,
-                    Edit::Set(k, v) if k == name => replacement = Some(v),
-                    _ => {}
-                }
-            }
-            if skip {
+            let Some(name) = final_name(key, spec.edits) else { continue };
+            if introduced.contains(&name) {
                 continue;
             }
-            if let Some(v) = replacement {
-                written_sets.push(name);
-                push_key(out, name, &mut first);
-                out.extend_from_slice(v.as_bytes());
+            if name != key.as_ref() {
+                // renamed onto a key the body keeps: the body's own value wins
+                if survives(name) {
+                    continue;
+                }
+                introduced.push(name);
+            }
+            let usage = name == "stream_options" && spec.inject_usage;
+            written.push(name);
+            push_key(out, name, &mut first);
+            if let Some(v) = set_value(name) {
+                if usage {
+                    out.extend_from_slice(with_include_usage(v).as_bytes());
+                } else {
+                    out.extend_from_slice(v.as_bytes());
+                }
                 continue;
             }
             if key == "model" {
-                push_key(out, name, &mut first);
                 let _ = serde_json::to_writer(&mut *out, spec.model);
                 continue;
             }
@@ -444,27 +456,24 @@ impl<'a> ChatBody<'a> {
                     text = Cow::Owned(edited);
                 }
             }
-            if key == "stream_options" && spec.inject_usage {
-                wrote_stream_options = true;
-                push_key(out, name, &mut first);
+            if usage {
                 out.extend_from_slice(with_include_usage(&text).as_bytes());
-                continue;
+            } else {
+                out.extend_from_slice(text.as_bytes());
             }
-            push_key(out, name, &mut first);
-            out.extend_from_slice(text.as_bytes());
         }
-        if spec.inject_usage && !wrote_stream_options {
+        if spec.inject_usage && !written.contains(&"stream_options") {
+            written.push("stream_options");
             push_key(out, "stream_options", &mut first);
-            out.extend_from_slice(br#"{"include_usage":true}"#);
+            out.extend_from_slice(with_include_usage(set_value("stream_options").unwrap_or("null")).as_bytes());
         }
-        for (i, edit) in spec.edits.iter().enumerate() {
-            // a key the body lacks is added once, with the last value set for it
-            let set_again = |k: &str| spec.edits[i + 1..].iter().any(|e| matches!(e, Edit::Set(k2, _) if k2 == k));
-            if let Edit::Set(k, v) = edit
-                && !written_sets.contains(&k.as_str())
-                && self.get(k).is_none()
-                && !set_again(k)
+        // keys the body lacks, added once with the last value set for each
+        for edit in spec.edits {
+            if let Edit::Set(k, _) = edit
+                && !written.contains(&k.as_str())
+                && let Some(v) = set_value(k)
             {
+                written.push(k);
                 push_key(out, k, &mut first);
                 out.extend_from_slice(v.as_bytes());
             }
@@ -484,6 +493,19 @@ impl<'a> ChatBody<'a> {
     pub fn estimated_prompt_tokens(&self) -> u32 {
         u32::try_from(self.messages.get().len() / 4).unwrap_or(u32::MAX).max(1)
     }
+}
+
+/// The name a top-level key reaches upstream under (`None`: removed), the edits applied in order.
+fn final_name<'s>(key: &'s str, edits: &'s [Edit]) -> Option<&'s str> {
+    let mut name = key;
+    for edit in edits {
+        match edit {
+            Edit::Remove(k) if k == name => return None,
+            Edit::Rename(from, to) if from == name => name = to,
+            _ => {}
+        }
+    }
+    Some(name)
 }
 
 /// `raw` (JSON text) with what `path` (`[].name`, `.a.b`, `[].content[].cache_control`) points to
@@ -670,6 +692,46 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("stream_options").count(), 1, "{text}");
         assert!(text.contains(r#""stream_options":{"c":2,"include_usage":true}"#), "{text}");
+    }
+
+    #[test]
+    fn every_key_is_written_once_whatever_the_edits() {
+        let b = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":5,"max_completion_tokens":9}"#).unwrap();
+        let cases: &[&[Edit]] = &[
+            // set for a key the body lacks, with usage injected
+            &[Edit::Set("stream_options".into(), "null".into())],
+            &[Edit::Set("stream_options".into(), r#"{"x":1}"#.into())],
+            // renamed onto a key the body has: the body's own value wins
+            &[Edit::Rename("max_tokens".into(), "max_completion_tokens".into())],
+            // two renames onto one name
+            &[Edit::Rename("max_tokens".into(), "n".into()), Edit::Rename("max_completion_tokens".into(), "n".into())],
+            // a rename chain back to the first name, and another rename onto it
+            &[
+                Edit::Rename("model".into(), "y".into()),
+                Edit::Rename("y".into(), "model".into()),
+                Edit::Rename("messages".into(), "model".into()),
+            ],
+            // renamed onto stream_options
+            &[Edit::Rename("max_tokens".into(), "stream_options".into())],
+        ];
+        for edits in cases {
+            let mut out = Vec::new();
+            b.write_upstream(&UpstreamBody { model: "x", inject_usage: true, edits }, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let entries: Entries = serde_json::from_str(&text).unwrap();
+            let mut keys: Vec<&str> = entries.0.iter().map(|(k, _)| k.as_ref()).collect();
+            let n = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "{edits:?}: {text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["stream_options"]["include_usage"], true, "{edits:?}: {text}");
+        }
+        let mut out = Vec::new();
+        let edits = [Edit::Rename("max_tokens".into(), "max_completion_tokens".into())];
+        b.write_upstream(&UpstreamBody { model: "x", inject_usage: false, edits: &edits }, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["max_completion_tokens"], 9);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Which hosts a component may reach: its manifest's `allowed-hosts`, with `$base_url` standing
-//! for the host of the base URL the operator configured.
+//! for the host of the base URL the operator configured; and the addresses nothing may ever
+//! reach (link-local ranges and cloud metadata services).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::Url;
 
@@ -62,6 +65,44 @@ impl AllowedHosts {
             Pattern::HostPort(h, pt) => *h == host && Some(*pt) == port,
             Pattern::Suffix(s) => host.ends_with(s.as_str()),
         })
+    }
+}
+
+/// Why `ip` may never be reached: link-local ranges (where cloud metadata services live) and the
+/// metadata addresses clouds use outside them.
+pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_link_local() {
+                Some("a link-local address (cloud metadata services live there)")
+            } else if v4 == Ipv4Addr::new(100, 100, 100, 200) {
+                Some("a cloud metadata address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_ip(IpAddr::V4(v4));
+            }
+            if (v6.segments()[0] & 0xffc0) == 0xfe80 {
+                Some("a link-local address (cloud metadata services live there)")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Why `url` may never be reached, when its host is an IP address that is forbidden (host names
+/// are checked when they resolve, see [`GuardedResolver`]).
+pub fn forbidden_destination(url: &Url) -> Option<&'static str> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => forbidden_ip(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => forbidden_ip(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
     }
 }
 
