@@ -29,6 +29,17 @@ pub struct App {
 }
 
 impl App {
+    /// What the request pipeline uses of the running gateway, borrowed for one request.
+    pub fn services(&self) -> crate::pipeline::Services<'_> {
+        crate::pipeline::Services {
+            http: &self.http,
+            usage: &self.usage,
+            ledger: &self.ledger,
+            client_limits: &self.client_limits,
+            stats: &self.stats,
+        }
+    }
+
     /// Build the engine, load every configured component and publish the first snapshot.
     pub async fn start(config: LoadedConfig) -> Result<Arc<Self>, String> {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
@@ -39,9 +50,9 @@ impl App {
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
         let config_stats_file = config.config.routing.stats_file.clone();
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone()).await;
-        crate::accounts::recheck::spawn(reloader.registry.clone());
+        crate::registry::recheck::spawn(reloader.registry.clone());
         // build the classifier's matchers now, not on the first `auto` request
-        crate::routing::classify::warm_up();
+        crate::routing::classifier::warm_up();
         let stats = Arc::new(crate::routing::stats::Stats::load(Some(config_stats_file)));
         crate::routing::stats::spawn_saver(stats.clone());
         Ok(Arc::new(Self {

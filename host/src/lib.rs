@@ -3,16 +3,17 @@
 //!
 //! The request lifecycle is documented in [`pipeline`].
 
-pub use freeway_core::{errors, scrub, vault, wire};
+pub use freeway_core::{clock, errors, scrub, vault, wire};
 
 pub mod accounts;
 pub mod admission;
 pub mod app;
+pub mod bindings;
 pub mod cli;
 pub mod config;
 pub mod cpu;
-pub mod discovery;
 pub mod pipeline;
+pub mod principal;
 pub mod quota;
 pub mod registry;
 pub mod routing;
@@ -20,3 +21,4 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod upstream;
+pub mod usage;

@@ -17,7 +17,6 @@ use url::Url;
 
 use crate::config::{SecretString, UpstreamConfig};
 use crate::errors::{ErrorKind, GatewayError};
-use crate::runtime::state::AuthStyle;
 
 /// What one upstream stream may cost before it is cut off as a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +111,15 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 fn allowed_addrs(found: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
     found.filter(|a| forbidden_ip(a.ip()).is_none()).collect()
+}
+
+/// How the host attaches a secret to an upstream request (from the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStyle {
+    Bearer,
+    Header(http::HeaderName),
+    Query(String),
+    None,
 }
 
 /// Attach `secret` to a request as `style` says. The header value is marked sensitive so it never

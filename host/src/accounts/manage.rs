@@ -32,7 +32,7 @@ impl Manager<'_> {
         audit::record(
             &self.vault.audit_log,
             &AuditEntry {
-                at_ms: crate::discovery::now_ms(),
+                at_ms: crate::clock::now_ms(),
                 actor: &self.actor,
                 action,
                 account: Some(&r.id),
@@ -113,7 +113,7 @@ impl Manager<'_> {
         audit::record(
             &self.vault.audit_log,
             &AuditEntry {
-                at_ms: crate::discovery::now_ms(),
+                at_ms: crate::clock::now_ms(),
                 actor: &self.actor,
                 action: "vault.rotate-key",
                 account: None,

@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::accounts::Account;
 use crate::config::Rotation;
 use crate::quota::QuotaPlan;
-use crate::runtime::Account;
 
 /// Requests an account served recently: a sliding one-minute estimate.
 #[derive(Debug)]

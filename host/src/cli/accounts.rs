@@ -12,9 +12,9 @@ use super::catalog_views::{load, table};
 use crate::accounts::audit;
 use crate::accounts::health::HealthRecord;
 use crate::accounts::manage::Manager;
-use crate::accounts::recheck::{self, Verdict};
 use crate::app::App;
 use crate::config::{Catalog, LoadedConfig, SecretString};
+use crate::registry::recheck::{self, Verdict};
 use crate::vault::{AccountTier, KeyKind, MasterKey, NewAccount, Vault, VaultError};
 
 #[derive(Debug, Args)]
@@ -200,7 +200,7 @@ fn list(loaded: &LoadedConfig, catalog: &Catalog, provider: Option<&str>) -> Res
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let now_ms = crate::discovery::now_ms();
+    let now_ms = crate::clock::now_ms();
     let mut t = table(&["ID", "PROVIDER", "LABEL", "KEY", "POOL", "TIER", "STATUS", "DATA USE"]);
     for r in vault.records().iter().filter(|r| provider.is_none_or(|p| r.provider == p)) {
         let status = if !r.enabled {

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::routing::classify::Task;
+use crate::routing::task::Task;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -148,7 +148,15 @@ pub async fn run(args: EvalArgs) -> i32 {
     for c in &cases {
         let want = Task::parse(&c.label).unwrap_or(Task::General);
         let body = serde_json::to_vec(&request(c)).unwrap_or_default();
-        let decision = match crate::routing::explain::dry_run(&app, &body, None, false).await {
+        let decision = match crate::pipeline::explain::dry_run(
+            app.services(),
+            &app.registry.snapshot(),
+            &body,
+            crate::principal::Principal::Anyone,
+            false,
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("freeway eval-routing: {}: {}", c.id, e.message);
@@ -195,7 +203,7 @@ pub async fn run(args: EvalArgs) -> i32 {
                 .and_then(|p| p.models.iter().find(|m| m.info.id == e.model))
                 .map(|m| m.info.clone());
             let caps = info.as_ref().map(|i| i.capabilities).unwrap_or_default();
-            use crate::runtime::bindings::wit::Capabilities as C;
+            use crate::bindings::wit::Capabilities as C;
             let ok = (!c.tools || caps.contains(C::TOOLS))
                 && (!c.image || caps.contains(C::VISION))
                 && info.as_ref().and_then(|i| i.context_window).is_none_or(|w| w >= decision.needed_context);
@@ -250,7 +258,15 @@ pub async fn run(args: EvalArgs) -> i32 {
     }
     for _ in 1..args.repeat.max(1) {
         for body in &bodies {
-            if let Ok(d) = crate::routing::explain::dry_run(&app, body, None, false).await {
+            if let Ok(d) = crate::pipeline::explain::dry_run(
+                app.services(),
+                &app.registry.snapshot(),
+                body,
+                crate::principal::Principal::Anyone,
+                false,
+            )
+            .await
+            {
                 times.push(d.cost.as_secs_f64() * 1e6);
                 classify_times.push(d.classify_cost.as_secs_f64() * 1e6);
                 policy_times.push(d.policy_cost.as_secs_f64() * 1e6);

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::catalog_views::{load, table, tokens, yes_no};
 use crate::app::App;
 use crate::config::{Catalog, CatalogModel, CatalogProvider, ResolvedProvider, resolve};
-use crate::discovery::{DiscoveryState, ModelRecord};
+use crate::registry::discovery::{DiscoveryState, ModelRecord};
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
@@ -261,8 +261,8 @@ async fn sync(config_path: Option<&Path>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::wit;
     use crate::config::Config;
-    use crate::runtime::bindings::wit;
 
     fn catalog() -> Catalog {
         toml::from_str(

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::catalog_views::{load, table, yes_no};
 use crate::config::catalog::{MultipleAccounts, Tier};
 use crate::config::resolve;
-use crate::discovery::DiscoveryState;
+use crate::registry::discovery::DiscoveryState;
 
 pub fn run(config_path: Option<&Path>) -> i32 {
     let (loaded, catalog) = match load(config_path) {

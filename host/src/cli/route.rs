@@ -56,8 +56,8 @@ pub async fn run(args: RouteArgs) -> i32 {
     let body = match (&args.request, &args.prompt) {
         (Some(p), _) if p.as_os_str() == "-" => read_stdin().map(String::into_bytes),
         (Some(p), _) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
-        (None, Some(p)) if p == "-" => read_stdin().map(|t| crate::routing::explain::prompt_body(&args.model, &t)),
-        (None, Some(p)) => Ok(crate::routing::explain::prompt_body(&args.model, p)),
+        (None, Some(p)) if p == "-" => read_stdin().map(|t| crate::pipeline::explain::prompt_body(&args.model, &t)),
+        (None, Some(p)) => Ok(crate::pipeline::explain::prompt_body(&args.model, p)),
         (None, None) => Err("give a prompt or --request FILE".to_owned()),
     };
     let body = match body {
@@ -74,12 +74,23 @@ pub async fn run(args: RouteArgs) -> i32 {
             return 1;
         }
     };
-    match crate::routing::explain::dry_run(&app, &body, None, true).await {
+    match crate::pipeline::explain::dry_run(
+        app.services(),
+        &app.registry.snapshot(),
+        &body,
+        crate::principal::Principal::Anyone,
+        true,
+    )
+    .await
+    {
         Ok(d) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&crate::routing::explain::to_json(&d)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::pipeline::explain::to_json(&d)).unwrap_or_default()
+                );
             } else {
-                print!("{}", crate::routing::explain::to_text(&d));
+                print!("{}", crate::pipeline::explain::to_text(&d));
             }
             0
         }

@@ -21,7 +21,7 @@ pub async fn run(config_path: Option<&Path>, hours: u64) -> i32 {
             return 1;
         }
     };
-    let since = i64::try_from(crate::discovery::now_ms()).unwrap_or(i64::MAX)
+    let since = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX)
         - i64::try_from(hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
     let rows = match store.usage_summary(since).await {
         Ok(r) => r,

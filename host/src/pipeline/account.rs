@@ -10,46 +10,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 
 use crate::store::{Store, StoreError};
-use crate::wire::types::Usage;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    Ok,
-    /// the upstream failed (after fallbacks, or mid-stream)
-    UpstreamError,
-    /// the client went away before the end
-    ClientGone,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::ClientGone => "client_gone",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct UsageRecord {
-    pub at: SystemTime,
-    pub provider: String,
-    pub model: String,
-    pub account: String,
-    pub usage: Option<Usage>,
-    pub outcome: Outcome,
-    pub stream: bool,
-    pub attempts: u32,
-    pub latency: Duration,
-    pub first_byte: Option<Duration>,
-}
+pub use crate::usage::Outcome;
+use crate::usage::UsageRecord;
 
 /// Running totals per (provider, model, outcome).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -430,6 +398,8 @@ impl UsageSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::types::Usage;
+    use std::time::SystemTime;
 
     fn record(outcome: Outcome) -> UsageRecord {
         UsageRecord {

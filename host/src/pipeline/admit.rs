@@ -15,9 +15,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
-use super::classify::Needs;
 use crate::config::{ClientLimitsConfig, Config};
 use crate::errors::{ErrorKind, GatewayError};
+use crate::principal::Principal;
 use crate::quota::remote::Remote;
 
 const KEY_RPM: &str = "requests per minute for this API key";
@@ -94,19 +94,19 @@ impl ClientLimits {
         Some(fresh)
     }
 
-    /// Admit one request from the client holding key number `client` (if keys are configured).
+    /// Admit one request from `client`.
+    /// (`tokens()` is asked only when a tokens limit is set.)
     pub async fn admit(
         &self,
         config: &Config,
         remote: Option<&Arc<Remote>>,
-        client: Option<usize>,
-        needs: &Needs,
+        client: Principal,
+        tokens: impl FnOnce() -> u32,
     ) -> Result<(), GatewayError> {
         let Some(l) = self.limiters(&config.client_limits) else { return Ok(()) };
         let c = &config.client_limits;
-        let output = needs.max_tokens.unwrap_or(config.quota.default_output_tokens);
-        let tokens = needs.prompt_tokens.saturating_add(output).max(1);
-        if client.is_some() && c.per_key_tpm > 0 && tokens > c.per_key_tpm {
+        let tokens = if c.tpm > 0 || c.per_key_tpm > 0 { tokens().max(1) } else { 1 };
+        if client.key_index().is_some() && c.per_key_tpm > 0 && tokens > c.per_key_tpm {
             return Err(too_large("this API key's tokens-per-minute limit", tokens));
         }
         if c.tpm > 0 && tokens > c.tpm {
@@ -115,7 +115,7 @@ impl ClientLimits {
         if let Some(remote) = remote.filter(|r| r.is_up()) {
             let mut checks: Vec<(String, u32, u32)> = Vec::with_capacity(4);
             let mut what: Vec<&str> = Vec::with_capacity(4);
-            if let Some(key) = client.and_then(|i| config.server.api_keys.get(i)) {
+            if let Some(key) = client.key(&config.server) {
                 let id = key_id(key.expose());
                 if c.per_key_rpm > 0 {
                     checks.push((format!("fwl:{{clients}}:{id}:rpm"), c.per_key_rpm, 1));
@@ -144,10 +144,10 @@ impl ClientLimits {
             }
         }
         let n = NonZeroU32::new(tokens).unwrap_or(NonZeroU32::MIN);
-        if let (Some(key), Some(lim)) = (client, &l.key_rpm) {
+        if let (Some(key), Some(lim)) = (client.key_index(), &l.key_rpm) {
             lim.check_key(&key).map_err(|nu| limited(KEY_RPM, not_until(&nu)))?;
         }
-        if let (Some(key), Some(lim)) = (client, &l.key_tpm) {
+        if let (Some(key), Some(lim)) = (client.key_index(), &l.key_tpm) {
             match lim.check_key_n(&key, n) {
                 Ok(Ok(())) => {}
                 Ok(Err(nu)) => return Err(limited(KEY_TPM, not_until(&nu))),
@@ -173,8 +173,8 @@ mod tests {
     use super::*;
 
     impl ClientLimits {
-        fn admit_now(&self, config: &Config, client: Option<usize>, needs: &Needs) -> Result<(), GatewayError> {
-            futures_util::FutureExt::now_or_never(self.admit(config, None, client, needs))
+        fn admit_now(&self, config: &Config, client: Principal, tokens: u32) -> Result<(), GatewayError> {
+            futures_util::FutureExt::now_or_never(self.admit(config, None, client, || tokens))
                 .expect("without Redis admission is decided at once")
         }
     }
@@ -183,15 +183,16 @@ mod tests {
         Config { client_limits: c, ..Config::default() }
     }
 
-    fn needs(prompt: u32, max: u32) -> Needs {
-        Needs { prompt_tokens: prompt, max_tokens: Some(max), ..Needs::default() }
+    /// a request's tokens: its prompt and its `max_tokens`
+    fn needs(prompt: u32, max: u32) -> u32 {
+        prompt + max
     }
 
     #[test]
     fn without_limits_everything_is_admitted() {
         let l = ClientLimits::default();
         for _ in 0..1000 {
-            assert!(l.admit_now(&Config::default(), Some(0), &needs(10, 10)).is_ok());
+            assert!(l.admit_now(&Config::default(), Principal::Key { index: 0 }, needs(10, 10)).is_ok());
         }
     }
 
@@ -199,24 +200,24 @@ mod tests {
     fn each_key_has_its_own_allowance_and_the_rejection_says_when_to_retry() {
         let l = ClientLimits::default();
         let c = config(ClientLimitsConfig { per_key_rpm: 2, ..ClientLimitsConfig::default() });
-        assert!(l.admit_now(&c, Some(0), &needs(1, 1)).is_ok());
-        assert!(l.admit_now(&c, Some(0), &needs(1, 1)).is_ok());
-        let e = l.admit_now(&c, Some(0), &needs(1, 1)).unwrap_err();
+        assert!(l.admit_now(&c, Principal::Key { index: 0 }, needs(1, 1)).is_ok());
+        assert!(l.admit_now(&c, Principal::Key { index: 0 }, needs(1, 1)).is_ok());
+        let e = l.admit_now(&c, Principal::Key { index: 0 }, needs(1, 1)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ClientRateLimited);
         let wait = e.retry_after.unwrap();
         // two per minute: one more every 30 s
         assert!(wait > std::time::Duration::from_secs(29) && wait <= std::time::Duration::from_secs(30), "{wait:?}");
-        assert!(l.admit_now(&c, Some(1), &needs(1, 1)).is_ok(), "another key is not affected");
+        assert!(l.admit_now(&c, Principal::Key { index: 1 }, needs(1, 1)).is_ok(), "another key is not affected");
     }
 
     #[test]
     fn tokens_count_the_prompt_and_max_tokens_and_an_oversized_request_is_a_400() {
         let l = ClientLimits::default();
         let c = config(ClientLimitsConfig { tpm: 1000, ..ClientLimitsConfig::default() });
-        assert!(l.admit_now(&c, None, &needs(100, 500)).is_ok());
-        let e = l.admit_now(&c, None, &needs(100, 500)).unwrap_err();
+        assert!(l.admit_now(&c, Principal::Anyone, needs(100, 500)).is_ok());
+        let e = l.admit_now(&c, Principal::Anyone, needs(100, 500)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::ClientRateLimited);
-        let e = l.admit_now(&c, None, &needs(100, 5000)).unwrap_err();
+        let e = l.admit_now(&c, Principal::Anyone, needs(100, 5000)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidValue);
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
     }
@@ -225,9 +226,9 @@ mod tests {
     fn changed_limits_take_effect_with_fresh_allowances() {
         let l = ClientLimits::default();
         let one = config(ClientLimitsConfig { rpm: 1, ..ClientLimitsConfig::default() });
-        assert!(l.admit_now(&one, None, &needs(1, 1)).is_ok());
-        assert!(l.admit_now(&one, None, &needs(1, 1)).is_err());
+        assert!(l.admit_now(&one, Principal::Anyone, needs(1, 1)).is_ok());
+        assert!(l.admit_now(&one, Principal::Anyone, needs(1, 1)).is_err());
         let two = config(ClientLimitsConfig { rpm: 2, ..ClientLimitsConfig::default() });
-        assert!(l.admit_now(&two, None, &needs(1, 1)).is_ok());
+        assert!(l.admit_now(&two, Principal::Anyone, needs(1, 1)).is_ok());
     }
 }

@@ -6,6 +6,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::ServerConfig;
 use crate::errors::{ErrorKind, GatewayError};
+use crate::principal::Principal;
 
 /// The key a client presented, if any.
 pub fn presented(headers: &HeaderMap) -> Option<&str> {
@@ -16,10 +17,11 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-/// Which of `server.api_keys` the client presented (`None` when no keys are configured).
-pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
+/// Who the client is: the holder of one of `server.api_keys`, or [`Principal::Anyone`] when no
+/// keys are configured.
+pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<Principal, GatewayError> {
     if server.api_keys.is_empty() {
-        return Ok(None);
+        return Ok(Principal::Anyone);
     }
     let Some(key) = presented(headers) else {
         return Err(GatewayError::new(
@@ -35,10 +37,9 @@ pub fn check(server: &ServerConfig, headers: &HeaderMap) -> Result<Option<usize>
         ok |= eq;
         which = u64::conditional_select(&which, &(i as u64), eq);
     }
-    if bool::from(ok) {
-        Ok(usize::try_from(which).ok())
-    } else {
-        Err(GatewayError::new(ErrorKind::InvalidApiKey, "Incorrect API key provided."))
+    match usize::try_from(which) {
+        Ok(index) if bool::from(ok) => Ok(Principal::Key { index }),
+        _ => Err(GatewayError::new(ErrorKind::InvalidApiKey, "Incorrect API key provided.")),
     }
 }
 
@@ -59,18 +60,18 @@ mod tests {
 
     #[test]
     fn no_keys_configured_means_open() {
-        assert!(check(&server(&[]), &HeaderMap::new()).is_ok());
+        assert_eq!(check(&server(&[]), &HeaderMap::new()).unwrap(), Principal::Anyone);
     }
 
     #[test]
     fn keys_are_required_and_compared() {
         let s = server(&["fw-one", "fw-two"]);
-        assert_eq!(check(&s, &headers("Bearer fw-two")).unwrap(), Some(1));
+        assert_eq!(check(&s, &headers("Bearer fw-two")).unwrap(), Principal::Key { index: 1 });
         assert_eq!(check(&s, &headers("Bearer fw-three")).unwrap_err().kind, ErrorKind::InvalidApiKey);
         assert_eq!(check(&s, &HeaderMap::new()).unwrap_err().kind, ErrorKind::InvalidApiKey);
         let mut h = HeaderMap::new();
         h.insert("x-api-key", "fw-one".parse().unwrap());
-        assert_eq!(check(&s, &h).unwrap(), Some(0));
+        assert_eq!(check(&s, &h).unwrap(), Principal::Key { index: 0 });
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //!                      entries; validate what the gateway reads (model,
 //!                      messages, stream, max tokens); unknown fields are kept
 //!                      verbatim                                              (ingress.rs)
-//!            classify  what the request needs: tools, images, JSON, stream,
-//!                      estimated prompt tokens                                (classify.rs)
+//!            needs     what the request needs: tools, images, JSON, stream,
+//!                      estimated prompt tokens                                (needs.rs)
 //!            admit     the gateway's own client limits (requests and tokens per
 //!                      minute, global and per client key; GCRA, in Redis when
 //!                      shared): over = 429 with the Retry-After at which it
@@ -63,12 +63,18 @@
 
 pub mod account;
 pub mod admit;
+pub mod attempt;
 pub mod auth;
-pub mod classify;
+pub mod context;
+pub mod cost;
+pub mod decide;
+pub mod decision;
 pub mod dispatch;
+pub mod explain;
 pub mod hedge;
 pub mod ingress;
 pub mod limit;
+pub mod needs;
 pub mod retry;
 pub mod route;
 pub mod stream;
@@ -79,29 +85,34 @@ use std::time::Instant;
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::app::App;
+pub use context::{RequestCtx, Services};
+
 use crate::errors::GatewayError;
+use crate::principal::Principal;
 use crate::registry::Snapshot;
 
 /// Serve one chat completion request from an authenticated `client` (see [`auth`]), on the
 /// configuration `snapshot` it arrived under.
 pub async fn chat_completions(
-    app: &App,
+    services: Services<'_>,
     snapshot: &Snapshot,
-    client: Option<usize>,
+    client: Principal,
     body: Bytes,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     let req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
-    let needs = classify::needs(&req);
-    app.client_limits.admit(&snapshot.config, app.ledger.remote(), client, &needs).await?;
-    let (candidates, policy) = match crate::routing::policy_route(snapshot, &req.model) {
+    let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started);
+    services
+        .client_limits
+        .admit(&snapshot.config, services.ledger.remote(), client, || cost::admission_tokens(&ctx))
+        .await?;
+    let (candidates, policy) = match decide::policy_route(snapshot, &req.model) {
         Some(how) => {
-            let call = crate::routing::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
-            let decision = crate::routing::decide(app, snapshot, &req, &needs, client, how, call).await;
+            let call = decide::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
+            let decision = decide::decide(&ctx, how, call).await;
             (decision.candidates()?, Some(decision.label()))
         }
-        None => (route::candidates(snapshot, &req, &needs)?, None),
+        None => (route::candidates(snapshot, &req, &ctx.needs)?, None),
     };
-    dispatch::run(app, snapshot, &req, &needs, &candidates, started, policy.as_deref()).await
+    dispatch::run(&ctx, &candidates, policy.as_deref()).await
 }

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::classify::Needs;
+use super::needs::Needs;
+use crate::accounts::Account;
 use crate::accounts::Health;
+use crate::bindings::wit::Capabilities;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::{Route, Snapshot};
-use crate::runtime::Account;
-use crate::runtime::bindings::wit::Capabilities;
 use crate::wire::chat::ChatBody;
 
 /// One (provider, model, account) to try.

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::account::{Outcome, UsageRecord, UsageSink};
+use super::account::UsageSink;
 use crate::accounts::SecretSet;
+use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::runtime::ProviderLease;
-use crate::runtime::bindings::wit;
 use crate::upstream::StreamBounds;
+use crate::usage::{Outcome, UsageRecord};
 use crate::wire::sse::{self, Event, SseFramer};
 use crate::wire::types::{ChunkPeek, Usage};
 
@@ -419,7 +420,7 @@ impl Drop for Relay {
             && let Some(usage) = &self.tracker.usage
         {
             let estimate = reservation.estimate();
-            ledger.settle(reservation, super::limit::actual(Some(usage), estimate));
+            ledger.settle(reservation, super::cost::actual(Some(usage), estimate));
         }
         if let Some(mut r) = self.record.take() {
             r.usage = self.tracker.usage.take();

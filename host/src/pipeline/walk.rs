@@ -4,27 +4,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::account::{Outcome, UsageRecord};
-use super::classify::Needs;
-use super::dispatch::Reply;
+use super::attempt::{Ready, Reply};
+use super::context::RequestCtx;
 use super::limit;
 use super::retry::Pacer;
 use super::route::Candidate;
 use crate::accounts::Trouble;
-use crate::app::App;
 use crate::errors::{ErrorKind, GatewayError};
-use crate::quota::{Blocked, Reservation};
-use crate::registry::{ProviderSlot, Snapshot};
-use crate::wire::chat::ChatBody;
-
-/// A candidate cleared to be sent: its quota reserved, its account claimed, a slot of its
-/// provider's in-flight bound taken.
-pub struct Ready<'c> {
-    pub cand: &'c Candidate,
-    pub reservation: Option<Reservation>,
-    /// held until the answer is read (a stream takes it along)
-    pub slot: Option<ProviderSlot>,
-}
+use crate::quota::Blocked;
+use crate::usage::{Outcome, UsageRecord};
 
 pub struct Walk<'c> {
     candidates: &'c [Candidate],
@@ -40,31 +28,28 @@ pub struct Walk<'c> {
     max_in_flight: usize,
     refused_models: Vec<(&'c str, &'c str)>,
     context_floor: Option<u32>,
-    prompt: limit::PromptTokens,
     pacer: Pacer,
     stop: bool,
     fallback_on_content_policy: bool,
 }
 
 impl<'c> Walk<'c> {
-    pub fn new(snapshot: &Snapshot, candidates: &'c [Candidate]) -> Self {
-        let up = &snapshot.config.upstream;
+    pub fn new(ctx: &RequestCtx<'_>, candidates: &'c [Candidate]) -> Self {
         Self {
             candidates,
             next: 0,
-            budget: usize::try_from(up.max_attempts).unwrap_or(usize::MAX).max(1),
+            budget: ctx.budget.attempts,
             sent: 0,
             failures: Vec::new(),
             blocked: Vec::new(),
             probing: 0,
             busy: Vec::new(),
-            max_in_flight: up.max_in_flight_per_provider.max(1),
+            max_in_flight: ctx.budget.in_flight_per_provider,
             refused_models: Vec::new(),
             context_floor: None,
-            prompt: limit::PromptTokens::default(),
-            pacer: Pacer::new(Duration::from_millis(up.retry_budget_ms)),
+            pacer: Pacer::new(ctx.budget.retry),
             stop: false,
-            fallback_on_content_policy: up.fallback_on_content_policy,
+            fallback_on_content_policy: ctx.snapshot.config.upstream.fallback_on_content_policy,
         }
     }
 
@@ -74,7 +59,8 @@ impl<'c> Walk<'c> {
     }
 
     /// The next candidate to send, reserved and claimed (after any backoff), or `None`.
-    pub async fn next(&mut self, app: &App, req: &ChatBody<'_>, needs: &Needs) -> Option<Ready<'c>> {
+    pub async fn next(&mut self, ctx: &RequestCtx<'_>) -> Option<Ready<'c>> {
+        let app = ctx.services;
         while !self.stopped() {
             let cand = self.candidates.get(self.next)?;
             self.next += 1;
@@ -89,8 +75,8 @@ impl<'c> Walk<'c> {
                 }
                 continue;
             };
-            let cost = limit::estimate(app, req, needs, cand, &mut self.prompt);
-            let reservation = match limit::reserve(app, cand, cost).await {
+            let cost = super::cost::estimate(ctx, &cand.route.provider, &cand.route.model);
+            let reservation = match limit::reserve(app.ledger, cand, cost).await {
                 Ok(r) => r,
                 Err(b) => {
                     tracing::debug!(
@@ -124,20 +110,22 @@ impl<'c> Walk<'c> {
 
     /// The attempt answered: the account is well, its reservation settled with the real usage
     /// (a stream settles its own when it ends).
-    pub(super) fn succeeded(app: &App, ready: &mut Ready<'c>, reply: &Reply) {
+    pub(super) fn succeeded(&self, ctx: &RequestCtx<'_>, ready: &mut Ready<'c>, reply: &Reply) {
+        let app = ctx.services;
         ready.cand.account.health.success();
         ready.cand.account.recent.note(Instant::now());
         if let (Reply::Json { usage, .. }, Some(r)) = (reply, ready.reservation.take()) {
             let estimate = r.estimate();
-            app.ledger.settle(r, limit::actual(usage.as_ref(), estimate));
+            app.ledger.settle(r, super::cost::actual(usage.as_ref(), estimate));
         }
     }
 
     /// The attempt failed: settle its reservation, tell the account's health, remember why.
-    pub fn failed(&mut self, app: &App, ready: Ready<'c>, e: GatewayError) {
+    pub fn failed(&mut self, ctx: &RequestCtx<'_>, ready: Ready<'c>, e: GatewayError) {
+        let app = ctx.services;
         let cand = ready.cand;
-        limit::settle_failed(app, ready.reservation, &e);
-        note_trouble(&app.ledger, cand, &e);
+        limit::settle_failed(app.ledger, ready.reservation, &e);
+        note_trouble(app.ledger, cand, &e);
         if matches!(
             e.kind,
             ErrorKind::UpstreamServerError
@@ -171,7 +159,8 @@ impl<'c> Walk<'c> {
     }
 
     /// Nothing answered: the error for the client (and a usage record when attempts were made).
-    pub fn finish(self, app: &App, req: &ChatBody<'_>, started: Instant) -> GatewayError {
+    pub fn finish(self, ctx: &RequestCtx<'_>) -> GatewayError {
+        let (app, req) = (ctx.services, ctx.req);
         if self.sent > 0
             && let Some(first) = self.candidates.first()
         {
@@ -184,7 +173,7 @@ impl<'c> Walk<'c> {
                 outcome: Outcome::UpstreamError,
                 stream: req.stream,
                 attempts: u32::try_from(self.sent).unwrap_or(u32::MAX),
-                latency: started.elapsed(),
+                latency: ctx.started.elapsed(),
                 first_byte: None,
             });
         }

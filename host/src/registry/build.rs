@@ -8,12 +8,13 @@ use std::sync::atomic::AtomicUsize;
 use bytes::Bytes;
 use serde_json::json;
 
+use super::discovery::DiscoveryState;
 use super::{Availability, ModelEntry, ModelSource, ProviderEntry, Route, Snapshot};
+use crate::accounts::Account;
+use crate::bindings::wit;
 use crate::config::{Catalog, CatalogModel, Config, ModelSpec, ResolvedProvider, RuntimeConfig};
-use crate::discovery::DiscoveryState;
-use crate::runtime::bindings::wit;
 use crate::runtime::state::GuestBuckets;
-use crate::runtime::{Account, PolicyComponent, ProviderComponent};
+use crate::runtime::{PolicyComponent, ProviderComponent};
 use crate::upstream::UpstreamClient;
 
 /// The `.wasm` file a provider's `component` names: a built-in name is looked up in
@@ -339,7 +340,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
     let models_body = render_models(&providers, &inp.config.routes);
     let mut policies: Vec<_> = inp.policies.values().cloned().collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
-    let fleet = crate::routing::decide::fleet_of(&providers, inp.config.routing.free_only);
+    let fleet = super::fleet::fleet_of(&providers, inp.config.routing.free_only);
     Snapshot {
         fleet,
         generation: inp.generation,

@@ -3,6 +3,10 @@
 //! Requests take the current snapshot once and finish on it, whatever reloads meanwhile.
 
 mod build;
+pub mod discovery;
+mod event;
+mod fleet;
+pub mod recheck;
 mod reloader;
 mod watcher;
 
@@ -16,9 +20,10 @@ use bytes::Bytes;
 
 pub use reloader::{Event, Reloader, ReloaderHandle, SyncReport};
 
+use crate::accounts::Account;
+use crate::bindings::wit;
 use crate::config::Config;
-use crate::runtime::bindings::wit;
-use crate::runtime::{Account, GuestIo, PolicyComponent, ProviderComponent};
+use crate::runtime::{GuestIo, PolicyComponent, ProviderComponent};
 
 /// A configured provider, ready to serve.
 pub struct ProviderEntry {
@@ -109,7 +114,7 @@ pub struct ModelEntry {
     pub availability: Availability,
     /// the catalog's facts about this model (limits, notes)
     pub catalog: Option<crate::config::CatalogModel>,
-    /// quality 0-100 per task (`routing::classify::Task` order), computed once per reload
+    /// quality 0-100 per task (`routing::classifier::Task` order), computed once per reload
     pub quality: [u8; 8],
 }
 

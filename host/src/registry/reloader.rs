@@ -13,36 +13,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
 use super::{Registry, Snapshot, watcher};
+use crate::accounts::Account;
 use crate::accounts::SecretSet;
+use crate::bindings::wit;
 use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider, SecretString};
-use crate::discovery::{self, DiscoveryState};
-use crate::runtime::bindings::wit;
+use crate::registry::discovery::{self, DiscoveryState};
 use crate::runtime::state::GuestBuckets;
-use crate::runtime::{Account, PolicyComponent, ProviderComponent, Runtime};
+use crate::runtime::{PolicyComponent, ProviderComponent, Runtime};
 use crate::upstream::UpstreamClient;
+
+pub use super::event::{Event, SyncReport};
 use crate::vault::{Record, Vault};
-
-/// The outcome of a model sync, per provider: model count or the failure.
-pub type SyncReport = Vec<(String, Result<usize, String>)>;
-
-/// Something the reloader should react to.
-#[derive(Debug)]
-pub enum Event {
-    ConfigChanged,
-    /// a `.wasm` file was created or written
-    FileChanged(PathBuf),
-    FileRemoved(PathBuf),
-    /// the discovery state file changed (e.g. `freeway models sync` ran)
-    DiscoveryFileChanged,
-    /// the vault changed (accounts added, removed, enabled or disabled)
-    VaultChanged,
-    Discovered {
-        provider: String,
-        result: Result<Vec<wit::ModelInfo>, String>,
-    },
-    /// list every provider's models now; the report goes to `reply` when all are done
-    SyncModels(Option<oneshot::Sender<SyncReport>>),
-}
 
 /// How the rest of the gateway talks to the reloader.
 #[derive(Clone)]

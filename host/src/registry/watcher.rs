@@ -10,7 +10,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::reloader::Event;
+use super::event::Event;
 use crate::config::LoadedConfig;
 
 /// Quiet time before a changed file is reloaded.

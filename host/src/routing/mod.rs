@@ -1,23 +1,16 @@
-//! Policy routing: for `auto`, `auto:*` and `[[routes]]` with a `policy`, the host classifies the
-//! request, applies the operator's `[[routing_rules]]`, drops every (provider, model, pool) that
-//! cannot serve it (a missing capability, a context window too small, no account, a quota that
-//! would break, a rule's restriction) and asks the policy component to order the rest. The
-//! order becomes the walk's candidates (each pool's accounts in rotation order). Everything it
-//! decided is kept in a [`Decision`], which `--explain` and `POST /admin/route/explain` show.
+//! What policy routing knows about prompts and models, with no access to the running gateway:
+//! the task classes and the classifier that sorts a prompt into one (keywords, shapes, language),
+//! models' quality per task, the operator's `[[routing_rules]]`, the built-in `auto` aliases, and
+//! the live latency statistics. The pipeline's `decide` step turns these into ranked candidates.
 
-pub mod classify;
-pub mod decide;
-pub mod decision;
-pub mod explain;
+pub mod classifier;
 pub mod language;
 pub mod lexicon;
 pub mod quality;
 pub mod rules;
 pub mod stats;
+pub mod task;
 pub mod text;
-
-pub use decide::{Call, decide, policy_route};
-pub use decision::{Decision, Dropped};
 
 /// The built-in aliases and what they mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

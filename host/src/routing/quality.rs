@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::classify::Task;
-use crate::runtime::bindings::wit::Capabilities;
+use super::task::Task;
+use crate::bindings::wit::Capabilities;
 
 /// Known model families without a size in their name: (id fragment, general quality).
 #[rustfmt::skip]

@@ -23,7 +23,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::classify::Task;
+use super::task::Task;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -11,15 +11,16 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use super::bindings::policy::{Policy, PolicyPre};
-use super::bindings::provider::{Provider, ProviderPre};
-use super::bindings::{WIT_PACKAGE, WIT_VERSION, wit};
 use super::cache::ArtifactCache;
 use super::engine;
 use super::guest::{GuestFailure, PolicyInstance, ProviderInstance};
 use super::hosts::AllowedHosts;
 use super::pool::{InstancePool, ProviderLease};
-use super::state::{Account, AuthStyle, GuestIo, GuestState};
+use super::state::{AuthStyle, GuestIo, GuestState};
+use crate::accounts::Account;
+use crate::bindings::policy::{Policy, PolicyPre};
+use crate::bindings::provider::{Provider, ProviderPre};
+use crate::bindings::{WIT_PACKAGE, WIT_VERSION, wit};
 use crate::config::RuntimeConfig;
 
 /// A component that could not be loaded, with one clear reason.
@@ -446,7 +447,7 @@ impl PolicyComponent {
     }
 }
 
-pub use super::bindings::policy::exports::freeway::gateway::policy_api::{
+pub use crate::bindings::policy::exports::freeway::gateway::policy_api::{
     Candidate as PolicyCandidate, Choice as PolicyChoice, Features as PolicyFeatures, Headroom as PolicyHeadroom,
     TaskClass,
 };

@@ -6,11 +6,11 @@ use std::fmt;
 
 use wasmtime::Store;
 
-use super::bindings::policy::Policy;
-use super::bindings::policy::exports::freeway::gateway::policy_api as wpolicy;
-use super::bindings::provider::Provider;
-use super::bindings::wit;
 use super::state::GuestState;
+use crate::bindings::policy::Policy;
+use crate::bindings::policy::exports::freeway::gateway::policy_api as wpolicy;
+use crate::bindings::provider::Provider;
+use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +214,7 @@ impl ProviderInstance {
     pub(crate) fn rebind(
         &mut self,
         io: Option<std::sync::Arc<super::state::GuestIo>>,
-        accounts: Vec<std::sync::Arc<super::state::Account>>,
+        accounts: Vec<std::sync::Arc<crate::accounts::Account>>,
     ) {
         self.store.data_mut().rebind(io, accounts);
     }

@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
-use super::bindings::provider::freeway::gateway::{clock, credentials, http as whttp, log, rate_limit, types};
-use super::bindings::wit;
 use super::state::GuestState;
+use crate::bindings::provider::freeway::gateway::{clock, credentials, http as whttp, log, rate_limit, types};
+use crate::bindings::wit;
 use crate::upstream::{attach_auth, forbidden_header};
 
 /// Cap on a guest's `http.send` response body.
@@ -240,7 +240,7 @@ impl log::Host for GuestState {
     }
 }
 
-impl crate::runtime::bindings::policy::freeway::gateway::request::Host for GuestState {
+impl crate::bindings::policy::freeway::gateway::request::Host for GuestState {
     fn messages_json(&mut self) -> wasmtime::Result<String> {
         let bytes = self.request_messages.as_deref().unwrap_or(b"[]");
         Ok(String::from_utf8_lossy(bytes).into_owned())

@@ -2,7 +2,7 @@
 //! limits, the CPU clock for the current call, the accounts this request may use (by handle),
 //! and what the guest reported back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,58 +11,14 @@ use parking_lot::Mutex;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::wit;
 use super::hosts::AllowedHosts;
 use super::output::GuestOutput;
-use crate::config::SecretString;
+use crate::accounts::Account;
+use crate::bindings::wit;
+pub use crate::upstream::AuthStyle;
 use crate::upstream::UpstreamClient;
 
-/// One upstream account: a credential the host holds for a provider.
-#[derive(Debug)]
-pub struct Account {
-    /// stable id: the vault's (`acc_…`) or, for keys in the configuration, `provider#n`
-    pub id: String,
-    pub label: String,
-    pub provider: String,
-    /// accounts in one pool draw on one quota
-    pub pool: String,
-    pub secret: Option<SecretString>,
-    /// non-secret per-account settings the component may read
-    pub settings: BTreeMap<String, String>,
-    /// the latest quota figures the provider reported for this account
-    pub quota: Mutex<Vec<wit::QuotaUpdate>>,
-    pub health: Arc<crate::accounts::AccountHealth>,
-    pub recent: Arc<crate::accounts::RecentUse>,
-    /// the ledger's counters of this account's quota pool (shared by the pool's accounts)
-    pub quota_pool: Arc<crate::quota::PoolQuota>,
-}
-
-impl Account {
-    pub fn new(id: String, provider: String, secret: Option<SecretString>) -> Self {
-        Self {
-            quota_pool: Arc::new(crate::quota::PoolQuota::new(&provider, &id)),
-            label: id.clone(),
-            pool: id.clone(),
-            id,
-            provider,
-            secret,
-            settings: BTreeMap::new(),
-            quota: Mutex::new(Vec::new()),
-            health: Arc::default(),
-            recent: Arc::default(),
-        }
-    }
-}
-
-/// How the host attaches a secret to an upstream request (from the manifest).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthStyle {
-    Bearer,
-    Header(http::HeaderName),
-    Query(String),
-    None,
-}
-
+/// From the manifest's WIT form (the type lives with the upstream client that applies it).
 impl AuthStyle {
     pub fn from_wit(a: &wit::AuthStyle) -> Result<Self, String> {
         Ok(match a {

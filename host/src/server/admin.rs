@@ -20,11 +20,11 @@ use subtle::ConstantTimeEq;
 use crate::accounts::audit;
 use crate::accounts::health::describe;
 use crate::accounts::manage::Manager;
-use crate::accounts::recheck;
 use crate::app::App;
 use crate::config::SecretString;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::registry::Event;
+use crate::registry::recheck;
 use crate::vault::{AccountTier, NewAccount, Record, Vault, VaultError};
 
 /// The `/admin/` routes, each behind the admin key.
@@ -263,8 +263,16 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
 /// decision for it (every candidate, its score and reason, or why it was dropped). Nothing is
 /// sent upstream and no quota is taken.
 async fn explain_route(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    match crate::routing::explain::dry_run(&app, &body, None, true).await {
-        Ok(d) => Json(crate::routing::explain::to_json(&d)).into_response(),
+    match crate::pipeline::explain::dry_run(
+        app.services(),
+        &app.registry.snapshot(),
+        &body,
+        crate::principal::Principal::Anyone,
+        true,
+    )
+    .await
+    {
+        Ok(d) => Json(crate::pipeline::explain::to_json(&d)).into_response(),
         Err(e) => e.into_response(),
     }
 }

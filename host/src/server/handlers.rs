@@ -58,7 +58,7 @@ pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, b
     };
     let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
     let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
-        Ok(bytes) => pipeline::chat_completions(&app, &snapshot, client, bytes).await,
+        Ok(bytes) => pipeline::chat_completions(app.services(), &snapshot, client, bytes).await,
         Err(e) => Err(e),
     };
     match result {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::pipeline::account::UsageRecord;
+use crate::usage::UsageRecord;
 
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -341,7 +341,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::account::Outcome;
+    use crate::usage::Outcome;
     use crate::wire::types::Usage;
 
     fn record(provider: &str, prompt: u64) -> UsageRecord {

@@ -153,8 +153,8 @@ async fn a_key_that_recovers_comes_back_by_itself() {
         {"prefix": "/groq/openai/v1", "profile": "groq", "keys": [GROQ_KEYS[1]], "models": ["llama-3.1-8b-instant"]},
     ]}))
     .await;
-    let verdict = freeway::accounts::recheck::check(&snap.providers[0], &account).await;
-    assert_eq!(verdict, freeway::accounts::recheck::Verdict::Valid);
+    let verdict = freeway::registry::recheck::check(&snap.providers[0], &account).await;
+    assert_eq!(verdict, freeway::registry::recheck::Verdict::Valid);
     account.health.checked(true, None, std::time::Instant::now());
     assert_eq!(gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.status(), 200);
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::health::HealthRecord;
-use crate::registry::{ProviderEntry, Registry};
-use crate::runtime::Account;
-use crate::runtime::bindings::wit;
+use super::{ProviderEntry, Registry};
+use crate::accounts::Account;
+use crate::accounts::health::HealthRecord;
+use crate::bindings::wit;
 
 const EVERY: Duration = Duration::from_secs(5);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,7 +65,7 @@ fn publish_health(
     last: &mut BTreeMap<String, HealthRecord>,
 ) {
     let now = Instant::now();
-    let now_ms = crate::discovery::now_ms();
+    let now_ms = crate::clock::now_ms();
     let mut current = BTreeMap::new();
     for p in &snapshot.providers {
         for a in &p.accounts {

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::classify::Classification;
-use super::rules::Actions;
-use super::stats;
+use super::needs::Needs;
+use super::route::Candidate;
+use crate::accounts::Account;
 use crate::errors::{ErrorKind, GatewayError};
-use crate::pipeline::classify::Needs;
-use crate::pipeline::route::Candidate;
 use crate::quota::Blocked;
 use crate::registry::Route;
-use crate::runtime::Account;
+use crate::routing::classifier::Classification;
+use crate::routing::rules::Actions;
+use crate::routing::stats;
 use crate::runtime::component::PolicyHeadroom;
 
 /// Why a (provider, model, pool) was not offered to the policy.

@@ -3,25 +3,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::classify::{self, Classification, Task};
+use super::context::RequestCtx;
 use super::decision::{Decision, Dropped, Entry};
-use super::rules::{self, Actions};
-use super::{AutoKind, auto_kind};
 use crate::accounts::Health;
-use crate::app::App;
+use crate::routing::classifier::{self, Classification};
+use crate::routing::rules::{self, Actions};
+use crate::routing::task::Task;
+use crate::routing::{AutoKind, auto_kind};
 
-use crate::pipeline::classify::Needs;
+use super::needs::Needs;
 
-use crate::quota::{Cost, Dim, now_ms};
+use crate::accounts::Account;
+use crate::bindings::wit::Capabilities;
+use crate::quota::now_ms;
 use crate::registry::{ModelEntry, Route, Snapshot};
-use crate::runtime::Account;
-use crate::runtime::bindings::wit::Capabilities;
 use crate::runtime::component::{PolicyCandidate, PolicyChoice, PolicyFeatures, PolicyHeadroom, TaskClass};
 use crate::wire::chat::ChatBody;
-
-/// Model ids that are not chat models (never offered to `auto`).
-const NOT_CHAT: &[&str] =
-    &["embed", "whisper", "tts", "guard", "rerank", "moderation", "-transcribe", "dall-e", "stable-diffusion", "flux"];
 
 /// Prompts this long (estimated tokens) are flagged as long-context in the evidence.
 const LONG_CONTEXT: u32 = 8_000;
@@ -48,25 +45,6 @@ impl Routes<'_> {
             Routes::Listed(r) => r,
         }
     }
-}
-
-fn chat_model(m: &ModelEntry) -> bool {
-    let id = m.info.id.to_ascii_lowercase();
-    !NOT_CHAT.iter().any(|n| id.contains(n))
-}
-
-/// Every routable free chat model of every provider (built once per reload).
-pub fn fleet_of(providers: &[Arc<crate::registry::ProviderEntry>], free_only: bool) -> Vec<(Route, usize)> {
-    let mut out = Vec::new();
-    for p in providers {
-        for (i, m) in p.models.iter().enumerate().filter(|(_, m)| m.routable() && chat_model(m)) {
-            let free = p.local || m.info.free != Some(false) && m.catalog.as_ref().is_none_or(|c| c.free);
-            if free || !free_only {
-                out.push((Route { provider: p.clone(), model: m.info.id.clone() }, i));
-            }
-        }
-    }
-    out
 }
 
 /// Whether `model` is routed by a policy, and how.
@@ -112,9 +90,9 @@ fn classify_request(
     kind: Option<AutoKind>,
     tags: &[String],
 ) -> Classified {
-    let user = super::text::content_text(req.last_user);
-    let system = super::text::content_text(req.system);
-    let mut class = classify::classify(&classify::Input {
+    let user = crate::routing::text::content_text(req.last_user);
+    let system = crate::routing::text::content_text(req.system);
+    let mut class = classifier::classify(&classifier::Input {
         prompt: &user,
         system: &system,
         images: needs.vision,
@@ -156,7 +134,7 @@ fn classify_request(
         class.task = t;
         class.confidence = 1.0;
     }
-    let language = super::language::detect(&user);
+    let language = crate::routing::language::detect(&user);
     Classified { class, language, actions, needs_vision: needs.vision || kind == Some(AutoKind::Vision) }
 }
 
@@ -252,29 +230,13 @@ fn pools(route: &Route, now: Instant) -> (Pools, Option<Dropped>) {
     (out, why)
 }
 
-/// The client key's id (`key-N`, N counting `[server] api_keys` from 1) and its tags.
-fn client_of(snapshot: &Snapshot, client: Option<usize>) -> (Option<String>, Vec<String>) {
-    let Some(i) = client else { return (None, Vec::new()) };
-    let id = format!("key-{}", i + 1);
-    let tags = snapshot.config.server.client_tags.get(&id).cloned().unwrap_or_default();
-    (Some(id), tags)
-}
-
 /// Decide the order for a policy-routed request.
-pub async fn decide(
-    app: &App,
-    snapshot: &Snapshot,
-    req: &ChatBody<'_>,
-    needs: &Needs,
-    client: Option<usize>,
-    route: PolicyRoute<'_>,
-    call: Call,
-) -> Decision {
+pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) -> Decision {
     let started = Instant::now();
-    let (client_id, tags) = client_of(snapshot, client);
+    let (snapshot, req, needs) = (ctx.snapshot, ctx.req, &ctx.needs);
+    let (client_id, tags) = (ctx.principal.id(), ctx.principal.tags(&snapshot.config.server).to_vec());
     let c = classify_request(snapshot, req, needs, route.kind, &tags);
     let classify_cost = started.elapsed();
-    let default_out = snapshot.config.quota.default_output_tokens;
     let needed_context = needs.prompt_tokens.saturating_add(needs.max_tokens.unwrap_or(0));
     let now = Instant::now();
     let mut entries = Vec::new();
@@ -294,7 +256,7 @@ pub async fn decide(
             score: None,
             reason: String::new(),
             headroom: Vec::new(),
-            stats: super::stats::Snapshot::default(),
+            stats: crate::routing::stats::Snapshot::default(),
             route: None,
             accounts: Vec::new(),
             blocked: None,
@@ -317,16 +279,12 @@ pub async fn decide(
             entries.push(base(String::new(), why.or(Some(Dropped::NoAccounts))));
             continue;
         }
-        let stats = app.stats.get(&r.provider.id, &r.model);
+        let stats = ctx.services.stats.get(&r.provider.id, &r.model);
         for (pool, accounts, cooling) in pools {
             let Some(first) = accounts.first() else { continue };
             let mut e = base(pool.clone(), None);
             let plan = &r.provider.quota_plan;
-            let output = needs.max_tokens.unwrap_or(default_out.min(model.info.max_output_tokens.unwrap_or(u32::MAX)));
-            let cost =
-                Cost { requests: 1, input_tokens: u64::from(needs.prompt_tokens), output_tokens: u64::from(output) };
-            let counted = plan.for_model(&r.model).specs.iter().any(|s| s.dim != Dim::Requests);
-            let cost = if counted { cost } else { Cost { requests: 1, ..Cost::default() } };
+            let cost = super::cost::estimate(ctx, &r.provider, &r.model);
             if let Err(b) = first.quota_pool.check(plan, &r.model, &cost, now_ms()) {
                 e.dropped = Some(Dropped::Quota(b.reason.clone()));
                 e.blocked = Some(b);

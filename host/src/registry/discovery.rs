@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::ProviderEntry;
-use crate::runtime::bindings::wit;
+use super::ProviderEntry;
+use crate::bindings::wit;
 
 /// One listed model, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

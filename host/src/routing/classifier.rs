@@ -9,64 +9,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 
 use super::lexicon::{KEYWORDS, SHAPES};
+pub use super::task::Task;
 use super::text::{HEAD, TAIL, ceil_char, floor_char};
-
-/// Task classes, as the policy world names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Task {
-    General,
-    Code,
-    Math,
-    Reasoning,
-    Creative,
-    Extraction,
-    Vision,
-    ToolUse,
-}
-
-impl Task {
-    pub const ALL: [Task; 8] = [
-        Task::General,
-        Task::Code,
-        Task::Math,
-        Task::Reasoning,
-        Task::Creative,
-        Task::Extraction,
-        Task::Vision,
-        Task::ToolUse,
-    ];
-
-    /// Position in [`Task::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::General => "general",
-            Task::Code => "code",
-            Task::Math => "math",
-            Task::Reasoning => "reasoning",
-            Task::Creative => "creative",
-            Task::Extraction => "extraction",
-            Task::Vision => "vision",
-            Task::ToolUse => "tool-use",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Task> {
-        Task::ALL.into_iter().find(|t| t.as_str() == s || (s == "tool_use" && *t == Task::ToolUse))
-    }
-
-    /// Classes the keyword scorer decides between (vision and tool use come from the request's
-    /// shape, not its words).
-    const SCORED: [Task; 6] =
-        [Task::General, Task::Code, Task::Math, Task::Reasoning, Task::Creative, Task::Extraction];
-
-    fn slot(self) -> usize {
-        Task::SCORED.iter().position(|t| *t == self).unwrap_or(0)
-    }
-}
 
 /// What the classifier concluded.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,18 +3,24 @@
 
 use serde_json::{Value, json};
 
+use super::context::{RequestCtx, Services};
 use super::decision::Decision;
-use crate::app::App;
 use crate::config::catalog::group as thousands;
 use crate::errors::{ErrorKind, GatewayError};
+use crate::principal::Principal;
+use crate::registry::Snapshot;
 
-/// A routing decision for a chat request body, made without sending anything. `client` is the
-/// client key the request would carry (for rules and policies that read tags).
-pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>, explain: bool) -> Result<Decision, GatewayError> {
-    let snapshot = app.registry.snapshot();
-    let req = crate::pipeline::ingress::parse(body, &snapshot.config.server.shape_limits())?;
-    let needs = crate::pipeline::classify::needs(&req);
-    let Some(how) = super::policy_route(&snapshot, &req.model) else {
+/// A routing decision for a chat request body, made without sending anything, on `snapshot`.
+/// `client` is the client the request would come from (for rules and policies that read tags).
+pub async fn dry_run(
+    services: Services<'_>,
+    snapshot: &Snapshot,
+    body: &[u8],
+    client: Principal,
+    explain: bool,
+) -> Result<Decision, GatewayError> {
+    let req = super::ingress::parse(body, &snapshot.config.server.shape_limits())?;
+    let Some(how) = super::decide::policy_route(snapshot, &req.model) else {
         return Err(GatewayError::new(
             ErrorKind::InvalidValue,
             format!(
@@ -24,8 +30,9 @@ pub async fn dry_run(app: &App, body: &[u8], client: Option<usize>, explain: boo
         )
         .with_param("model"));
     };
-    let call = super::Call { messages: bytes::Bytes::copy_from_slice(req.messages.get().as_bytes()), explain };
-    Ok(super::decide(app, &snapshot, &req, &needs, client, how, call).await)
+    let ctx = RequestCtx::new(services, snapshot, client, &req, super::needs::needs(&req), std::time::Instant::now());
+    let call = super::decide::Call { messages: bytes::Bytes::copy_from_slice(req.messages.get().as_bytes()), explain };
+    Ok(super::decide::decide(&ctx, how, call).await)
 }
 
 /// A request body for a bare prompt.

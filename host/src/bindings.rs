@@ -40,11 +40,11 @@ mod tests {
     #[test]
     fn wit_version_matches_the_wit_files() {
         for (name, text) in [
-            ("types.wit", include_str!("../../../wit/types.wit")),
-            ("host.wit", include_str!("../../../wit/host.wit")),
-            ("provider.wit", include_str!("../../../wit/provider.wit")),
-            ("policy.wit", include_str!("../../../wit/policy.wit")),
-            ("worlds.wit", include_str!("../../../wit/worlds.wit")),
+            ("types.wit", include_str!("../../wit/types.wit")),
+            ("host.wit", include_str!("../../wit/host.wit")),
+            ("provider.wit", include_str!("../../wit/provider.wit")),
+            ("policy.wit", include_str!("../../wit/policy.wit")),
+            ("worlds.wit", include_str!("../../wit/worlds.wit")),
         ] {
             assert!(text.contains(&format!("package {WIT_PACKAGE}@{WIT_VERSION};")), "{name} declares another version");
         }

@@ -1,4 +1,5 @@
-//! Classification: what a request needs from the model that serves it.
+//! What a request needs from the model that serves it (tools, vision, JSON, streaming, context).
+//! Not to be confused with [`crate::routing::classifier`], which says what kind of task a prompt is.
 
 use crate::wire::chat::ChatBody;
 

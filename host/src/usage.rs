@@ -1,0 +1,39 @@
+//! One request's usage record: what the pipeline hands to the usage writer and the store keeps.
+//! A leaf: it knows the wire's token counts and nothing of the pipeline or the store.
+
+use std::time::{Duration, SystemTime};
+
+use crate::wire::types::Usage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok,
+    /// the upstream failed (after fallbacks, or mid-stream)
+    UpstreamError,
+    /// the client went away before the end
+    ClientGone,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::ClientGone => "client_gone",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageRecord {
+    pub at: SystemTime,
+    pub provider: String,
+    pub model: String,
+    pub account: String,
+    pub usage: Option<Usage>,
+    pub outcome: Outcome,
+    pub stream: bool,
+    pub attempts: u32,
+    pub latency: Duration,
+    pub first_byte: Option<Duration>,
+}
