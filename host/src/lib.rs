@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod egress;
 pub mod pipeline;
 pub mod principal;
 pub mod quota;

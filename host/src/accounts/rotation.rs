@@ -218,10 +218,12 @@ mod tests {
             ..QuotaPlan::default()
         });
         let one = Cost { requests: 1, ..Cost::default() };
+        // held: a reservation dropped unsettled gives itself back
+        let mut held = Vec::new();
         for _ in 0..3 {
-            ledger.reserve(&accounts[0].quota_pool, &plan, "m", one).await.unwrap();
+            held.push(ledger.reserve(&accounts[0].quota_pool, &plan, "m", one).await.unwrap());
         }
-        ledger.reserve(&accounts[1].quota_pool, &plan, "m", one).await.unwrap();
+        held.push(ledger.reserve(&accounts[1].quota_pool, &plan, "m", one).await.unwrap());
         let cursor = AtomicUsize::new(0);
         let order = order(&accounts, Rotation::MostHeadroom, &cursor, Instant::now(), (&plan, "m"));
         assert_eq!(ids(&order), ["b", "a"], "9 of 10 left beats 7 of 10");

@@ -7,22 +7,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use url::Url;
+use bytes::Bytes;
+use http::HeaderMap;
 
 use super::context::RequestCtx;
 use super::limit;
 use super::route::Candidate;
 use super::stream::{Relay, RelayInfo};
 use crate::bindings::wit;
+use crate::egress;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::quota::{Ledger, Reservation};
 use crate::registry::ProviderEntry;
 use crate::registry::ProviderSlot;
 use crate::runtime::ProviderLease;
-use crate::upstream::{attach_auth, forbidden_header, transport_error};
+use crate::upstream::transport_error;
 use crate::wire::chat::{Edit, UpstreamBody};
 use crate::wire::types::{CompletionPeek, Usage};
 
@@ -100,25 +99,31 @@ fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) 
 
 /// Read a response body up to `cap` bytes.
 async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Result<Bytes, GatewayError> {
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(GatewayError::new(
+    egress::read_capped(resp, cap).await.map_err(|e| match e {
+        egress::ReadError::TooLarge => GatewayError::new(
             ErrorKind::UpstreamInvalidResponse,
             format!("provider '{provider}' sent a response larger than {cap} bytes"),
-        ));
-    }
-    let mut buf = BytesMut::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| transport_error(e, provider))?;
-        if buf.len() + chunk.len() > cap {
-            return Err(GatewayError::new(
-                ErrorKind::UpstreamInvalidResponse,
-                format!("provider '{provider}' sent a response larger than {cap} bytes"),
-            ));
+        ),
+        egress::ReadError::Transport(e) => transport_error(e, provider),
+    })
+}
+
+/// A planned call the egress policy refused, as the request's error.
+fn refused(p: &ProviderEntry, r: &egress::Refusal) -> GatewayError {
+    match r {
+        // the provider itself is somewhere the gateway never goes: nothing the component did
+        egress::Refusal::Forbidden { .. } | egress::Refusal::OutsideEgress { .. } => {
+            GatewayError::new(ErrorKind::UpstreamUnreachable, format!("provider '{}' planned {}", p.id, r.describe()))
+                .with_provider(&p.id)
         }
-        buf.extend_from_slice(&chunk);
+        egress::Refusal::NotAllowed { .. } => GatewayError::new(
+            ErrorKind::ComponentDenied,
+            format!("component '{}' planned {} for provider '{}'", p.component.name, r.describe(), p.id),
+        )
+        .with_provider(&p.id),
+        egress::Refusal::Credential(e) => e.clone(),
+        _ => component_error(p, format!("planned {}", r.describe())),
     }
-    Ok(buf.freeze())
 }
 
 /// The request's provider instance: the one it holds, or a warm one leased now.
@@ -213,41 +218,13 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
         lease = None;
     }
 
-    let mut url = Url::parse(&call.url).map_err(|e| component_error(p, format!("planned an invalid URL: {e}")))?;
-    if !p.io.allowed.allows(&url) {
-        return Err(GatewayError::new(
-            ErrorKind::ComponentDenied,
-            format!(
-                "component '{}' planned a call to {}, which its manifest does not allow for provider '{}'",
-                p.component.name,
-                url.host_str().unwrap_or("?"),
-                p.id
-            ),
-        )
-        .with_provider(&p.id));
-    }
-    if !app.http.permits(&url) {
-        let why = crate::upstream::forbidden_destination(&url).unwrap_or("not in [upstream] egress_hosts");
-        return Err(GatewayError::new(
-            ErrorKind::UpstreamUnreachable,
-            format!("provider '{}' is at {}, which is never reached: {why}", p.id, url.host_str().unwrap_or("?")),
-        )
-        .with_provider(&p.id));
-    }
-    let method = Method::from_bytes(call.method.as_bytes())
-        .map_err(|_| component_error(p, format!("planned an invalid method {:?}", call.method)))?;
-    let mut headers = HeaderMap::with_capacity(call.headers.len() + 1);
-    for (k, v) in &call.headers {
-        let name = HeaderName::try_from(k.as_str())
-            .map_err(|_| component_error(p, format!("planned an invalid header name {k:?}")))?;
-        if forbidden_header(&name) {
-            continue;
-        }
-        let value = HeaderValue::try_from(v.as_str())
-            .map_err(|_| component_error(p, format!("planned an invalid value for header {k}")))?;
-        headers.append(name, value);
-    }
-    attach_auth(&mut url, &mut headers, &p.io.auth, cand.account.secret.as_ref())?;
+    let sender = egress::Sender {
+        allowed: &p.io.allowed,
+        http: app.http,
+        auth: &p.io.auth,
+        secret: cand.account.secret.as_ref(),
+    };
+    let out = egress::prepare(&sender, &call.url, &call.method, &call.headers).map_err(|r| refused(p, &r))?;
     let body: Bytes = match &call.body {
         wit::RequestBody::Passthrough(edits) => {
             let edits: Vec<Edit> = edits
@@ -267,9 +244,12 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
         wit::RequestBody::Replace(text) => Bytes::from(text.clone()),
     };
 
-    let mut builder = app.http.client().request(method, url).headers(headers).body(body);
+    let mut builder = app.http.client().request(out.method, out.url).headers(out.headers).body(body);
     if !req.stream {
         builder = builder.timeout(app.http.request_timeout);
+    }
+    if let Some(r) = ready.reservation.as_mut() {
+        r.mark_sent();
     }
     let sent = Instant::now();
     let resp = builder.send().await;
@@ -320,7 +300,7 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
         *waited += t.elapsed();
         primed?;
         if let Some(r) = ready.reservation.take() {
-            relay.settle_with(app.ledger.clone(), r);
+            relay.settle_with(r);
         }
         relay.hold(ready.slot.take());
         return Ok(Reply::Stream(Box::new(relay)));

@@ -5,6 +5,7 @@
 //! is settled with the true usage. When no candidate has room, the client gets a 429 whose
 //! `Retry-After` is the earliest moment one will.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::route::Candidate;
@@ -13,7 +14,7 @@ use crate::errors::{ErrorKind, GatewayError};
 use crate::quota::{Blocked, Cost, Dim, Ledger, Observed, Reservation, Window, now_ms};
 
 /// Reserve the request's cost in the candidate's pool.
-pub async fn reserve(ledger: &Ledger, cand: &Candidate, cost: Cost) -> Result<Option<Reservation>, Blocked> {
+pub async fn reserve(ledger: &Arc<Ledger>, cand: &Candidate, cost: Cost) -> Result<Option<Reservation>, Blocked> {
     // nothing to count: only a shared Redis may still hold a rest for the pool
     if cost == Cost::default() && ledger.remote().is_none_or(|r| !r.is_up()) {
         return Ok(None);

@@ -89,7 +89,7 @@ pub struct Relay {
     started: Instant,
     first_byte: Option<Duration>,
     /// settled with the usage the stream reports when it ends
-    reservation: Option<(std::sync::Arc<crate::quota::Ledger>, crate::quota::Reservation)>,
+    reservation: Option<crate::quota::Reservation>,
     /// the provider's in-flight slot, released when the stream ends
     _slot: Option<crate::registry::ProviderSlot>,
 }
@@ -162,8 +162,8 @@ impl Relay {
 
     /// Settle `r` in `ledger` with the stream's usage when it ends (an unreported usage keeps
     /// the estimate).
-    pub fn settle_with(&mut self, ledger: std::sync::Arc<crate::quota::Ledger>, r: crate::quota::Reservation) {
-        self.reservation = Some((ledger, r));
+    pub fn settle_with(&mut self, r: crate::quota::Reservation) {
+        self.reservation = Some(r);
     }
 
     pub fn set_attempts(&mut self, attempts: u32) {
@@ -416,11 +416,13 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        if let Some((ledger, reservation)) = self.reservation.take()
-            && let Some(usage) = &self.tracker.usage
+        // a stream that ended is charged what it reported, or the estimate; one cut short
+        // without a report is charged by the reservation itself as a request with its prompt
+        if let Some(reservation) = self.reservation.take()
+            && (self.ended || self.tracker.usage.is_some())
         {
             let estimate = reservation.estimate();
-            ledger.settle(reservation, super::cost::actual(Some(usage), estimate));
+            reservation.settle(super::cost::actual(self.tracker.usage.as_ref(), estimate));
         }
         if let Some(mut r) = self.record.take() {
             r.usage = self.tracker.usage.take();

@@ -109,9 +109,12 @@ impl PoolQuota {
     }
 }
 
-/// A cost taken from a pool, to be settled with the real usage.
-#[derive(Debug)]
+/// A cost taken from a pool, to be settled with the real usage. It cannot leak: dropped without
+/// being settled (a request cancelled at any await point, a panic), it settles itself — given
+/// back if the request never reached the provider, else charged as one request with its prompt
+/// (what the provider counts for a request cut short).
 pub struct Reservation {
+    ledger: Arc<Ledger>,
     pool: Arc<PoolQuota>,
     plan: Arc<QuotaPlan>,
     model: String,
@@ -120,11 +123,68 @@ pub struct Reservation {
     estimate: Cost,
     /// also taken in Redis
     remote: bool,
+    /// the request was sent to the provider
+    sent: bool,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("model", &self.model)
+            .field("rid", &self.rid)
+            .field("estimate", &self.estimate)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reservation {
     pub fn estimate(&self) -> Cost {
         self.estimate
+    }
+
+    /// The request is on its way to the provider: from now on it counts even if cut short.
+    pub fn mark_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// Replace the estimate with the real cost.
+    pub fn settle(mut self, actual: Cost) {
+        self.apply(&actual);
+    }
+
+    /// Give the reservation back: the request never reached the provider.
+    pub fn release(self) {
+        self.settle(Cost::default());
+    }
+
+    fn apply(&mut self, actual: &Cost) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let now = now_ms();
+        self.pool.with_book(&self.plan, &self.model, now, |b| b.settle(self.rid, &self.taken, actual));
+        self.ledger.dirty.store(true, Ordering::Relaxed);
+        if self.remote
+            && let Some(remote) = &self.ledger.remote
+        {
+            remote.settle(&self.pool, &self.plan, &self.model, self.rid, &self.taken, actual);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let cost = if self.sent {
+            Cost { requests: 1, input_tokens: self.estimate.input_tokens, output_tokens: 0 }
+        } else {
+            Cost::default()
+        };
+        self.apply(&cost);
     }
 }
 
@@ -208,7 +268,7 @@ impl Ledger {
     /// Reserve `cost` in `pool` for `model`: `Ok(None)` when nothing limits it (nothing to
     /// settle), `Err` when some limit would break, with when it would fit.
     pub async fn reserve(
-        &self,
+        self: &Arc<Self>,
         pool: &Arc<PoolQuota>,
         plan: &Arc<QuotaPlan>,
         model: &str,
@@ -230,6 +290,9 @@ impl Ledger {
                         taken,
                         estimate: cost,
                         remote: true,
+                        ledger: self.clone(),
+                        sent: false,
+                        settled: false,
                     }));
                 }
                 Err(remote::Failure::Blocked(b)) => return Err(b),
@@ -255,6 +318,9 @@ impl Ledger {
             taken,
             estimate: cost,
             remote: false,
+            ledger: self.clone(),
+            sent: false,
+            settled: false,
         }))
     }
 
@@ -268,19 +334,12 @@ impl Ledger {
 
     /// Replace a reservation's estimate with the real cost.
     pub fn settle(&self, r: Reservation, actual: Cost) {
-        let now = now_ms();
-        r.pool.with_book(&r.plan, &r.model, now, |b| b.settle(r.rid, &r.taken, &actual));
-        self.dirty.store(true, Ordering::Relaxed);
-        if r.remote
-            && let Some(remote) = &self.remote
-        {
-            remote.settle(&r.pool, &r.plan, &r.model, r.rid, &r.taken, &actual);
-        }
+        r.settle(actual);
     }
 
     /// Give a reservation back: the request never reached the provider.
     pub fn release(&self, r: Reservation) {
-        self.settle(r, Cost::default());
+        r.release();
     }
 
     /// What the provider said about `pool`'s quota for `model`.
@@ -371,8 +430,10 @@ mod tests {
         let b = ledger.pool("p", "acct");
         assert!(Arc::ptr_eq(&a, &b));
         let one = Cost { requests: 1, ..Cost::default() };
-        assert!(ledger.reserve(&a, &plan, "m", one).await.unwrap().is_some());
-        assert!(ledger.reserve(&b, &plan, "m", one).await.unwrap().is_some());
+        // held: a reservation dropped unsettled gives itself back
+        let ra = ledger.reserve(&a, &plan, "m", one).await.unwrap();
+        let rb = ledger.reserve(&b, &plan, "m", one).await.unwrap();
+        assert!(ra.is_some() && rb.is_some());
         let blocked = ledger.reserve(&a, &plan, "m", one).await.unwrap_err();
         assert!(blocked.reason.starts_with("RPM 2/2"));
         // another pool is not affected
@@ -414,15 +475,38 @@ mod tests {
         let path = dir.path().join("quota.json");
         let plan = plan(2);
         let one = Cost { requests: 1, ..Cost::default() };
+        // held past the restart: a reservation dropped unsettled gives itself back
+        let mut held = Vec::new();
         {
             let ledger = Ledger::start(Some(path.clone()), None).await;
             let pool = ledger.pool("p", "a");
-            ledger.reserve(&pool, &plan, "m", one).await.unwrap();
-            ledger.reserve(&pool, &plan, "m", one).await.unwrap();
+            held.push(ledger.reserve(&pool, &plan, "m", one).await.unwrap());
+            held.push(ledger.reserve(&pool, &plan, "m", one).await.unwrap());
             ledger.save().await;
         }
         let ledger = Ledger::start(Some(path), None).await;
         let pool = ledger.pool("p", "a");
         assert!(ledger.reserve(&pool, &plan, "m", one).await.is_err(), "the two requests still count");
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_dropped_unsettled_is_given_back_or_charged_as_sent() {
+        let ledger = Ledger::in_memory();
+        let plan = plan(2);
+        let pool = ledger.pool("p", "acct");
+        let one = Cost { requests: 1, ..Cost::default() };
+        for _ in 0..5 {
+            // never sent: given back, so the limit of 2 is never reached
+            drop(ledger.reserve(&pool, &plan, "m", one).await.unwrap());
+        }
+        let mut sent = ledger.reserve(&pool, &plan, "m", one).await.unwrap().unwrap();
+        sent.mark_sent();
+        drop(sent);
+        let _held = ledger.reserve(&pool, &plan, "m", one).await.unwrap();
+        assert!(
+            ledger.reserve(&pool, &plan, "m", one).await.is_err(),
+            "the sent one and the held one count: 2 of 2"
+        );
     }
 }

@@ -499,8 +499,10 @@ impl Remote {
             argv.push(real.to_string());
             argv.push(t.window_end.to_string());
         }
+        // a reservation dropped outside the runtime (at exit) leaves its Redis entry to expire
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let me = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut inv = me.settle.prepare_invoke();
             for k in &keys {
                 inv.key(k);

@@ -7,13 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use url::Url;
 
 use super::state::GuestState;
 use crate::bindings::provider::freeway::gateway::{clock, credentials, http as whttp, log, rate_limit, types};
 use crate::bindings::wit;
-use crate::upstream::{attach_auth, forbidden_header};
+use crate::egress;
 
 /// Cap on a guest's `http.send` response body.
 const GUEST_HTTP_MAX_BODY: usize = 8 * 1024 * 1024;
@@ -57,6 +55,24 @@ impl GuestState {
         Ok(())
     }
 
+    /// A call the egress policy refused, as the guest sees it.
+    fn refused(&mut self, component: &str, provider: &str, r: &egress::Refusal) -> wit::HttpError {
+        match r {
+            egress::Refusal::InvalidUrl(e) => wit::HttpError::InvalidUrl(e.clone()),
+            egress::Refusal::NotAllowed { .. } => {
+                let msg = format!("component '{component}' tried {}", r.describe());
+                tracing::warn!(provider = %provider, "{msg}");
+                self.denied = Some(msg.clone());
+                wit::HttpError::Denied(msg)
+            }
+            egress::Refusal::Forbidden { .. } => self.refuse(format!("it tried {}", r.describe())),
+            egress::Refusal::OutsideEgress { host } => {
+                wit::HttpError::Connect(format!("{host} is outside [upstream] egress_hosts"))
+            }
+            _ => wit::HttpError::Other(r.describe()),
+        }
+    }
+
     fn refuse(&mut self, why: String) -> wit::HttpError {
         let component = self.io.as_ref().map_or("policy", |io| io.component.as_str());
         let msg = format!("component '{component}' was stopped: {why}");
@@ -74,36 +90,6 @@ impl GuestState {
         let Some(io) = self.io.clone() else {
             return Err(wit::HttpError::Denied("this component may not make HTTP requests".into()));
         };
-        let mut url = Url::parse(&req.url).map_err(|e| wit::HttpError::InvalidUrl(format!("{}: {e}", req.url)))?;
-        if !io.allowed.allows(&url) {
-            let host = url.host_str().unwrap_or("?").to_owned();
-            let msg = format!("component '{}' tried to reach {host}, which its manifest does not allow", io.component);
-            tracing::warn!(provider = %io.provider_id, "{msg}");
-            self.denied = Some(msg.clone());
-            return Err(wit::HttpError::Denied(msg));
-        }
-        if let Some(why) = crate::upstream::forbidden_destination(&url) {
-            let host = url.host_str().unwrap_or("?").to_owned();
-            return Err(self.refuse(format!("it tried to reach {host}, {why}")));
-        }
-        if !io.http.permits(&url) {
-            let host = url.host_str().unwrap_or("?").to_owned();
-            return Err(wit::HttpError::Connect(format!("{host} is outside [upstream] egress_hosts")));
-        }
-        self.take_http_call(req.body.len())?;
-        let method = Method::from_bytes(req.method.as_bytes())
-            .map_err(|_| wit::HttpError::Other(format!("invalid method {}", req.method)))?;
-        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
-        for (k, v) in &req.headers {
-            let name = HeaderName::try_from(k.as_str())
-                .map_err(|_| wit::HttpError::Other(format!("invalid header name {k:?}")))?;
-            if forbidden_header(&name) {
-                continue;
-            }
-            let value = HeaderValue::try_from(v.as_str())
-                .map_err(|_| wit::HttpError::Other(format!("invalid value for header {k}")))?;
-            headers.append(name, value);
-        }
         let account = match auth {
             Some(handle) => match self.account(handle) {
                 Some(a) => Some(a.clone()),
@@ -116,16 +102,24 @@ impl GuestState {
             },
             None => None,
         };
-        let secret = account.as_ref().and_then(|a| a.secret.as_ref());
-        attach_auth(&mut url, &mut headers, &io.auth, secret)
-            .map_err(|e| wit::HttpError::Other(e.message.into_owned()))?;
+        let sender = egress::Sender {
+            allowed: &io.allowed,
+            http: &io.http,
+            auth: &io.auth,
+            secret: account.as_ref().and_then(|a| a.secret.as_ref()),
+        };
+        let out = match egress::prepare(&sender, &req.url, &req.method, &req.headers) {
+            Ok(out) => out,
+            Err(r) => return Err(self.refused(&io.component, &io.provider_id, &r)),
+        };
+        self.take_http_call(req.body.len())?;
         // what this call may still read back
         let room = self.http_bounds.bytes.saturating_sub(self.http.bytes);
         let timeout = req
             .timeout_ms
             .map_or(GUEST_HTTP_DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)))
             .min(GUEST_HTTP_MAX_TIMEOUT);
-        let mut builder = io.http.client().request(method, url).headers(headers).timeout(timeout);
+        let mut builder = io.http.client().request(out.method, out.url).headers(out.headers).timeout(timeout);
         if !req.body.is_empty() {
             builder = builder.body(req.body);
         }

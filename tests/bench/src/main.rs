@@ -8,6 +8,9 @@
 //! - added time to first byte for streams
 //! - resident memory idle and after 256 concurrent requests
 //! - the wasm cost per request (instantiate + guest calls), in-process
+//! - the same figures for a bare reverse proxy (nginx, pinned to the same core) in the same
+//!   rounds, and the gateway's ratios to it
+//! - instructions per request under callgrind (repeatable through the noise of timings)
 //!
 //! Results go to stdout and `target/bench/latest.json`.
 //!
@@ -21,7 +24,9 @@
 
 mod client;
 mod fleet;
+mod instructions;
 mod procs;
+mod proxy;
 mod routing_cost;
 mod soak;
 mod spread;
@@ -51,6 +56,12 @@ struct Rounds {
     drps: Vec<f64>,
     grps: Vec<f64>,
     cpu: Vec<f64>,
+    /// the bare proxy's: added p50/p99 (its own direct run), first byte added, req/s, CPU
+    p_add50: Vec<f64>,
+    p_add99: Vec<f64>,
+    p_fb50: Vec<f64>,
+    prps: Vec<f64>,
+    pcpu: Vec<f64>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -155,6 +166,14 @@ fn print_row(label: &str, direct: &str, gateway: &str, added: &str) {
 async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     let sim = Proc::sim(&opts.other_cores)?;
     let gw = Gateway::start(&opts.gateway_core, &sim)?;
+    let bench_dir = procs::root().join("target/bench");
+    let proxy = match proxy::Proxy::start(&opts.gateway_core, &bench_dir, sim.port) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("bare-proxy baseline: {e}");
+            None
+        }
+    };
     let direct = sim.port;
     let gateway = gw.port;
     let n_lat = if opts.quick { 2_000 } else { 5_000 };
@@ -170,6 +189,9 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     // warm both paths (connections, pools, caches)
     throughput(gateway, 8, Duration::from_millis(500)).await;
     throughput(direct, 8, Duration::from_millis(500)).await;
+    if let Some(p) = &proxy {
+        throughput(p.port, 8, Duration::from_millis(500)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = gw.proc.rss_kib();
 
@@ -206,6 +228,27 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
         m.drps.push(direct_n as f64 / dur.as_secs_f64());
         m.grps.push(gw_n as f64 / dur.as_secs_f64());
         m.cpu.push(us(cpu) / gw_n.max(1) as f64);
+        if let Some(p) = &proxy {
+            let (dl, pl) = latency(direct, p.port, BODY, Kind::Full, n_lat).await;
+            m.p_add50.push(us(percentile(&pl, 0.5)) - us(percentile(&dl, 0.5)));
+            m.p_add99.push(us(percentile(&pl, 0.99)) - us(percentile(&dl, 0.99)));
+            let (ds, ps) = latency(direct, p.port, STREAM_BODY, Kind::FirstByte, n_lat / 4).await;
+            m.p_fb50.push(us(percentile(&ps, 0.5)) - us(percentile(&ds, 0.5)));
+            let cpu0 = procs::cpu_time_of(p.pid());
+            let n = throughput(p.port, 64, dur).await;
+            let cpu = procs::cpu_time_of(p.pid()).saturating_sub(cpu0);
+            m.prps.push(n as f64 / dur.as_secs_f64());
+            m.pcpu.push(us(cpu) / n.max(1) as f64);
+            eprintln!(
+                "  round {}, bare proxy: added p50 {:+.0} µs, p99 {:+.0} µs, first byte {:+.0} µs, {:.1} µs CPU/request, {:.0} req/s",
+                round + 1,
+                m.p_add50[round],
+                m.p_add99[round],
+                m.p_fb50[round],
+                m.pcpu[round],
+                m.prps[round]
+            );
+        }
         eprintln!(
             "  round {}: added p50 {:+.0} µs, p99 {:+.0} µs, first byte {:+.0} µs, {:.1} µs CPU/request, {:.0} req/s",
             round + 1,
@@ -237,6 +280,33 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     let cpu_per_req = median(&m.cpu);
     let (direct_rps, gw_rps) = (median(&m.drps), median(&m.grps));
 
+    // the gateway against the bare proxy, from the same rounds
+    let vs_proxy = if proxy.is_some() {
+        let (p50, p99, pfb, prps, pcpu) =
+            (median(&m.p_add50), median(&m.p_add99), median(&m.p_fb50), median(&m.prps), median(&m.pcpu));
+        println!("\nbare proxy (nginx, same core, same rounds):");
+        print_row("  added latency p50/p99, c=1 (µs)", "", &format!("{p50:+.0} / {p99:+.0}"), "");
+        print_row("  added first byte p50 (µs)", "", &format!("{pfb:+.0}"), "");
+        print_row("  requests/s, c=64", "", &format!("{prps:.0}"), "");
+        print_row("  CPU per request (µs)", "", &format!("{pcpu:.1}"), "");
+        let ratio = |a: f64, b: f64| if b.abs() > f64::EPSILON { a / b } else { f64::NAN };
+        println!("gateway ÷ bare proxy:");
+        print_row("  CPU per request", "", &format!("{:.2}x", ratio(cpu_per_req, pcpu)), "target <= 2x");
+        print_row("  requests/s on one core", "", &format!("{:.2}x", ratio(gw_rps, prps)), "target >= 0.5x");
+        print_row("  added latency p50", "", &format!("{:.2}x", ratio(added_p50, p50)), "target <= 1.2x");
+        print_row("  added latency p99", "", &format!("{:.2}x", ratio(added_p99, p99)), "target <= 1.2x");
+        json!({
+            "proxy": { "added_p50_us": p50, "added_p99_us": p99, "added_first_byte_us": pfb, "rps": prps, "cpu_us_per_request": pcpu },
+            "gateway_to_proxy": {
+                "cpu_per_request": ratio(cpu_per_req, pcpu), "rps": ratio(gw_rps, prps),
+                "added_p50": ratio(added_p50, p50), "added_p99": ratio(added_p99, p99)
+            }
+        })
+    } else {
+        serde_json::Value::Null
+    };
+    drop(proxy);
+
     // memory after 256 concurrent requests (slow upstream so they overlap)
     let peak = gw.burst_rss(256).await;
     let rss_after = gw.proc.rss_kib();
@@ -257,7 +327,24 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
     );
     let routing = routing_cost::measure(if opts.quick { 5 } else { 20 })?;
 
+    // instructions per request, under callgrind, on the configuration the gateway ran with
+    drop(gw);
+    let n_instr = if opts.quick { 300 } else { 1_000 };
+    let instr =
+        match instructions::per_request(&opts.gateway_core, &bench_dir.join("freeway.toml"), BODY, n_instr).await {
+            Ok(ir) => {
+                print_row("instructions per request (callgrind)", "", &format!("{ir:.0}"), "");
+                Some(ir)
+            }
+            Err(e) => {
+                eprintln!("instructions per request: {e}");
+                None
+            }
+        };
+
     let result = json!({
+        "bare_proxy": vs_proxy,
+        "instructions_per_request": instr,
         "routing_us": routing,
         "rounds": rounds,
         "latency_c1_us": { "direct_p50": d50, "direct_p99": d99, "gateway_p50": g50, "gateway_p99": g99,
@@ -270,7 +357,6 @@ async fn run(opts: Opts) -> Result<serde_json::Value, String> {
         "wasm_us": { "p50": us(w.p50), "p99": us(w.p99), "fresh_instance_p50": us(w.fresh_p50), "fresh_instance_p99": us(w.fresh_p99),
                      "instantiate_p50": us(w.instantiate_p50) },
     });
-    drop(gw);
     drop(sim);
     Ok(result)
 }

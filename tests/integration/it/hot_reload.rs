@@ -90,3 +90,39 @@ async fn requests_in_flight_finish_on_the_old_version() {
     assert_eq!(resp.status(), 200);
     assert_eq!(gw.chat(chat_body("m")).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_request_keeps_the_configuration_it_started_under_when_a_reload_lands_mid_flight() {
+    // `slow` fails after a while; `tight` has room for 1,000 tokens a minute. The request names
+    // no max_tokens, so its reservation on `tight` is the prompt plus [quota]
+    // default_output_tokens: 100 under the configuration it started with, 5,000 under the one
+    // that lands while `slow` is still working. Mixing the two would find no room on `tight`.
+    let sim = Sim::start_json(serde_json::json!({"upstreams": [
+        {"prefix": "/slow/v1", "latency_ms": 1500, "error_per_mille": 1000},
+        {"prefix": "/v1"}
+    ]}))
+    .await;
+    let providers = provider("slow", &sim.url("/slow/v1"), &["k1"], &["m"])
+        + &format!("{}limits = {{ tpm = 1000 }}\n\n", provider("tight", &sim.base(), &["k2"], &["m"]));
+    let opts = Opts { quota: "default_output_tokens = 100\n".into(), ..Opts::default() };
+    let gw = Gateway::start_opts(&providers, opts.clone()).await;
+    let in_flight = gw.chat(chat_body("m"));
+    let reload = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let bigger = Opts { quota: "default_output_tokens = 5000\n".into(), ..opts.clone() };
+        gw.rewrite_config(&providers, &bigger);
+        eventually(Duration::from_secs(5), || async {
+            gw.app.registry.snapshot().config.quota.default_output_tokens == 5000
+        })
+        .await
+    };
+    let (resp, reloaded) = tokio::join!(in_flight, reload);
+    assert!(reloaded, "the new configuration was live while the request was in flight");
+    let status = resp.status();
+    let route = resp.headers().get("x-freeway-route").map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(status, 200, "{:?}", resp.text().await);
+    let route = route.unwrap_or_default();
+    assert!(route.contains("provider=tight") && route.contains("attempts=2"), "{route}");
+    // a request that starts under the new configuration reserves 5,000 and finds no room
+    assert_eq!(gw.chat(chat_body("m")).await.status(), 429);
+}

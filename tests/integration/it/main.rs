@@ -10,6 +10,7 @@
 mod accounts;
 mod anthropic;
 mod bad_input;
+mod cancellation;
 mod catalog;
 mod chat;
 mod cohere;

@@ -116,7 +116,7 @@ async fn a_component_built_for_another_wit_version_is_refused_by_name() {
             sim.base()
         );
     gw.rewrite_config(&providers, &opts);
-    let seen = freeway_integration::eventually(Duration::from_secs(10), || async {
+    let seen = freeway_integration::eventually(Duration::from_secs(30), || async {
         let v: Value = gw.get("/ready").await.json().await.unwrap();
         v["problems"].to_string().contains("future")
     })
