@@ -16,10 +16,17 @@
 //!                      verbatim                                              (ingress.rs)
 //!            needs     what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (needs.rs)
+//!            (context) one value for the rest of the way: the snapshot the
+//!                      request started under (no step reads the registry
+//!                      again), the client's principal, the parsed body and
+//!                      its needs, the attempt budget, the time spent upstream;
+//!                      the prompt's tokens are counted once, when first
+//!                      needed                                               (context.rs)
 //!            admit     the gateway's own client limits (requests and tokens per
 //!                      minute, global and per client key; GCRA, in Redis when
 //!                      shared): over = 429 with the Retry-After at which it
-//!                      would conform                                          (admit.rs)
+//!                      would conform; tokens as the one cost estimate counts
+//!                      them                                        (admit.rs, cost.rs)
 //!            route     the snapshot's routes for the model (`model` or
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
@@ -27,21 +34,26 @@
 //!                      request's task is classified (keywords, shapes, rules),
 //!                      every free (provider, model, pool) that cannot serve it
 //!                      is dropped with its reason, and the policy component
-//!                      ranks the rest (a failing policy: the host's order)  (crate::routing)
+//!                      ranks the rest (a failing policy: the host's order);
+//!                      the prompt knowledge (classifier, rules, quality) is
+//!                      crate::routing                         (decide.rs, decision.rs)
 //!            walk      the candidates in order, skipping models that refused the
 //!                      request (context window, content policy) and accounts
 //!                      another request is probing after a rest (half-open)     (walk.rs)
 //!            limit     per candidate, the request's estimated cost (prompt tokens
-//!                      by tokenizer + max_tokens) is reserved in its quota pool's
-//!                      ledger; a candidate that would break a limit is skipped
-//!                      before sending; none left = 429 with the earliest
-//!                      recovery as Retry-After                                 (limit.rs)
+//!                      by tokenizer + max_tokens, cost.rs) is reserved in its
+//!                      quota pool's ledger; a candidate that would break a
+//!                      limit is skipped before sending; none left = 429 with
+//!                      the earliest recovery as Retry-After. A reservation
+//!                      settles itself if the request is dropped    (limit.rs)
 //!            dispatch  per candidate, until one answers or the attempt budget
-//!                      is spent: a fresh instance of the provider component
-//!                      plans the call (`chat`), the host sends it with the
-//!                      credential attached; an error response is typed by the
-//!                      component (`map-error`) and, when retryable and nothing
-//!                      has reached the client, the next candidate is tried     (dispatch.rs)
+//!                      is spent, one attempt each: a fresh instance of the
+//!                      provider component plans the call (`chat`), the egress
+//!                      policy checks it and the host sends it with the
+//!                      credential attached (crate::egress); an error response
+//!                      is typed by the component (`map-error`) (attempt.rs);
+//!                      when retryable and nothing has reached the client, the
+//!                      next candidate is tried                              (dispatch.rs)
 //!                      (server trouble on the same provider backs off with
 //!                      jitter; no attempt starts after the time budget)        (retry.rs)
 //!                      on a hedged route, a first attempt slower than its p95

@@ -504,9 +504,6 @@ mod tests {
         sent.mark_sent();
         drop(sent);
         let _held = ledger.reserve(&pool, &plan, "m", one).await.unwrap();
-        assert!(
-            ledger.reserve(&pool, &plan, "m", one).await.is_err(),
-            "the sent one and the held one count: 2 of 2"
-        );
+        assert!(ledger.reserve(&pool, &plan, "m", one).await.is_err(), "the sent one and the held one count: 2 of 2");
     }
 }

@@ -60,7 +60,7 @@ async fn cancel_everywhere(stream: bool) {
     for n in 1..200 {
         let snapshot = gw.app.registry.snapshot();
         let fut = freeway::pipeline::chat_completions(gw.app.services(), &snapshot, Principal::Anyone, body.clone());
-        let mut fut = std::pin::pin!(fut);
+        let mut fut = Box::pin(fut);
         sent_at_most += 1;
         match poll_times(fut.as_mut(), n).await {
             None => {}
