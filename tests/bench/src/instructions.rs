@@ -61,9 +61,14 @@ pub async fn per_request(cores: &str, gateway_config: &Path, body: &'static str,
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let out = dir.join("callgrind.out.%p");
     let out_arg = format!("--callgrind-out-file={}", out.display());
-    let bin = root().join("target/release/freeway");
+    let bin = super::procs::gateway_bin();
     let bin_s = bin.display().to_string();
-    let cfg = gateway_config.display().to_string();
+    // valgrind cannot reserve the instance pool's terabytes of address space: a small pool
+    let text = std::fs::read_to_string(gateway_config).map_err(|e| e.to_string())?;
+    let small = dir.join("freeway.toml");
+    std::fs::write(&small, text.replacen("[runtime]\n", "[runtime]\nmax_instances = 4\n", 1))
+        .map_err(|e| e.to_string())?;
+    let cfg = small.display().to_string();
     let valgrind = Path::new("/usr/bin/valgrind");
     let program = if valgrind.exists() { valgrind.to_path_buf() } else { "valgrind".into() };
     let gw = Proc::spawn(

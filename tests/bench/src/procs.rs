@@ -10,6 +10,12 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// The gateway binary measured: the release build, or `FREEWAY_BENCH_GATEWAY` (to compare two
+/// builds with one load client).
+pub fn gateway_bin() -> PathBuf {
+    std::env::var_os("FREEWAY_BENCH_GATEWAY").map_or_else(|| root().join("target/release/freeway"), PathBuf::from)
+}
+
 fn have_taskset() -> bool {
     Command::new("taskset").arg("-V").output().is_ok_and(|o| o.status.success())
 }
@@ -100,7 +106,7 @@ impl Proc {
         let gw_cfg = gw_cfg.display().to_string();
         let gw = Proc::spawn(
             cores,
-            &root().join("target/release/freeway"),
+            &gateway_bin(),
             &["serve", "--listen", "127.0.0.1:0", "--config", &gw_cfg],
             "freeway listening on http://",
         )?;
@@ -238,7 +244,7 @@ models = ["slow-model"]
             port = sim.port
         );
         std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
-        let bin = root().join("target/release/freeway");
+        let bin = gateway_bin();
         let cfg_s = cfg.display().to_string();
         let proc = Proc::spawn(
             cores,

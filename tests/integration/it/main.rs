@@ -7,7 +7,12 @@
     reason = "test helpers: a broken expectation must fail the test loudly"
 )]
 
+/// Counts allocations for the allocation-budget test (a plain pass-through otherwise).
+#[global_allocator]
+static ALLOCATOR: allocations::Counting = allocations::Counting;
+
 mod accounts;
+mod allocations;
 mod anthropic;
 mod bad_input;
 mod cancellation;
