@@ -147,6 +147,23 @@ pub fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
+/// `s` percent-encoded for a URL query value or path segment: RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - _ . ~`) are kept, every other byte becomes `%XX` (a page token, a model id).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
 /// A setting from the provider's configuration.
 pub fn setting<'a>(config: &'a ProviderConfig, key: &str) -> Option<&'a str> {
     config.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())

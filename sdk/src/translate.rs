@@ -11,6 +11,22 @@ use serde_json::{Value, json};
 use crate::openai::{ChatCompletion, Choice, Message, ToolCall, Usage};
 use crate::provider::bindings::freeway::gateway::clock;
 
+/// A tool call's `arguments` (a JSON string, as OpenAI clients send them) as the JSON object
+/// most APIs want: empty or `null` is `{}`; anything but an object is the client's mistake,
+/// named by the tool.
+pub fn tool_arguments(arguments: &str, name: &str) -> Result<Value, crate::types::ProviderError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(Value::Null) => Ok(json!({})),
+        _ => Err(crate::errors::bad_request(&format!(
+            "the arguments of the tool call to `{name}` are not a JSON object"
+        ))),
+    }
+}
+
 /// Seconds since the Unix epoch (host clock).
 pub fn now_secs() -> u64 {
     clock::now_ms() / 1000

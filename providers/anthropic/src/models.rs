@@ -2,6 +2,7 @@
 //! type}`, paged with `has_more` / `last_id` / `after_id`) -> model infos.
 
 use freeway_sdk::provider::join_url;
+use freeway_sdk::provider::percent_encode;
 use freeway_sdk::types::{Capabilities, ModelInfo};
 use serde_json::Value;
 
@@ -15,22 +16,9 @@ pub fn page_url(base: &str, after: Option<&str>, limit: u32) -> String {
     let mut url = join_url(base, &format!("models?limit={limit}"));
     if let Some(after) = after {
         url.push_str("&after_id=");
-        url.push_str(&encode(after));
+        url.push_str(&percent_encode(after));
     }
     url
-}
-
-/// Percent-encode a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The id to continue after, when there is another page.

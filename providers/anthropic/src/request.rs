@@ -15,6 +15,7 @@
 use freeway_sdk::errors::bad_request;
 use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message};
 use freeway_sdk::provider::setting;
+use freeway_sdk::translate::tool_arguments;
 use freeway_sdk::types::{ProviderConfig, ProviderError};
 use serde_json::{Map, Value, json};
 
@@ -262,7 +263,7 @@ impl Conversation {
                         .filter(|n| !n.is_empty())
                         .ok_or_else(|| bad_request("an assistant tool call has no function name"))?;
                     let id = call.id.as_deref().ok_or_else(|| bad_request("an assistant tool call has no `id`"))?;
-                    let input = parse_arguments(&call.function.arguments, name)?;
+                    let input = tool_arguments(&call.function.arguments, name)?;
                     out.push(json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": input}));
                 }
                 self.push("assistant", out);
@@ -357,18 +358,6 @@ fn replayed_thinking(raw: Option<&Value>) -> Vec<Value> {
 /// providers (`functions.get_weather:0`) are mapped the same way in `tool_use` and `tool_result`.
 pub fn tool_id(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
-}
-
-/// A tool call's JSON arguments as the `input` object.
-fn parse_arguments(arguments: &str, name: &str) -> Result<Value, ProviderError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(Value::Null) => Ok(json!({})),
-        _ => Err(bad_request(&format!("the arguments of the tool call to `{name}` are not a JSON object"))),
-    }
 }
 
 /// Which media a message may carry.

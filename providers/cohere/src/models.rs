@@ -5,6 +5,7 @@
 //! `/v1` is kept, anything else gets `/v1` appended. Pages are followed through
 //! `next_page_token`. Deprecated models and models without the chat endpoint are left out.
 
+use freeway_sdk::provider::percent_encode;
 use freeway_sdk::types::{Capabilities, ModelInfo};
 use serde_json::Value;
 
@@ -28,21 +29,9 @@ pub fn page_url(base: &str, token: Option<&str>) -> String {
     let mut url = format!("{}/models?endpoint=chat&page_size=1000", v1_root(base));
     if let Some(token) = token {
         url.push_str("&page_token=");
-        url.push_str(&encode(token));
+        url.push_str(&percent_encode(token));
     }
     url
-}
-
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The next page's token, if there is one.

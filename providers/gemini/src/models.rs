@@ -1,5 +1,6 @@
 //! `GET {base}/models` (Gemini's list shape, paginated) -> model infos.
 
+use freeway_sdk::provider::percent_encode;
 use freeway_sdk::types::{Capabilities, ModelInfo};
 use serde_json::Value;
 
@@ -11,22 +12,9 @@ pub fn page_url(base: &str, token: Option<&str>) -> String {
     let mut url = freeway_sdk::provider::join_url(base, "models?pageSize=1000");
     if let Some(token) = token {
         url.push_str("&pageToken=");
-        url.push_str(&encode(token));
+        url.push_str(&percent_encode(token));
     }
     url
-}
-
-/// Percent-encode a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The next page's token, if there is one.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use freeway_sdk::errors::bad_request;
 use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message};
 use freeway_sdk::provider::{join_url, setting};
+use freeway_sdk::translate::tool_arguments;
 use freeway_sdk::types::{ProviderConfig, ProviderError};
 use serde_json::{Map, Value, json};
 
@@ -168,7 +169,7 @@ impl<'a> Conversation<'a> {
                     if let Some(id) = &call.id {
                         self.call_names.insert(id.clone(), name.clone());
                     }
-                    let args = parse_arguments(&call.function.arguments, &name)?;
+                    let args = tool_arguments(&call.function.arguments, &name)?;
                     let mut part = json!({"functionCall": {"name": name, "args": args}});
                     let signature = raw
                         .and_then(|m| m.pointer(&format!("/tool_calls/{j}/extra_content/google/thought_signature")))
@@ -210,18 +211,6 @@ impl<'a> Conversation<'a> {
             other => return Err(bad_request(&format!("unsupported message role `{other}`"))),
         }
         Ok(())
-    }
-}
-
-/// A tool call's JSON arguments as the object Gemini wants.
-fn parse_arguments(arguments: &str, name: &str) -> Result<Value, ProviderError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(Value::Null) => Ok(json!({})),
-        _ => Err(bad_request(&format!("the arguments of the tool call to `{name}` are not a JSON object"))),
     }
 }
 
