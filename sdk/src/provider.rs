@@ -164,6 +164,26 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Every item of a paged listing (models, usually): `page(cursor)` fetches one page — the first
+/// with `None` — and returns its items and the next page's cursor (`None` on the last page). At
+/// most `max_pages` pages are fetched, so an upstream that always says "more" cannot loop.
+pub fn all_pages<T>(
+    max_pages: usize,
+    mut page: impl FnMut(Option<&str>) -> Result<(Vec<T>, Option<String>), ProviderError>,
+) -> Result<Vec<T>, ProviderError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..max_pages {
+        let (items, next) = page(cursor.as_deref())?;
+        out.extend(items);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 /// A setting from the provider's configuration.
 pub fn setting<'a>(config: &'a ProviderConfig, key: &str) -> Option<&'a str> {
     config.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())

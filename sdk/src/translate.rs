@@ -11,6 +11,46 @@ use serde_json::{Value, json};
 use crate::openai::{ChatCompletion, Choice, Message, ToolCall, Usage};
 use crate::provider::bindings::freeway::gateway::clock;
 
+/// The translation state of the request an instance serves: set by `chat`, used by the
+/// `translate-*` calls that follow on the same instance (the host sends a request's translate
+/// calls to the instance that planned it, and reuses an instance only once its request is
+/// over). Declare one as a `static`.
+pub struct RequestState<T>(std::sync::Mutex<Option<T>>);
+
+impl<T> Default for RequestState<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> RequestState<T> {
+    pub const fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<T>> {
+        // a guest that panicked has trapped: its instance is never used again
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forget the previous request's state (call first in `chat`, so a plan that fails leaves
+    /// none behind).
+    pub fn clear(&self) {
+        self.slot().take();
+    }
+
+    /// The state of the request `chat` has just planned.
+    pub fn begin(&self, state: T) {
+        *self.slot() = Some(state);
+    }
+
+    /// Run `f` on the current request's state (`init()` if `chat` did not set one).
+    pub fn with<R>(&self, init: impl FnOnce() -> T, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut slot = self.slot();
+        f(slot.get_or_insert_with(init))
+    }
+}
+
 /// A tool call's `arguments` (a JSON string, as OpenAI clients send them) as the JSON object
 /// most APIs want: empty or `null` is `{}`; anything but an object is the client's mistake,
 /// named by the tool.

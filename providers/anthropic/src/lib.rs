@@ -31,8 +31,6 @@
 //! - `forced_tool_choice = "false"`: JSON mode asks for its tool instead of forcing it (for
 //!   models that refuse a forced `tool_choice`; `claude-sonnet-5-5` is known to).
 
-use std::cell::RefCell;
-
 use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::provider::{join_url, setting};
 use freeway_sdk::types::*;
@@ -43,22 +41,15 @@ pub mod quota;
 pub mod request;
 pub mod response;
 
+use freeway_sdk::translate::RequestState;
 use response::Translator;
 
-thread_local! {
-    /// The translation state of the request this instance serves (reset by `chat`).
-    static STATE: RefCell<Option<Translator>> = const { RefCell::new(None) };
-}
+/// The translation state of the request this instance serves (set by `chat`).
+static STATE: RequestState<Translator> = RequestState::new();
 
 /// Run `f` on the current request's translator (a fresh one if `chat` did not run).
 fn with_translator<T>(f: impl FnOnce(&mut Translator) -> T) -> T {
-    STATE.with(|state| {
-        let mut state = state.borrow_mut();
-        let t = state.get_or_insert_with(|| {
-            Translator::new(&translate::new_id("chatcmpl"), "anthropic", translate::now_secs(), None)
-        });
-        f(t)
-    })
+    STATE.with(|| Translator::new(&translate::new_id("chatcmpl"), "anthropic", translate::now_secs(), None), f)
 }
 
 fn now_ms() -> u64 {
@@ -107,17 +98,15 @@ impl Provider for Anthropic {
     }
 
     fn chat(req: ChatRequest) -> Result<UpstreamCall, ProviderError> {
-        STATE.with(|state| state.borrow_mut().take());
+        STATE.clear();
         let body = req.body.as_deref().ok_or_else(|| errors::bad_request("the request body is missing"))?;
         let plan = request::build(body, &req.model, req.streaming, &req.config)?;
-        STATE.with(|state| {
-            *state.borrow_mut() = Some(Translator::new(
-                &translate::new_id("chatcmpl"),
-                &req.model,
-                translate::now_secs(),
-                plan.json_tool.clone(),
-            ));
-        });
+        STATE.begin(Translator::new(
+            &translate::new_id("chatcmpl"),
+            &req.model,
+            translate::now_secs(),
+            plan.json_tool.clone(),
+        ));
         let mut headers = api_headers(&req.config);
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
         if req.streaming {
@@ -160,17 +149,10 @@ impl Provider for Anthropic {
     }
 
     fn list_models(config: ProviderConfig, account: Option<Credential>) -> Result<Vec<ModelInfo>, ProviderError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..models::MAX_PAGES {
-            let page = get_json(&config, models::page_url(&config.base_url, after.as_deref(), 1000), account)?;
-            out.extend(models::from_page(&page));
-            after = models::next_after(&page).map(str::to_owned);
-            if after.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+        freeway_sdk::provider::all_pages(models::MAX_PAGES, |after| {
+            let page = get_json(&config, models::page_url(&config.base_url, after, 1000), account)?;
+            Ok((models::from_page(&page), models::next_after(&page).map(str::to_owned)))
+        })
     }
 
     fn check(config: ProviderConfig, account: Credential) -> Result<(), ProviderError> {

@@ -26,8 +26,6 @@
 //!   harassment, hate speech, sexually explicit and dangerous content categories;
 //! - `include_thoughts = "true"`: always ask for thought summaries (`reasoning_content`).
 
-use std::cell::RefCell;
-
 use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, errors, export_provider, translate};
@@ -38,21 +36,15 @@ pub mod request;
 pub mod response;
 pub mod schema;
 
+use freeway_sdk::translate::RequestState;
 use response::Translator;
 
-thread_local! {
-    /// The translation state of the request this instance serves (reset by `chat`).
-    static STATE: RefCell<Option<Translator>> = const { RefCell::new(None) };
-}
+/// The translation state of the request this instance serves (set by `chat`).
+static STATE: RequestState<Translator> = RequestState::new();
 
 /// Run `f` on the current request's translator (a fresh one if `chat` did not run).
 fn with_translator<T>(f: impl FnOnce(&mut Translator) -> T) -> T {
-    STATE.with(|state| {
-        let mut state = state.borrow_mut();
-        let t = state
-            .get_or_insert_with(|| Translator::new(&translate::new_id("chatcmpl"), "gemini", translate::now_secs()));
-        f(t)
-    })
+    STATE.with(|| Translator::new(&translate::new_id("chatcmpl"), "gemini", translate::now_secs()), f)
 }
 
 pub struct Gemini;
@@ -73,13 +65,10 @@ impl Provider for Gemini {
     }
 
     fn chat(req: ChatRequest) -> Result<UpstreamCall, ProviderError> {
-        STATE.with(|state| state.borrow_mut().take());
+        STATE.clear();
         let body = req.body.as_deref().ok_or_else(|| errors::bad_request("the request body is missing"))?;
         let gemini_body = request::build(body, &req.model, req.streaming, &req.config)?;
-        STATE.with(|state| {
-            *state.borrow_mut() =
-                Some(Translator::new(&translate::new_id("chatcmpl"), &req.model, translate::now_secs()));
-        });
+        STATE.begin(Translator::new(&translate::new_id("chatcmpl"), &req.model, translate::now_secs()));
         Ok(UpstreamCall {
             method: "POST".to_owned(),
             url: request::url(&req.config.base_url, &req.model, req.streaming),
@@ -117,18 +106,11 @@ impl Provider for Gemini {
     }
 
     fn list_models(config: ProviderConfig, account: Option<Credential>) -> Result<Vec<ModelInfo>, ProviderError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..models::MAX_PAGES {
-            let req = get_request(models::page_url(&config.base_url, token.as_deref()), Vec::new());
+        freeway_sdk::provider::all_pages(models::MAX_PAGES, |token| {
+            let req = get_request(models::page_url(&config.base_url, token), Vec::new());
             let page = request_json(&req, account, "the Gemini model list", quota::map_error)?;
-            out.extend(models::from_page(&page));
-            token = models::next_token(&page).map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        Ok(out)
+            Ok((models::from_page(&page), models::next_token(&page).map(str::to_owned)))
+        })
     }
 
     fn check(config: ProviderConfig, account: Credential) -> Result<(), ProviderError> {
