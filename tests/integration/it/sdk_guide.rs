@@ -19,7 +19,7 @@ async fn the_guide_provider_serves_its_models_and_drops_what_the_upstream_reject
         sim.base()
     );
     gw.rewrite_config(&providers, &opts);
-    let listed = eventually(Duration::from_secs(10), || async {
+    let listed = eventually(Duration::from_secs(30), || async {
         let ids = gw.model_ids().await;
         ids.contains(&"example-large".to_owned()) && ids.contains(&"sim-model".to_owned())
     })
