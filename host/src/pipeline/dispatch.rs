@@ -49,18 +49,8 @@ pub async fn run(
 /// One attempt on its own; `None` when it failed (the walk has recorded why).
 async fn single<'c>(ctx: &RequestCtx<'_>, walk: &mut Walk<'c>, mut ready: Ready<'c>) -> Option<(Ready<'c>, Reply)> {
     let t = Instant::now();
-    let (result, waited) = attempt(ctx, &mut ready).await;
-    ctx.waited(waited);
-    match result {
-        Ok(reply) => {
-            ctx.services.stats.first_byte(&ready.cand.route.provider.id, &ready.cand.route.model, t.elapsed());
-            Some((ready, reply))
-        }
-        Err(e) => {
-            walk.failed(ctx, ready, e);
-            None
-        }
-    }
+    let outcome = attempt(ctx, &mut ready).await;
+    walk.conclude(ctx, ready, outcome, t)
 }
 
 fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, policy: Option<&str>) -> Response {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::attempt::{Ready, Reply, attempt};
 use super::context::RequestCtx;
 use super::walk::Walk;
-use crate::errors::GatewayError;
 use crate::quota::Cost;
 
 /// The loser of a race was sent: it counts as a request with its prompt, no output.
@@ -18,28 +17,6 @@ fn charge_loser(ctx: &RequestCtx<'_>, mut loser: Ready<'_>) {
     if let Some(r) = loser.reservation.take() {
         let e = r.estimate();
         ctx.services.ledger.settle(r, Cost { requests: 1, input_tokens: e.input_tokens, output_tokens: 0 });
-    }
-}
-
-/// The end of one side's attempt: recorded in the walk (its wait and first byte on success,
-/// the failure otherwise); the side back on success.
-fn conclude<'c>(
-    ctx: &RequestCtx<'_>,
-    walk: &mut Walk<'c>,
-    side: Ready<'c>,
-    (result, waited): (Result<Reply, GatewayError>, Duration),
-    started: Instant,
-) -> Option<(Ready<'c>, Reply)> {
-    ctx.waited(waited);
-    match result {
-        Ok(reply) => {
-            ctx.services.stats.first_byte(&side.cand.route.provider.id, &side.cand.route.model, started.elapsed());
-            Some((side, reply))
-        }
-        Err(e) => {
-            walk.failed(ctx, side, e);
-            None
-        }
     }
 }
 
@@ -61,12 +38,12 @@ pub(super) async fn race<'c>(
     };
     if let Some(r) = early {
         drop(fa);
-        return conclude(ctx, walk, a, r, ta);
+        return walk.conclude(ctx, a, r, ta);
     }
     // slower than usual: start the next candidate too
     let Some(mut b) = walk.next(ctx).await else {
         let r = fa.await;
-        return conclude(ctx, walk, a, r, ta);
+        return walk.conclude(ctx, a, r, ta);
     };
     tracing::debug!(
         provider = %ca.route.provider.id, model = %ca.route.model,
@@ -86,20 +63,20 @@ pub(super) async fn race<'c>(
         if r.0.is_ok() {
             drop(fb);
             charge_loser(ctx, b);
-            return conclude(ctx, walk, a, r, ta);
+            return walk.conclude(ctx, a, r, ta);
         }
-        conclude(ctx, walk, a, r, ta);
+        walk.conclude(ctx, a, r, ta);
         let rb = fb.await;
-        conclude(ctx, walk, b, rb, tb)
+        walk.conclude(ctx, b, rb, tb)
     } else {
         drop(fb);
         if r.0.is_ok() {
             drop(fa);
             charge_loser(ctx, a);
-            return conclude(ctx, walk, b, r, tb);
+            return walk.conclude(ctx, b, r, tb);
         }
-        conclude(ctx, walk, b, r, tb);
+        walk.conclude(ctx, b, r, tb);
         let ra = fa.await;
-        conclude(ctx, walk, a, ra, ta)
+        walk.conclude(ctx, a, ra, ta)
     }
 }

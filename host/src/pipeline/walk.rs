@@ -120,6 +120,29 @@ impl<'c> Walk<'c> {
         }
     }
 
+    /// The end of an attempt started at `started`: its upstream wait counted, and its time to
+    /// first byte (success) or its failure recorded; the candidate and its reply on success.
+    pub(super) fn conclude(
+        &mut self,
+        ctx: &RequestCtx<'_>,
+        ready: Ready<'c>,
+        (result, waited): (Result<Reply, GatewayError>, Duration),
+        started: Instant,
+    ) -> Option<(Ready<'c>, Reply)> {
+        ctx.waited(waited);
+        match result {
+            Ok(reply) => {
+                let route = &ready.cand.route;
+                ctx.services.stats.first_byte(&route.provider.id, &route.model, started.elapsed());
+                Some((ready, reply))
+            }
+            Err(e) => {
+                self.failed(ctx, ready, e);
+                None
+            }
+        }
+    }
+
     /// The attempt failed: settle its reservation, tell the account's health, remember why.
     pub fn failed(&mut self, ctx: &RequestCtx<'_>, ready: Ready<'c>, e: GatewayError) {
         let app = ctx.services;
