@@ -29,6 +29,8 @@ pub mod limits;
 #[cfg(feature = "provider")]
 pub mod provider;
 #[cfg(feature = "provider")]
+pub mod tools;
+#[cfg(feature = "provider")]
 pub mod translate;
 #[cfg(feature = "provider")]
 pub use provider::{Provider, types};

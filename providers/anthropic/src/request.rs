@@ -13,8 +13,9 @@
 //!   adaptive thinking with `output_config.effort` from 4.6 on.
 
 use freeway_sdk::errors::bad_request;
-use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message};
+use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message, Tool};
 use freeway_sdk::provider::setting;
+use freeway_sdk::tools::{ToolChoice, Tools};
 use freeway_sdk::translate::tool_arguments;
 use freeway_sdk::types::{ProviderConfig, ProviderError};
 use serde_json::{Map, Value, json};
@@ -100,20 +101,13 @@ pub fn build(body: &str, model: &str, streaming: bool, config: &ProviderConfig) 
     let thinking_on = thinking.is_some();
 
     // tools, tool choice and JSON mode
-    let mut tools = tools(&req)?;
-    let (mut choice, allowed) = tool_choice(req.tool_choice.as_ref())?;
-    if let Some(allowed) = &allowed {
-        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| allowed.iter().any(|a| a == n)));
-    }
+    let client_tools = Tools::read(&req, "Anthropic")?;
+    let mut tools = anthropic_tools(&client_tools.permitted())?;
+    let mut choice = client_tools.choice.as_ref().map(Choice::of);
     if thinking_on && matches!(choice, Some(Choice::Any | Choice::Tool(_))) {
         return Err(bad_request(
             "a `tool_choice` that forces a tool call cannot be combined with `reasoning_effort`: Anthropic's extended thinking allows only `auto` or `none`",
         ));
-    }
-    if let Some(Choice::Tool(name)) = &choice
-        && !tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(name))
-    {
-        return Err(bad_request(&format!("`tool_choice` names the function `{name}`, which is not in `tools`")));
     }
     let mut json_tool = None;
     if req.wants_json() {
@@ -450,16 +444,10 @@ fn image_block(url: &str) -> Result<Value, ProviderError> {
 }
 
 /// `tools` -> Anthropic tools (`input_schema` must be an object schema).
-fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
-    let mut out = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(bad_request(&format!("tools of type `{}` are not supported by Anthropic", tool.kind)));
-        }
+fn anthropic_tools(tools: &[&Tool]) -> Result<Vec<Value>, ProviderError> {
+    let mut out = Vec::with_capacity(tools.len());
+    for tool in tools {
         let f = &tool.function;
-        if f.name.is_empty() {
-            return Err(bad_request("a tool has no function name"));
-        }
         let mut schema = match &f.parameters {
             None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
             Some(Value::Object(o)) => Value::Object(o.clone()),
@@ -508,42 +496,15 @@ impl Choice {
             Choice::Tool(name) => json!({"type": "tool", "name": name}),
         }
     }
-}
 
-/// OpenAI `tool_choice` -> Anthropic's, and the allowed tool names (`allowed_tools`).
-fn tool_choice(value: Option<&Value>) -> Result<(Option<Choice>, Option<Vec<String>>), ProviderError> {
-    let Some(v) = value.filter(|v| !v.is_null()) else { return Ok((None, None)) };
-    let mode = |m: &str| match m {
-        "auto" => Ok(Choice::Auto),
-        "none" => Ok(Choice::None),
-        "required" => Ok(Choice::Any),
-        other => Err(bad_request(&format!("unsupported tool_choice `{other}`"))),
-    };
-    if let Some(m) = v.as_str() {
-        return Ok((Some(mode(m)?), None));
-    }
-    match v.get("type").and_then(Value::as_str) {
-        Some("function") => {
-            let name = v
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad_request("tool_choice names no function"))?;
-            Ok((Some(Choice::Tool(name.to_owned())), None))
+    /// OpenAI's `tool_choice` in Anthropic's terms (an allowed list has cut the tools already).
+    fn of(choice: &ToolChoice<'_>) -> Choice {
+        match choice {
+            ToolChoice::Auto | ToolChoice::Allowed { required: false, .. } => Choice::Auto,
+            ToolChoice::None => Choice::None,
+            ToolChoice::Required | ToolChoice::Allowed { required: true, .. } => Choice::Any,
+            ToolChoice::Function(name) => Choice::Tool((*name).to_owned()),
         }
-        Some("allowed_tools") => {
-            let allowed = v.get("allowed_tools").unwrap_or(&Value::Null);
-            let names: Vec<String> = allowed
-                .get("tools")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
-                .map(str::to_owned)
-                .collect();
-            let choice = mode(allowed.get("mode").and_then(Value::as_str).unwrap_or("auto"))?;
-            Ok((Some(choice), Some(names)))
-        }
-        _ => Err(bad_request("unsupported tool_choice")),
     }
 }
 

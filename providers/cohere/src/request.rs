@@ -25,6 +25,7 @@
 use freeway_sdk::errors::bad_request;
 use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message, Tool};
 use freeway_sdk::provider::setting;
+use freeway_sdk::tools::{ToolChoice, Tools};
 use freeway_sdk::types::{ProviderConfig, ProviderError};
 use serde_json::{Map, Value, json};
 
@@ -205,10 +206,7 @@ pub fn clean_schema(schema: &Value) -> Value {
     }
 }
 
-fn cohere_tool(tool: &Tool) -> Result<Value, ProviderError> {
-    if tool.kind != "function" {
-        return Err(bad_request(&format!("tools of type `{}` are not supported by Cohere", tool.kind)));
-    }
+fn cohere_tool(tool: &Tool) -> Value {
     let f = &tool.function;
     let mut function = Map::new();
     function.insert("name".to_owned(), json!(f.name));
@@ -218,61 +216,18 @@ fn cohere_tool(tool: &Tool) -> Result<Value, ProviderError> {
     if let Some(params) = &f.parameters {
         function.insert("parameters".to_owned(), clean_schema(params));
     }
-    Ok(json!({"type": "function", "function": function}))
+    json!({"type": "function", "function": function})
 }
 
 /// `tools` and `tool_choice` together: a choice naming functions cuts the tool list down.
 fn tools_and_choice(req: &ChatRequest) -> Result<(Vec<Value>, Option<&'static str>), ProviderError> {
-    let declared: Vec<&Tool> = req.tools.iter().flatten().collect();
-    let names = |wanted: &[&str]| -> Result<Vec<&Tool>, ProviderError> {
-        let mut out = Vec::with_capacity(wanted.len());
-        for name in wanted {
-            let tool = declared
-                .iter()
-                .find(|t| t.function.name == *name)
-                .ok_or_else(|| bad_request(&format!("tool_choice names `{name}`, which is not in `tools`")))?;
-            out.push(*tool);
-        }
-        Ok(out)
+    let tools = Tools::read(req, "Cohere")?;
+    let mode = match &tools.choice {
+        Some(ToolChoice::None) => Some("NONE"),
+        Some(c) if c.forces_a_call() => Some("REQUIRED"),
+        _ => None,
     };
-    let (chosen, mode): (Vec<&Tool>, Option<&'static str>) = match &req.tool_choice {
-        None | Some(Value::Null) => (declared.clone(), None),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => (declared.clone(), None),
-            "none" => (declared.clone(), Some("NONE")),
-            "required" | "any" => (declared.clone(), Some("REQUIRED")),
-            other => return Err(bad_request(&format!("unsupported tool_choice `{other}`"))),
-        },
-        Some(Value::Object(obj)) => match obj.get("type").and_then(Value::as_str).unwrap_or("function") {
-            "function" => {
-                let name = obj
-                    .get("function")
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad_request("tool_choice names no function"))?;
-                (names(&[name])?, Some("REQUIRED"))
-            }
-            "allowed_tools" => {
-                let allowed = obj.get("allowed_tools");
-                let wanted: Vec<&str> = allowed
-                    .and_then(|a| a.get("tools"))
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
-                    .collect();
-                let required = allowed.and_then(|a| a.get("mode")).and_then(Value::as_str) == Some("required");
-                (names(&wanted)?, required.then_some("REQUIRED"))
-            }
-            other => return Err(bad_request(&format!("unsupported tool_choice type `{other}`"))),
-        },
-        Some(_) => return Err(bad_request("tool_choice must be a string or an object")),
-    };
-    let mut tools = Vec::with_capacity(chosen.len());
-    for tool in chosen {
-        tools.push(cohere_tool(tool)?);
-    }
-    Ok((tools, mode))
+    Ok((tools.permitted().into_iter().map(cohere_tool).collect(), mode))
 }
 
 fn sampling(req: &ChatRequest, out: &mut Map<String, Value>) -> Result<(), ProviderError> {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use freeway_sdk::errors::bad_request;
 use freeway_sdk::openai::{ChatRequest, Content, ContentPart, Message};
 use freeway_sdk::provider::{join_url, setting};
+use freeway_sdk::tools::{ToolChoice, Tools};
 use freeway_sdk::translate::tool_arguments;
 use freeway_sdk::types::{ProviderConfig, ProviderError};
 use serde_json::{Map, Value, json};
@@ -77,11 +78,10 @@ pub fn build(body: &str, model: &str, streaming: bool, config: &ProviderConfig) 
     }
     out.insert("contents".to_owned(), Value::Array(contents));
 
-    let declarations = tools(&req)?;
-    let tool_config = tool_choice(&req, &declarations)?;
-    if !declarations.is_empty() {
-        out.insert("tools".to_owned(), json!([{"functionDeclarations": declarations}]));
-        if let Some(tc) = tool_config {
+    let tools = Tools::read(&req, "Gemini")?;
+    if !tools.declared.is_empty() {
+        out.insert("tools".to_owned(), json!([{"functionDeclarations": declarations(&tools)}]));
+        if let Some(tc) = tool_config(tools.choice.as_ref()) {
             out.insert("toolConfig".to_owned(), tc);
         }
     }
@@ -313,12 +313,9 @@ fn mime_from_path(path: &str) -> Option<&'static str> {
 }
 
 /// `tools` -> function declarations.
-fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
-    let mut out = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(bad_request(&format!("tools of type `{}` are not supported by Gemini", tool.kind)));
-        }
+fn declarations(tools: &Tools<'_>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(tools.declared.len());
+    for tool in &tools.declared {
         let f = &tool.function;
         let mut decl = Map::new();
         decl.insert("name".to_owned(), json!(f.name));
@@ -333,65 +330,25 @@ fn tools(req: &ChatRequest) -> Result<Vec<Value>, ProviderError> {
         }
         out.push(Value::Object(decl));
     }
-    Ok(out)
+    out
 }
 
 /// `tool_choice` -> `toolConfig.functionCallingConfig` (`allowed_tools` in `auto` mode cannot
 /// name functions in Gemini: the model sees every declaration).
-fn tool_choice(req: &ChatRequest, declarations: &[Value]) -> Result<Option<Value>, ProviderError> {
-    let Some(choice) = &req.tool_choice else { return Ok(None) };
-    let config = |mode: &str, names: Option<Vec<String>>| {
+fn tool_config(choice: Option<&ToolChoice<'_>>) -> Option<Value> {
+    let config = |mode: &str, names: Option<&[&str]>| {
         let mut c = json!({"mode": mode});
         if let Some(names) = names {
             c["allowedFunctionNames"] = json!(names);
         }
-        Some(json!({"functionCallingConfig": c}))
+        json!({"functionCallingConfig": c})
     };
-    let declared = |name: &str| declarations.iter().any(|d| d.get("name").and_then(Value::as_str) == Some(name));
-    Ok(match choice {
-        Value::Null => None,
-        Value::String(s) => match s.as_str() {
-            "none" => config("NONE", None),
-            "auto" => config("AUTO", None),
-            "required" | "any" => config("ANY", None),
-            other => return Err(bad_request(&format!("unsupported tool_choice `{other}`"))),
-        },
-        Value::Object(obj) => {
-            let kind = obj.get("type").and_then(Value::as_str).unwrap_or("function");
-            match kind {
-                "function" => {
-                    let name = obj
-                        .get("function")
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad_request("tool_choice names no function"))?;
-                    if !declared(name) {
-                        return Err(bad_request(&format!("tool_choice names `{name}`, which is not in `tools`")));
-                    }
-                    config("ANY", Some(vec![name.to_owned()]))
-                }
-                "allowed_tools" => {
-                    let allowed = obj.get("allowed_tools");
-                    let names: Vec<String> = allowed
-                        .and_then(|a| a.get("tools"))
-                        .and_then(Value::as_array)
-                        .map(|tools| {
-                            tools
-                                .iter()
-                                .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    match allowed.and_then(|a| a.get("mode")).and_then(Value::as_str).unwrap_or("auto") {
-                        "required" => config("ANY", Some(names)),
-                        _ => config("AUTO", None),
-                    }
-                }
-                other => return Err(bad_request(&format!("unsupported tool_choice type `{other}`"))),
-            }
-        }
-        _ => return Err(bad_request("tool_choice must be a string or an object")),
+    Some(match choice? {
+        ToolChoice::None => config("NONE", None),
+        ToolChoice::Auto | ToolChoice::Allowed { required: false, .. } => config("AUTO", None),
+        ToolChoice::Required => config("ANY", None),
+        ToolChoice::Function(name) => config("ANY", Some(std::slice::from_ref(name))),
+        ToolChoice::Allowed { names, required: true } => config("ANY", Some(names.as_slice())),
     })
 }
 
