@@ -21,5 +21,6 @@ pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod task;
 pub mod upstream;
 pub mod usage;

@@ -1,4 +1,5 @@
-//! The task classes a prompt is sorted into, as the policy world names them.
+//! The task classes a prompt is sorted into, as the policy world names them: the classifier
+//! produces them, `[[routing_rules]]` name them, the decide step and policies rank by them.
 
 /// Task classes, as the policy world names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,14 +46,5 @@ impl Task {
 
     pub fn parse(s: &str) -> Option<Task> {
         Task::ALL.into_iter().find(|t| t.as_str() == s || (s == "tool_use" && *t == Task::ToolUse))
-    }
-
-    /// Classes the keyword scorer decides between (vision and tool use come from the request's
-    /// shape, not its words).
-    pub(super) const SCORED: [Task; 6] =
-        [Task::General, Task::Code, Task::Math, Task::Reasoning, Task::Creative, Task::Extraction];
-
-    pub(super) fn slot(self) -> usize {
-        Task::SCORED.iter().position(|t| *t == self).unwrap_or(0)
     }
 }

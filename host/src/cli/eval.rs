@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::routing::task::Task;
+use crate::task::Task;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {

@@ -103,7 +103,7 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
         ));
     }
     for (i, r) in config.routing_rules.iter().enumerate() {
-        if let Err(e) = crate::routing::rules::Rule::compile(r) {
+        if let Err(e) = r.parsed() {
             return Err(ctx.err(None, Some(format!("routing_rules[{i}]")), e));
         }
     }

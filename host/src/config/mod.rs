@@ -8,6 +8,7 @@ pub mod catalog;
 mod interp;
 mod load;
 mod resolve;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ pub use catalog::{Catalog, CatalogModel, CatalogProvider};
 pub use interp::{Interpolated, SecretString, mask};
 pub use load::{ConfigError, LoadedConfig, load, load_or_auto};
 pub use resolve::{ResolvedKey, ResolvedProvider, resolve};
+pub use rules::RoutingRuleConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -50,7 +52,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// operator rules for policy-routed requests (`[[routing_rules]]`)
     #[serde(default)]
-    pub routing_rules: Vec<crate::routing::rules::RoutingRuleConfig>,
+    pub routing_rules: Vec<RoutingRuleConfig>,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
 }

@@ -8,8 +8,8 @@ use super::decision::{Decision, Dropped, Entry};
 use crate::accounts::Health;
 use crate::routing::classifier::{self, Classification};
 use crate::routing::rules::{self, Actions};
-use crate::routing::task::Task;
 use crate::routing::{AutoKind, auto_kind};
+use crate::task::Task;
 
 use super::needs::Needs;
 

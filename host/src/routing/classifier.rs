@@ -9,8 +9,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 
 use super::lexicon::{KEYWORDS, SHAPES};
-pub use super::task::Task;
 use super::text::{HEAD, TAIL, ceil_char, floor_char};
+pub use crate::task::Task;
 
 /// What the classifier concluded.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +122,15 @@ fn is_word(c: Option<char>) -> bool {
     c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Classes the keyword scorer decides between (vision and tool use come from the request's shape,
+/// not its words).
+const SCORED: [Task; 6] = [Task::General, Task::Code, Task::Math, Task::Reasoning, Task::Creative, Task::Extraction];
+
+/// A scored class's position in a tally.
+fn slot(task: Task) -> usize {
+    SCORED.iter().position(|t| *t == task).unwrap_or(0)
+}
+
 #[derive(Default)]
 struct Tally {
     scores: [f32; 6],
@@ -132,7 +141,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, task: Task, points: f32, what: &'static str) {
-        self.scores[task.slot()] += points;
+        self.scores[slot(task)] += points;
         self.evidence.push((points, task, what));
     }
 
@@ -226,11 +235,11 @@ pub fn classify(input: &Input<'_>) -> Classification {
     if sentences >= 3 && head.contains('?') {
         t.add(Task::Reasoning, 0.8, "multi-sentence question");
     }
-    let mut order: Vec<Task> = Task::SCORED.to_vec();
-    order.sort_by(|a, b| t.scores[b.slot()].total_cmp(&t.scores[a.slot()]));
+    let mut order: Vec<Task> = SCORED.to_vec();
+    order.sort_by(|a, b| t.scores[slot(*b)].total_cmp(&t.scores[slot(*a)]));
     let best = order.first().copied().unwrap_or(Task::General);
-    let s1 = t.scores[best.slot()];
-    let s2 = order.get(1).map_or(0.0, |x| t.scores[x.slot()]);
+    let s1 = t.scores[slot(best)];
+    let s2 = order.get(1).map_or(0.0, |x| t.scores[slot(*x)]);
     let confidence = if s1 <= 0.0 { 0.0 } else { (s1 / (s1 + s2)).clamp(0.0, 0.99) };
     t.evidence.sort_by(|a, b| b.0.total_cmp(&a.0));
     let signals = t

@@ -1,7 +1,7 @@
 //! The classifier's vocabulary: weighted keywords in several languages and the shapes of text
 //! (regular expressions) that point at each task class. Data only; `classify` scores with it.
 
-use super::task::Task;
+use crate::task::Task;
 
 /// (pattern, class, weight, prefix). ASCII patterns match case-insensitively on word boundaries
 /// (`prefix`: only the left one, so `compil` finds "compiler" and "compiling").

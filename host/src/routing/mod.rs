@@ -1,5 +1,5 @@
 //! What policy routing knows about prompts and models, with no access to the running gateway:
-//! the task classes and the classifier that sorts a prompt into one (keywords, shapes, language),
+//! the classifier that sorts a prompt into a task class (keywords, shapes, language),
 //! models' quality per task, the operator's `[[routing_rules]]`, the built-in `auto` aliases, and
 //! the live latency statistics. The pipeline's `decide` step turns these into ranked candidates.
 
@@ -9,7 +9,6 @@ pub mod lexicon;
 pub mod quality;
 pub mod rules;
 pub mod stats;
-pub mod task;
 pub mod text;
 
 /// The built-in aliases and what they mean.

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::task::Task;
 use crate::bindings::wit::Capabilities;
+use crate::task::Task;
 
 /// Known model families without a size in their name: (id fragment, general quality).
 #[rustfmt::skip]

@@ -1,59 +1,11 @@
-//! `[[routing_rules]]`: operator rules evaluated on every policy-routed request, in order. Every
-//! condition a rule states must hold; a matching rule's actions apply (earlier rules win where
-//! two set the same thing).
-//!
-//! ```toml
-//! [[routing_rules]]
-//! name = "sql goes to coder models"
-//! keywords = ["sql", "postgres"]      # any of these words (case-insensitive)
-//! regex = "(?i)select .* from"         # and this pattern
-//! min_tokens = 0                       # estimated prompt tokens at least / at most
-//! max_tokens = 100000
-//! tools = true                         # the request has tools (false: has none)
-//! images = false
-//! alias = ["auto", "auto:code"]        # the model/alias the client asked for
-//! client_tags = ["batch"]              # the client key carries one of these tags
-//! # actions
-//! task = "code"                        # override the classifier
-//! prefer_providers = ["groq"]          # candidates of these providers first, in this order
-//! prefer_models = ["qwen-2.5-coder-32b"]
-//! fallback_chain = ["qwen-2.5-coder-32b", "llama-3.3-70b-versatile"]   # only these, in order
-//! ```
+//! Matching `[[routing_rules]]` (configured in `config::rules`) against a request: every
+//! condition a rule states must hold; a matching rule's actions apply (earlier rules win where two
+//! set the same thing).
 
 use regex::Regex;
-use serde::Deserialize;
 
-use super::task::Task;
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RoutingRuleConfig {
-    pub name: String,
-    #[serde(default)]
-    pub keywords: Vec<String>,
-    #[serde(default)]
-    pub regex: Option<String>,
-    #[serde(default)]
-    pub min_tokens: Option<u32>,
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    #[serde(default)]
-    pub tools: Option<bool>,
-    #[serde(default)]
-    pub images: Option<bool>,
-    #[serde(default)]
-    pub alias: Vec<String>,
-    #[serde(default)]
-    pub client_tags: Vec<String>,
-    #[serde(default)]
-    pub task: Option<String>,
-    #[serde(default)]
-    pub prefer_providers: Vec<String>,
-    #[serde(default)]
-    pub prefer_models: Vec<String>,
-    #[serde(default)]
-    pub fallback_chain: Vec<String>,
-}
+use crate::config::RoutingRuleConfig;
+use crate::task::Task;
 
 /// A rule ready to match: its regex compiled, its task parsed, its keywords lower-cased.
 #[derive(Debug, Clone)]
@@ -66,19 +18,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn compile(cfg: &RoutingRuleConfig) -> Result<Rule, String> {
-        let regex = match &cfg.regex {
-            Some(r) => Some(Regex::new(r).map_err(|e| format!("routing rule `{}`: regex: {e}", cfg.name))?),
-            None => None,
-        };
-        let task = match &cfg.task {
-            Some(t) => Some(Task::parse(t).ok_or_else(|| {
-                format!(
-                    "routing rule `{}`: task \"{t}\" is not one of general, code, math, reasoning, creative, extraction, vision, tool-use",
-                    cfg.name
-                )
-            })?),
-            None => None,
-        };
+        let (regex, task) = cfg.parsed()?;
         Ok(Rule { cfg: cfg.clone(), regex, task, keywords: cfg.keywords.iter().map(|k| k.to_lowercase()).collect() })
     }
 }
@@ -197,13 +137,5 @@ mod tests {
         let a = evaluate(&[r], &s);
         assert_eq!(a.preference("local", "m"), Some(0));
         assert_eq!(a.preference("groq", "m"), None);
-    }
-
-    #[test]
-    fn a_bad_task_or_regex_is_a_clear_error() {
-        let cfg: RoutingRuleConfig = toml::from_str("name = \"x\"\ntask = \"poetry\"").unwrap();
-        assert!(Rule::compile(&cfg).unwrap_err().contains("not one of"));
-        let cfg: RoutingRuleConfig = toml::from_str("name = \"y\"\nregex = \"(\"").unwrap();
-        assert!(Rule::compile(&cfg).unwrap_err().contains("regex"));
     }
 }
