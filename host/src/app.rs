@@ -26,6 +26,9 @@ pub struct App {
     pub shutting_down: AtomicBool,
     /// API requests served at once (`[server] max_in_flight`, sized at start)
     pub admission: crate::admission::Admission,
+    /// when the gateway started (monotonic, and as Unix ms)
+    pub started: std::time::Instant,
+    pub started_at_ms: u64,
 }
 
 impl App {
@@ -67,6 +70,8 @@ impl App {
             runtime,
             shutting_down: AtomicBool::new(false),
             admission,
+            started: std::time::Instant::now(),
+            started_at_ms: crate::clock::now_ms(),
         }))
     }
 }

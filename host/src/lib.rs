@@ -20,6 +20,7 @@ pub mod registry;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod task;
 pub mod upstream;

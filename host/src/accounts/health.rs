@@ -76,6 +76,8 @@ struct State {
     /// consecutive upstream failures
     streak: u32,
     probe: Probe,
+    /// the latest failure: Unix ms and what the provider said
+    last_error: Option<(u64, String)>,
 }
 
 /// The live health of one account, shared by every snapshot that has the account.
@@ -86,13 +88,18 @@ pub struct AccountHealth {
 
 impl Default for AccountHealth {
     fn default() -> Self {
-        Self { state: Mutex::new(State { health: Health::Ok, streak: 0, probe: Probe::None }) }
+        Self { state: Mutex::new(State { health: Health::Ok, streak: 0, probe: Probe::None, last_error: None }) }
     }
 }
 
 impl AccountHealth {
     pub fn get(&self) -> Health {
         self.state.lock().health.clone()
+    }
+
+    /// The latest failure seen on this account (Unix ms, message), whatever its state now.
+    pub fn last_error(&self) -> Option<(u64, String)> {
+        self.state.lock().last_error.clone()
     }
 
     /// Whether the account may take a request at `now`; expired cool-downs end here (and call
@@ -168,6 +175,7 @@ impl AccountHealth {
     /// Record a failure; returns the new state.
     pub fn failure(&self, trouble: Trouble, reason: &str, now: Instant) -> Health {
         let mut s = self.state.lock();
+        s.last_error = Some((crate::clock::now_ms(), reason.to_owned()));
         // a failed probe: the next rest ends with a probe again
         s.probe = Probe::None;
         s.health = match trouble {
@@ -306,7 +314,9 @@ mod tests {
     fn a_rejected_key_is_disabled_and_rechecked_with_backoff() {
         let h = AccountHealth::default();
         let t0 = Instant::now();
+        assert_eq!(h.last_error(), None);
         h.failure(Trouble::Rejected, "Invalid API Key", t0);
+        assert!(h.last_error().is_some_and(|(at, why)| at > 0 && why == "Invalid API Key"));
         assert!(!h.available(t0 + Duration::from_secs(3600)), "not by time alone");
         assert!(!h.check_due(t0 + Duration::from_secs(59)));
         assert!(h.check_due(t0 + Duration::from_secs(60)));

@@ -120,7 +120,7 @@ pub async fn run(args: AccountsArgs) -> i32 {
         AccountsCommand::Add { provider, label, pool, key_stdin, settings, tier } => {
             add(&loaded, &catalog, provider, label, pool, key_stdin, settings, tier)
         }
-        AccountsCommand::List { provider } => list(&loaded, &catalog, provider.as_deref()),
+        AccountsCommand::List { provider } => print_list(&loaded, &catalog, provider.as_deref()),
         AccountsCommand::Remove { account } => manager(&loaded, &catalog)
             .remove(&account)
             .map(|r| {
@@ -191,7 +191,7 @@ fn open_vault(loaded: &LoadedConfig) -> Result<Option<Vault>, VaultError> {
     Vault::open(&paths, None).map(Some)
 }
 
-fn list(loaded: &LoadedConfig, catalog: &Catalog, provider: Option<&str>) -> Result<(), String> {
+pub(super) fn print_list(loaded: &LoadedConfig, catalog: &Catalog, provider: Option<&str>) -> Result<(), String> {
     let Some(vault) = open_vault(loaded).map_err(|e| e.to_string())? else {
         println!("No accounts yet: freeway accounts add <provider> (or freeway setup).");
         return Ok(());

@@ -2,11 +2,16 @@
 
 mod accounts;
 mod catalog_views;
+mod chat;
+mod chat_view;
 mod eval;
+mod gateway;
 mod models;
 mod providers;
 mod route;
 mod setup;
+mod status;
+mod status_view;
 mod usage;
 
 use std::net::SocketAddr;
@@ -66,6 +71,11 @@ pub enum Command {
         #[arg(long, short, env = "FREEWAY_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// Chat with the gateway: interactive, or one answer with `-m "..."` (or a prompt on stdin)
+    Chat(chat::ChatArgs),
+    /// A running gateway's providers, accounts, quotas, cooldowns and components
+    /// (`--watch` to refresh, `--json` for the admin API's JSON)
+    Status(status::StatusArgs),
     /// Usage per provider, model and account, from the usage store
     Usage {
         #[arg(long, short, env = "FREEWAY_CONFIG")]
@@ -118,7 +128,7 @@ pub fn init_tracing_for(json: bool, report: bool) {
 impl Cli {
     /// Whether the command's stdout is a report that logs must not mix into.
     pub fn reports(&self) -> bool {
-        matches!(self.command, Command::Route(_) | Command::EvalRouting(_))
+        matches!(self.command, Command::Route(_) | Command::EvalRouting(_) | Command::Status(_) | Command::Chat(_))
     }
 }
 
@@ -137,6 +147,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Route(args) => route::run(args).await,
         Command::EvalRouting(args) => eval::run(args).await,
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
     }
 }
 

@@ -214,6 +214,8 @@ pub struct Headroom {
     pub used: u64,
     /// milliseconds until usage next goes down (rolling) or the window ends (fixed)
     pub reset_in_ms: u64,
+    /// the limit is the provider's own figure (from its headers), not the configured one
+    pub learned: bool,
 }
 
 impl Book {
@@ -348,7 +350,14 @@ impl Book {
                 } else {
                     c.ends_ms.saturating_sub(now)
                 };
-                Some(Headroom { dim: c.dim, window: c.window, limit, used: c.used(), reset_in_ms })
+                Some(Headroom {
+                    dim: c.dim,
+                    window: c.window,
+                    limit,
+                    used: c.used(),
+                    reset_in_ms,
+                    learned: c.learned.is_some(),
+                })
             })
             .collect()
     }

@@ -12,7 +12,7 @@
 //!   counters carry on and the gap is pushed back when it returns
 
 pub mod book;
-mod persist;
+pub mod persist;
 pub mod remote;
 pub mod spec;
 
@@ -90,6 +90,26 @@ impl PoolQuota {
     /// Headroom on every dimension with a limit, for routing and explanations.
     pub fn headroom(&self, plan: &QuotaPlan, model: &str, now: u64) -> Vec<Headroom> {
         self.with_book(plan, model, now, |b| b.headroom(now))
+    }
+
+    /// Every book of the pool with a limit, with its headroom: the pool-wide one (`*`) and the
+    /// per-model ones that have counted something, in scope order (for the status view).
+    pub fn books(&self, plan: &QuotaPlan, now: u64) -> Vec<(String, Vec<Headroom>)> {
+        let mut books = self.books.lock();
+        if !plan.default.per_model && !plan.default.specs.is_empty() && !books.contains_key(POOL_WIDE) {
+            books.insert(POOL_WIDE.to_owned(), Book::default());
+        }
+        let mut out: Vec<(String, Vec<Headroom>)> = books
+            .iter_mut()
+            .filter_map(|(scope, book)| {
+                let limits = if scope == POOL_WIDE { &plan.default } else { plan.for_model(scope) };
+                book.prepare(&limits.specs, plan, now);
+                let h = book.headroom(now);
+                (!h.is_empty()).then(|| (scope.clone(), h))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Whether `cost` would fit now (nothing is taken).
@@ -439,6 +459,25 @@ mod tests {
         // another pool is not affected
         let other = ledger.pool("p", "other");
         assert!(ledger.reserve(&other, &plan, "m", one).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn books_show_the_pool_wide_limits_before_any_use_and_reservations_count() {
+        let ledger = Ledger::in_memory();
+        let plan = plan(5);
+        let pool = ledger.pool("p", "acct");
+        let now = now_ms();
+        let fresh = pool.books(&plan, now);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!((fresh[0].0.as_str(), fresh[0].1[0].used, fresh[0].1[0].limit), ("*", 0, 5));
+        let one = Cost { requests: 1, ..Cost::default() };
+        let held = ledger.reserve(&pool, &plan, "m", one).await.unwrap();
+        let books = pool.books(&plan, now_ms());
+        assert_eq!(books[0].1[0].used, 1, "a reservation in flight is counted");
+        assert!(!books[0].1[0].learned);
+        assert!(books[0].1[0].reset_in_ms > 0 && books[0].1[0].reset_in_ms <= 61_000 + book::ROLLING_MARGIN_MS);
+        drop(held);
+        assert!(pool.books(&QuotaPlan::default(), now_ms()).is_empty(), "no limit, no book");
     }
 
     #[tokio::test]

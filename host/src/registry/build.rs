@@ -282,6 +282,12 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
         let in_flight = inp.in_flight.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
         providers.push(Arc::new(ProviderEntry {
             accounts: accounts_for(p, inp.accounts, inp.ledger),
+            disabled_accounts: p
+                .keys
+                .iter()
+                .filter(|k| !k.enabled)
+                .map(|k| (k.id.clone(), k.label.clone(), k.pool.clone().unwrap_or_else(|| k.id.clone())))
+                .collect(),
             quota_plan,
             id,
             component: component.clone(),

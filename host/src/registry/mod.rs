@@ -3,6 +3,7 @@
 //! Requests take the current snapshot once and finish on it, whatever reloads meanwhile.
 
 mod build;
+pub mod components;
 pub mod discovery;
 mod event;
 mod fleet;
@@ -33,6 +34,8 @@ pub struct ProviderEntry {
     pub wit_config: wit::ProviderConfig,
     pub io: Arc<GuestIo>,
     pub accounts: Vec<Arc<Account>>,
+    /// accounts an operator disabled: (id, label, pool), never used
+    pub disabled_accounts: Vec<(String, String, String)>,
     /// round-robin position, kept across reloads
     pub cursor: Arc<AtomicUsize>,
     /// requests in flight to this provider, kept across reloads

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
+use super::components::{ComponentLog, Loaded};
 use super::{Registry, Snapshot, watcher};
 use crate::accounts::Account;
 use crate::accounts::SecretSet;
@@ -29,6 +30,8 @@ use crate::vault::{Record, Vault};
 #[derive(Clone)]
 pub struct ReloaderHandle {
     pub registry: Arc<Registry>,
+    /// every component file seen: loads and refusals
+    pub components: Arc<ComponentLog>,
     tx: mpsc::Sender<Event>,
 }
 
@@ -77,6 +80,7 @@ pub struct Reloader {
     ledger: Arc<crate::quota::Ledger>,
     generation: u64,
     tx: mpsc::Sender<Event>,
+    log: Arc<ComponentLog>,
 }
 
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -150,7 +154,9 @@ impl Reloader {
             ledger,
             generation: 0,
             tx: tx.clone(),
+            log: Arc::new(ComponentLog::default()),
         };
+        let this_log = this.log.clone();
         this.load_policies_dir().await;
         this.ensure_components().await;
         this.rebuild();
@@ -159,7 +165,7 @@ impl Reloader {
         }
         spawn_periodic_sync(this.config.config.discovery.interval_secs, tx.clone());
         tokio::spawn(this.run(rx));
-        ReloaderHandle { registry, tx }
+        ReloaderHandle { registry, components: this_log, tx }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
@@ -296,11 +302,22 @@ impl Reloader {
                     path.display(),
                     &c.hash[..12]
                 );
+                self.log.loaded(
+                    path,
+                    &Loaded {
+                        kind: "provider",
+                        name: &name,
+                        version: Some(c.manifest.version.as_str()),
+                        sha256: &c.hash,
+                        loaded_at_ms: unix_ms(c.loaded_at),
+                    },
+                );
                 self.components.insert(path.to_owned(), c);
                 self.failures.remove(path);
                 true
             }
             Err(e) => {
+                self.log.refused(path, "provider", &name, &e.message, crate::clock::now_ms());
                 if self.components.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {
@@ -320,10 +337,19 @@ impl Reloader {
                     return false;
                 }
                 tracing::info!("loaded policy component '{name}' from {} (sha256 {})", path.display(), &c.hash[..12]);
+                let loaded = Loaded {
+                    kind: "policy",
+                    name: &name,
+                    version: None,
+                    sha256: &c.hash,
+                    loaded_at_ms: crate::clock::now_ms(),
+                };
+                self.log.loaded(path, &loaded);
                 self.policies.insert(path.to_owned(), c);
                 true
             }
             Err(e) => {
+                self.log.refused(path, "policy", &name, &e.message, crate::clock::now_ms());
                 if self.policies.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {
@@ -456,4 +482,9 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// A wall-clock time as Unix milliseconds (0 before 1970).
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -29,6 +29,9 @@ struct ModelStats {
     model: String,
     /// milliseconds, oldest first
     ttft_ms: VecDeque<f32>,
+    /// whole response times in milliseconds, oldest first
+    #[serde(default)]
+    latency_ms: VecDeque<f32>,
     latency_ewma_ms: Option<f32>,
     tokens_per_second: Option<f32>,
     success_rate: Option<f32>,
@@ -45,6 +48,21 @@ pub struct Snapshot {
     pub ttft_p50_ms: Option<f32>,
     pub tokens_per_second: Option<f32>,
     pub success_rate: Option<f32>,
+}
+
+/// A (provider, model)'s recent figures, as the status view shows them (over the last
+/// [`SAMPLES`] responses; rates are moving averages).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detail {
+    pub model: String,
+    pub latency_p50_ms: Option<f32>,
+    pub latency_p95_ms: Option<f32>,
+    pub ttft_p50_ms: Option<f32>,
+    pub ttft_p95_ms: Option<f32>,
+    pub tokens_per_second: Option<f32>,
+    pub success_rate: Option<f32>,
+    /// how many finished responses the latency percentiles are drawn from
+    pub samples: usize,
 }
 
 #[derive(Default)]
@@ -120,7 +138,12 @@ impl Stats {
         tokens: Option<u64>,
     ) {
         self.with(provider, model, |s| {
-            s.latency_ewma_ms = ewma(s.latency_ewma_ms, total.as_secs_f32() * 1000.0);
+            let ms = total.as_secs_f32() * 1000.0;
+            s.latency_ewma_ms = ewma(s.latency_ewma_ms, ms);
+            if s.latency_ms.len() == SAMPLES {
+                s.latency_ms.pop_front();
+            }
+            s.latency_ms.push_back(ms);
             let generating = total.saturating_sub(first_byte.unwrap_or_default()).as_secs_f32();
             if let Some(t) = tokens.filter(|t| *t > 0)
                 && generating > 0.0
@@ -141,6 +164,27 @@ impl Stats {
             tokens_per_second: s.tokens_per_second,
             success_rate: s.success_rate,
         }
+    }
+
+    /// Every model of `provider` with figures, for `/admin/status` (model order).
+    pub fn detail(&self, provider: &str) -> Vec<Detail> {
+        let map = self.by_key.lock();
+        let Some(models) = map.get(provider) else { return Vec::new() };
+        let mut out: Vec<Detail> = models
+            .values()
+            .map(|s| Detail {
+                model: s.model.clone(),
+                latency_p50_ms: percentile(&s.latency_ms, 50, 1),
+                latency_p95_ms: percentile(&s.latency_ms, 95, 1),
+                ttft_p50_ms: percentile(&s.ttft_ms, 50, 1),
+                ttft_p95_ms: percentile(&s.ttft_ms, 95, 1),
+                tokens_per_second: s.tokens_per_second,
+                success_rate: s.success_rate,
+                samples: s.latency_ms.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.model.cmp(&b.model));
+        out
     }
 
     /// p95 time to first byte, once there are enough samples (for hedging).
@@ -217,6 +261,27 @@ mod tests {
         assert!(rate < 1.0 && rate > 0.7, "{rate}");
         assert_eq!(s.p95("p", "m"), None, "three samples are too few to hedge on");
         assert_eq!(s.get("p", "other"), Snapshot::default());
+    }
+
+    #[test]
+    fn detail_gives_latency_and_first_byte_percentiles_per_model() {
+        let s = Stats::default();
+        for ms in 1..=100 {
+            s.first_byte("p", "b", Duration::from_millis(ms));
+            s.finished("p", "b", Duration::from_millis(ms * 10), None, None);
+        }
+        s.first_byte("p", "a", Duration::from_millis(7));
+        let d = s.detail("p");
+        assert_eq!(d.iter().map(|x| x.model.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let b = &d[1];
+        assert_eq!(b.samples, SAMPLES, "the latest {SAMPLES} only");
+        // the last 64 of 1..=100 are 37..=100
+        let near = |x: Option<f32>, want: f32| x.is_some_and(|x| (x - want).abs() < 0.01);
+        assert!(near(b.ttft_p50_ms, 68.0), "{b:?}");
+        assert!(near(b.ttft_p95_ms, 97.0), "{b:?}");
+        assert!(near(b.latency_p95_ms, 970.0), "{b:?}");
+        assert_eq!(d[0].latency_p50_ms, None);
+        assert!(s.detail("nobody").is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The admin API, under `/admin/`, behind the admin key (`Authorization: Bearer`, compared in
 //! constant time; 401 otherwise; off unless `server.admin_key` is set). Accounts can be listed,
 //! added, removed, enabled, disabled and checked; secrets are write-only (they go in, never come
-//! out); every change is written to the audit log with the caller's address.
+//! out); every change is written to the audit log with the caller's address. `GET /admin/status`
+//! is the live view the CLI and the dashboard read; `GET /admin/openapi.json` documents it all.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/accounts/{id}/check", post(check))
         .route("/admin/audit", get(audit_log))
         .route("/admin/route/explain", post(explain_route))
+        .route("/admin/status", get(status))
+        .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
 
@@ -257,6 +260,18 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
     let path = app.registry.snapshot().config.vault.audit_log.clone();
     let entries = blocking(move || Ok(audit::tail(&path, q.limit.unwrap_or(100).min(10_000)))).await?;
     Ok(Json(json!({ "object": "list", "data": entries })))
+}
+
+/// `GET /admin/status`: providers, accounts, quotas, latency, components and the server, now.
+async fn status(State(app): State<Arc<App>>) -> Json<crate::status::Status> {
+    Json(crate::status::collect(&app).await)
+}
+
+/// The admin API's OpenAPI document, checked against real responses by the integration tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// `POST /admin/route/explain`: the body is a chat completion request; the answer is the routing

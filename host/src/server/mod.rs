@@ -11,6 +11,8 @@ mod edge;
 mod guard;
 mod handlers;
 
+pub use admin::OPENAPI;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -328,6 +328,14 @@ impl Store {
             .collect())
     }
 
+    /// Whether the store answers a trivial query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+        }
+    }
+
     /// How many usage records are stored.
     pub async fn usage_count(&self) -> Result<i64, sqlx::Error> {
         let (n,): (i64,) = match self {

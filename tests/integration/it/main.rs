@@ -12,12 +12,14 @@
 static ALLOCATOR: allocations::Counting = allocations::Counting;
 
 mod accounts;
+mod admin_api;
 mod allocations;
 mod anthropic;
 mod bad_input;
 mod cancellation;
 mod catalog;
 mod chat;
+mod cli_chat;
 mod cohere;
 mod config_files;
 mod crash;
@@ -36,6 +38,7 @@ mod sandbox;
 mod sdk_guide;
 mod secrets;
 mod shutdown;
+mod status;
 mod streaming;
 mod upstream_failures;
 mod vault_rotation;

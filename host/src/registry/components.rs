@@ -1,0 +1,119 @@
+//! What the reloader did with each component file: when the serving version was loaded, how many
+//! times it was (re)loaded, and the last time a version was refused and why. Kept apart from the
+//! snapshot, so that a refused file (which publishes nothing new) still shows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// One component file, as `/admin/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    pub name: String,
+    /// `provider` or `policy`
+    pub kind: String,
+    pub path: String,
+    /// the version the component declares (providers), when one is serving
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// sha256 of the serving file
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Unix ms when the serving version was loaded
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at_ms: Option<u64>,
+    /// versions loaded since the gateway started (the first load included)
+    pub loads: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<Refusal>,
+}
+
+/// A version of a component that was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub at_ms: u64,
+    pub why: String,
+}
+
+/// Every component file the reloader has seen.
+#[derive(Debug, Default)]
+pub struct ComponentLog {
+    files: Mutex<BTreeMap<PathBuf, ComponentStatus>>,
+}
+
+/// A component version that loaded.
+pub struct Loaded<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    pub sha256: &'a str,
+    pub loaded_at_ms: u64,
+}
+
+impl ComponentLog {
+    fn entry<'m>(
+        files: &'m mut BTreeMap<PathBuf, ComponentStatus>,
+        path: &Path,
+        kind: &str,
+        name: &str,
+    ) -> &'m mut ComponentStatus {
+        files.entry(path.to_owned()).or_insert_with(|| ComponentStatus {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            path: path.display().to_string(),
+            version: None,
+            sha256: None,
+            loaded_at_ms: None,
+            loads: 0,
+            last_refusal: None,
+        })
+    }
+
+    pub fn loaded(&self, path: &Path, l: &Loaded<'_>) {
+        let mut files = self.files.lock();
+        let e = Self::entry(&mut files, path, l.kind, l.name);
+        e.version = l.version.map(str::to_owned);
+        e.sha256 = Some(l.sha256.to_owned());
+        e.loaded_at_ms = Some(l.loaded_at_ms);
+        e.loads = e.loads.saturating_add(1);
+    }
+
+    pub fn refused(&self, path: &Path, kind: &str, name: &str, why: &str, at_ms: u64) {
+        let mut files = self.files.lock();
+        Self::entry(&mut files, path, kind, name).last_refusal = Some(Refusal { at_ms, why: why.to_owned() });
+    }
+
+    /// Every file, in path order.
+    pub fn list(&self) -> Vec<ComponentStatus> {
+        self.files.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_count_and_a_refusal_stays_beside_the_serving_version() {
+        let log = ComponentLog::default();
+        let p = Path::new("/p/groq.wasm");
+        let v = |version, at| Loaded {
+            kind: "provider",
+            name: "groq",
+            version: Some(version),
+            sha256: "ab",
+            loaded_at_ms: at,
+        };
+        log.loaded(p, &v("1.0.0", 10));
+        log.refused(p, "provider", "groq", "not a component", 20);
+        log.loaded(p, &v("1.1.0", 30));
+        let list = log.list();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].loads, 2);
+        assert_eq!(list[0].version.as_deref(), Some("1.1.0"));
+        assert_eq!(list[0].loaded_at_ms, Some(30));
+        assert_eq!(list[0].last_refusal, Some(Refusal { at_ms: 20, why: "not a component".into() }));
+    }
+}
