@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod principal;
 pub mod quota;
 pub mod registry;
+pub mod report;
 pub mod routing;
 pub mod runtime;
 pub mod server;

@@ -1,8 +1,10 @@
 //! One request's usage record: what the pipeline hands to the usage writer and the store keeps.
-//! A leaf: it knows the wire's token counts and nothing of the pipeline or the store.
+//! A leaf: it knows the wire's token counts and the client's name, nothing of the pipeline or
+//! the store.
 
 use std::time::{Duration, SystemTime};
 
+use crate::principal::Principal;
 use crate::wire::types::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,4 +38,8 @@ pub struct UsageRecord {
     pub attempts: u32,
     pub latency: Duration,
     pub first_byte: Option<Duration>,
+    /// the client key it came in with
+    pub client: Principal,
+    /// why it failed: the error code the client was given (`upstream_rate_limited`, ...)
+    pub error: Option<&'static str>,
 }

@@ -10,6 +10,8 @@ mod models;
 mod providers;
 mod route;
 mod setup;
+mod stats;
+mod stats_view;
 mod status;
 mod status_view;
 mod usage;
@@ -76,6 +78,9 @@ pub enum Command {
     /// A running gateway's providers, accounts, quotas, cooldowns and components
     /// (`--watch` to refresh, `--json` for the admin API's JSON)
     Status(status::StatusArgs),
+    /// Usage analytics from a running gateway: per provider, model, account and client key,
+    /// the hourly trend, errors and quota peaks (`--since 1h|24h|7d`, `--json`)
+    Stats(stats::StatsArgs),
     /// Usage per provider, model and account, from the usage store
     Usage {
         #[arg(long, short, env = "FREEWAY_CONFIG")]
@@ -128,7 +133,10 @@ pub fn init_tracing_for(json: bool, report: bool) {
 impl Cli {
     /// Whether the command's stdout is a report that logs must not mix into.
     pub fn reports(&self) -> bool {
-        matches!(self.command, Command::Route(_) | Command::EvalRouting(_) | Command::Status(_) | Command::Chat(_))
+        matches!(
+            self.command,
+            Command::Route(_) | Command::EvalRouting(_) | Command::Status(_) | Command::Chat(_) | Command::Stats(_)
+        )
     }
 }
 
@@ -149,6 +157,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
         Command::Status(args) => status::run(args).await,
         Command::Chat(args) => chat::run(args).await,
+        Command::Stats(args) => stats::run(args).await,
     }
 }
 

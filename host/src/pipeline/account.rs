@@ -413,6 +413,8 @@ mod tests {
             attempts: 1,
             latency: Duration::from_millis(1),
             first_byte: None,
+            client: crate::principal::Principal::Anyone,
+            error: None,
         }
     }
 

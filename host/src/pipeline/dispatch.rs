@@ -86,6 +86,8 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
                 attempts,
                 latency: ctx.started.elapsed(),
                 first_byte: None,
+                client: ctx.principal,
+                error: None,
             });
             builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body))
         }

@@ -77,6 +77,8 @@ pub struct Relay {
     committed: bool,
     prime_error: Option<GatewayError>,
     outcome: Outcome,
+    /// the error code of a stream that failed
+    error: Option<&'static str>,
     provider: String,
     idle_timeout: Duration,
     bounds: StreamBounds,
@@ -105,6 +107,7 @@ pub struct RelayInfo {
     pub bounds: StreamBounds,
     /// every event is scrubbed of these before it is read or relayed
     pub secrets: Arc<SecretSet>,
+    pub client: crate::principal::Principal,
 }
 
 impl Relay {
@@ -127,6 +130,8 @@ impl Relay {
             attempts: 1,
             latency: Duration::ZERO,
             first_byte: None,
+            client: info.client,
+            error: None,
         };
         Self {
             upstream: Box::pin(upstream.bytes_stream()),
@@ -141,6 +146,7 @@ impl Relay {
             committed: false,
             prime_error: None,
             outcome: Outcome::ClientGone,
+            error: None,
             provider: info.provider,
             idle_timeout: info.idle_timeout,
             bounds: info.bounds,
@@ -185,6 +191,7 @@ impl Relay {
         if primed.is_err() {
             self.ended = true;
             self.outcome = Outcome::UpstreamError;
+            self.error = Some(ErrorKind::UpstreamTimeout.spec().code);
             self.out.clear();
             self.prime_error = Some(
                 GatewayError::new(
@@ -391,6 +398,7 @@ impl Relay {
     fn fail(&mut self, message: String) {
         self.ended = true;
         self.outcome = Outcome::UpstreamError;
+        self.error = Some(ErrorKind::UpstreamStreamInterrupted.spec().code);
         tracing::warn!(provider = %self.provider, "stream failed: {message}");
         if !self.committed {
             self.out.clear();
@@ -429,6 +437,7 @@ impl Drop for Relay {
             r.outcome = self.outcome;
             r.latency = self.started.elapsed();
             r.first_byte = self.first_byte;
+            r.error = self.error;
             // a stream dropped before it ended: the client went away
             if !self.ended {
                 r.outcome = Outcome::ClientGone;
@@ -473,6 +482,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             bounds,
             secrets,
+            client: crate::principal::Principal::Anyone,
         };
         Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None, None))
     }

@@ -184,22 +184,34 @@ impl<'c> Walk<'c> {
     /// Nothing answered: the error for the client (and a usage record when attempts were made).
     pub fn finish(self, ctx: &RequestCtx<'_>) -> GatewayError {
         let (app, req) = (ctx.services, ctx.req);
-        if self.sent > 0
-            && let Some(first) = self.candidates.first()
-        {
+        let tried = (self.sent > 0)
+            .then(|| self.candidates.first())
+            .flatten()
+            .map(|f| (f.route.provider.id.clone(), f.route.model.clone(), f.account.id.clone()));
+        let attempts = u32::try_from(self.sent).unwrap_or(u32::MAX);
+        let e = self.verdict(ctx);
+        if let Some((provider, model, account)) = tried {
             app.usage.record(UsageRecord {
                 at: SystemTime::now(),
-                provider: first.route.provider.id.clone(),
-                model: first.route.model.clone(),
-                account: first.account.id.clone(),
+                provider,
+                model,
+                account,
                 usage: None,
                 outcome: Outcome::UpstreamError,
                 stream: req.stream,
-                attempts: u32::try_from(self.sent).unwrap_or(u32::MAX),
+                attempts,
                 latency: ctx.started.elapsed(),
                 first_byte: None,
+                client: ctx.principal,
+                error: Some(e.kind.spec().code),
             });
         }
+        e
+    }
+
+    /// The one error that tells the client why nothing answered.
+    fn verdict(self, ctx: &RequestCtx<'_>) -> GatewayError {
+        let req = ctx.req;
         // candidates without quota: unless the client made a mistake, the honest answer is
         // "retry when quota frees up", whatever the ones that were tried said
         if !self.blocked.is_empty() {

@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/audit", get(audit_log))
         .route("/admin/route/explain", post(explain_route))
         .route("/admin/status", get(status))
+        .route("/admin/stats", get(stats))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -265,6 +266,22 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
 /// `GET /admin/status`: providers, accounts, quotas, latency, components and the server, now.
 async fn status(State(app): State<Arc<App>>) -> Json<crate::status::Status> {
     Json(crate::status::collect(&app).await)
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    #[serde(default)]
+    since: Option<String>,
+}
+
+/// `GET /admin/stats?since=24h`: usage analytics over the period (30m, 1h, 24h, 7d; at most 31 d).
+async fn stats(State(app): State<Arc<App>>, Query(q): Query<StatsQuery>) -> Result<Json<Value>, GatewayError> {
+    let period = crate::report::parse_period(q.since.as_deref().unwrap_or("24h"))
+        .map_err(|m| GatewayError::new(ErrorKind::InvalidValue, m).with_param("since"))?;
+    let report = crate::report::build(&app.store, app.registry.snapshot(), period)
+        .await
+        .map_err(|e| GatewayError::new(ErrorKind::NotReady, e))?;
+    serde_json::to_value(report).map(Json).map_err(|e| GatewayError::internal(e.to_string()))
 }
 
 /// The admin API's OpenAPI document, checked against real responses by the integration tests.

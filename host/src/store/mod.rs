@@ -5,6 +5,10 @@
 //! Queries are plain SQL per backend (the two differ only in placeholders and a few types);
 //! the schema is created on start.
 
+mod analytics;
+
+pub use analytics::UsageFact;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -127,9 +131,17 @@ const SQLITE_SCHEMA: &[&str] = &[
         prompt_tokens INTEGER NOT NULL,
         completion_tokens INTEGER NOT NULL,
         latency_ms INTEGER NOT NULL,
-        first_byte_ms INTEGER
+        first_byte_ms INTEGER,
+        client TEXT NOT NULL DEFAULT '',
+        error TEXT
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+];
+
+/// Columns added after the first release, and how an older SQLite file gains them.
+const SQLITE_ADDED: &[(&str, &str)] = &[
+    ("client", "ALTER TABLE usage ADD COLUMN client TEXT NOT NULL DEFAULT ''"),
+    ("error", "ALTER TABLE usage ADD COLUMN error TEXT"),
 ];
 
 const PG_SCHEMA: &[&str] = &[
@@ -145,10 +157,18 @@ const PG_SCHEMA: &[&str] = &[
         prompt_tokens BIGINT NOT NULL,
         completion_tokens BIGINT NOT NULL,
         latency_ms BIGINT NOT NULL,
-        first_byte_ms BIGINT
+        first_byte_ms BIGINT,
+        client TEXT NOT NULL DEFAULT '',
+        error TEXT
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+    // tables made before these columns existed
+    "ALTER TABLE usage ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE usage ADD COLUMN IF NOT EXISTS error TEXT",
 ];
+
+/// Serialises schema changes between gateways starting together on one database.
+const PG_SCHEMA_LOCK: i64 = 0x4652_4545_5741_5901;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -162,8 +182,8 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms) ";
-/// Rows per INSERT: well under SQLite's 32,766 bound parameters (11 per row).
+const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms, client, error) ";
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters (13 per row).
 const INSERT_ROWS: usize = 1000;
 
 async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
@@ -185,7 +205,9 @@ async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) 
                 .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
                 .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
                 .push_bind(ms(r.latency))
-                .push_bind(r.first_byte.map(ms));
+                .push_bind(r.first_byte.map(ms))
+                .push_bind(r.client.id().unwrap_or_default())
+                .push_bind(r.error);
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -209,11 +231,35 @@ async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) ->
                 .push_bind(tokens(u.map_or(0, |u| u.prompt_tokens)))
                 .push_bind(tokens(u.map_or(0, |u| u.completion_tokens)))
                 .push_bind(ms(r.latency))
-                .push_bind(r.first_byte.map(ms));
+                .push_bind(r.first_byte.map(ms))
+                .push_bind(r.client.id().unwrap_or_default())
+                .push_bind(r.error);
         });
         q.build().execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+async fn pg_schema(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SCHEMA_LOCK).execute(&mut *tx).await?;
+    for stmt in PG_SCHEMA {
+        sqlx::query(*stmt).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+async fn sqlite_schema(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+    for stmt in SQLITE_SCHEMA {
+        sqlx::query(*stmt).execute(pool).await?;
+    }
+    let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('usage')").fetch_all(pool).await?;
+    for (name, alter) in SQLITE_ADDED {
+        if !columns.iter().any(|(c,)| c == name) {
+            sqlx::query(*alter).execute(pool).await?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -226,9 +272,7 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
-            for stmt in PG_SCHEMA {
-                sqlx::query(*stmt).execute(&pool).await.map_err(|e| format!("PostgreSQL schema: {e}"))?;
-            }
+            pg_schema(&pool).await.map_err(|e| format!("PostgreSQL schema: {e}"))?;
             return Ok(Store::Postgres(pool));
         }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -250,9 +294,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| format!("cannot open {path}: {e}"))?;
-        for stmt in SQLITE_SCHEMA {
-            sqlx::query(*stmt).execute(&pool).await.map_err(|e| format!("{path}: {e}"))?;
-        }
+        sqlite_schema(&pool).await.map_err(|e| format!("{path}: {e}"))?;
         Ok(Store::Sqlite(pool))
     }
 
@@ -369,6 +411,8 @@ mod tests {
             attempts: 1,
             latency: Duration::from_millis(12),
             first_byte: None,
+            client: crate::principal::Principal::Anyone,
+            error: None,
         }
     }
 

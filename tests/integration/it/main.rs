@@ -38,6 +38,7 @@ mod sandbox;
 mod sdk_guide;
 mod secrets;
 mod shutdown;
+mod stats;
 mod status;
 mod streaming;
 mod upstream_failures;
