@@ -8,6 +8,10 @@ run *ARGS:
 test:
     cargo xtask test
 
+# a first look with no keys: a gateway over a simulated fleet of free providers
+demo *ARGS:
+    cargo xtask demo {{ARGS}}
+
 # build the wasm components and the host (debug)
 build:
     cargo xtask build

@@ -6,6 +6,15 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = freeway::cli::Cli::parse();
     freeway::cli::init_tracing_for(cli.log_json, cli.reports());
+    if cli.reports() {
+        // a report piped into `head` ends quietly when the reader goes, like any Unix tool
+        // (never for `serve`: a client that hangs up must not end the gateway)
+        #[cfg(unix)]
+        // SAFETY: restoring the default disposition of one signal before any thread starts
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // one worker per CPU this process may run on (respects taskset/cgroup affinity, unlike the
     // default, so a gateway pinned to one core does not bounce tasks between two threads)
     let workers = std::env::var("FREEWAY_WORKER_THREADS")

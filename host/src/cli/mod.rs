@@ -4,6 +4,7 @@ mod accounts;
 mod catalog_views;
 mod chat;
 mod chat_view;
+mod demo;
 mod eval;
 mod gateway;
 mod models;
@@ -73,6 +74,8 @@ pub enum Command {
         #[arg(long, short, env = "FREEWAY_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// A first look with no keys: a gateway over a simulated fleet of free providers
+    Demo(demo::DemoArgs),
     /// Chat with the gateway: interactive, or one answer with `-m "..."` (or a prompt on stdin)
     Chat(chat::ChatArgs),
     /// A running gateway's providers, accounts, quotas, cooldowns and components
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
         Command::Status(args) => status::run(args).await,
         Command::Chat(args) => chat::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Stats(args) => stats::run(args).await,
     }
 }
@@ -177,6 +181,17 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, insecur
         ),
     }
     let addr = listen.unwrap_or(loaded.config.server.listen);
+    run_gateway(loaded, addr, insecure_no_auth, |_| {}).await
+}
+
+/// Start the gateway on `addr` and serve until SIGTERM or Ctrl-C; `started` is told the URL it
+/// listens on, once it does.
+async fn run_gateway(
+    loaded: config::LoadedConfig,
+    addr: SocketAddr,
+    insecure_no_auth: bool,
+    started: impl FnOnce(&str),
+) -> i32 {
     match crate::server::exposure(&addr, &loaded.config.server, insecure_no_auth) {
         Ok(None) => {}
         Ok(Some(warning)) => tracing::warn!("{warning}"),
@@ -204,6 +219,7 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>, insecur
     spawn_sighup(app.clone());
     // printed whatever the log level: scripts and tests wait for this line
     println!("freeway listening on http://{local}");
+    started(&format!("http://{local}"));
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let result = crate::server::serve(app.clone(), listener, grace, shutdown_signal()).await;
     // usage records still queued are committed before the process ends

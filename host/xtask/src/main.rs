@@ -452,12 +452,21 @@ fn serve(args: &[String]) -> Result<(), String> {
     run("freeway serve", &mut cmd)
 }
 
+/// `freeway demo`: the release build over a simulated fleet (no keys needed).
+fn demo(args: &[String]) -> Result<(), String> {
+    build(true)?;
+    let mut cmd = Command::new(root().join("target/release/freeway"));
+    cmd.current_dir(root()).arg("demo").args(args);
+    run("freeway demo", &mut cmd)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let rest = |from: usize| -> Vec<String> { args.iter().skip(from).filter(|a| *a != "--").cloned().collect() };
     let result = match args.first().map(String::as_str) {
         Some("build") => build(args.iter().any(|a| a == "--release")),
         Some("run") => serve(&rest(1)),
+        Some("demo") => demo(&rest(1)),
         Some("test") => test(),
         Some("lint") => lint(),
         Some("bench") => bench(&rest(1)),
@@ -468,7 +477,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz_command(&rest(1)).map(|summary| eprintln!("\n==> summary\n    {summary}")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies|fuzz [--seconds N] [target...]>"
+                "usage: cargo xtask <run|demo|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies|fuzz [--seconds N] [target...]>"
             );
             return ExitCode::from(2);
         }
