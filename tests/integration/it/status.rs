@@ -175,3 +175,25 @@ async fn freeway_status_shows_the_running_gateway_and_says_when_none_answers() {
     assert!(err.contains(&format!("no gateway is answering at {dead}")), "{err}");
     assert!(out.contains("What the vault and state files hold"), "{out}");
 }
+
+#[tokio::test]
+async fn a_key_the_provider_echoes_in_an_error_never_reaches_the_status_view() {
+    let sim = Sim::start().await;
+    let key = "sk-status-leak-check-0123456789";
+    let gw = Gateway::start_opts(
+        &provider("leaky", &sim.base(), &[key], &["m"]),
+        Opts { server: format!("admin_key = \"{ADMIN}\""), ..Default::default() },
+    )
+    .await;
+    sim.script(json!([{"action": {"type": "status", "status": 401, "body": {"error": {
+        "message": format!("Incorrect API key provided: {key}"), "code": "invalid_api_key"}}}}]))
+    .await;
+    assert_ne!(gw.chat(chat_body("m")).await.status(), 200);
+    let r = http().get(gw.url("/admin/status")).bearer_auth(ADMIN).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    let s: Value = serde_json::from_str(&text).unwrap();
+    let leaky = provider_of(&s, "leaky");
+    assert_eq!(leaky["accounts"][0]["state"], "disabled", "a refused key is out of rotation: {leaky:#}");
+    assert!(leaky["last_error"]["message"].as_str().unwrap().contains("Incorrect API key provided"));
+    assert!(!text.contains(key) && !text.contains(&key[..16]), "{text}");
+}
