@@ -96,11 +96,9 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Measure the classifier and `auto` on a labelled prompt set (tests/eval/routing.jsonl)
     EvalRouting(eval::EvalArgs),
-    /// Add your first providers, interactively
-    Setup {
-        #[arg(long, short, env = "FREEWAY_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    /// Add your first providers: pick them, paste their keys, each key is checked at once
+    /// (`--non-interactive --provider ID` for scripts)
+    Setup(setup::SetupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,7 +152,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Vault { command: VaultCommand::RotateKey { passphrase }, config } => {
             accounts::rotate_key(config.as_deref(), passphrase)
         }
-        Command::Setup { config } => setup::run(config.as_deref()),
+        Command::Setup(args) => setup::run(args).await,
         Command::Route(args) => route::run(args).await,
         Command::EvalRouting(args) => eval::run(args).await,
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,

@@ -8,12 +8,12 @@ use std::time::Duration;
 use freeway_integration::{Gateway, Opts, Sim, chat_body, eventually, http, run_freeway};
 use serde_json::{Value, json};
 
-const GROQ_KEYS: [&str; 3] =
+pub(crate) const GROQ_KEYS: [&str; 3] =
     ["gsk_first_aaaaaaaaaaaaaaaa", "gsk_second_bbbbbbbbbbbbbbb", "gsk_third_ccccccccccccccccc"];
 const OR_KEYS: [&str; 2] = ["sk-or-v1-one-dddddddddddddddd", "sk-or-v1-two-eeeeeeeeeeeeeeee"];
 
 /// A simulator with a Groq and an OpenRouter upstream, and a catalog file putting both there.
-async fn sims(keys_groq: &[&str]) -> (Sim, String) {
+pub(crate) async fn sims(keys_groq: &[&str]) -> (Sim, String) {
     let sim = Sim::start_json(json!({"upstreams": [
         {"prefix": "/groq/openai/v1", "profile": "groq", "keys": keys_groq, "models": ["llama-3.1-8b-instant"]},
         {"prefix": "/openrouter/api/v1", "profile": "openrouter", "keys": OR_KEYS, "models": ["meta-llama/llama-3.3-70b-instruct:free"]},

@@ -38,6 +38,7 @@ mod routing;
 mod sandbox;
 mod sdk_guide;
 mod secrets;
+mod setup;
 mod shutdown;
 mod stats;
 mod status;

@@ -187,7 +187,7 @@ async fn a_key_the_provider_echoes_in_an_error_never_reaches_the_status_view() {
     .await;
     sim.script(json!([{"action": {"type": "status", "status": 401, "body": {"error": {
         "message": format!("Incorrect API key provided: {key}"), "code": "invalid_api_key"}}}}]))
-    .await;
+        .await;
     assert_ne!(gw.chat(chat_body("m")).await.status(), 200);
     let r = http().get(gw.url("/admin/status")).bearer_auth(ADMIN).send().await.unwrap();
     let text = r.text().await.unwrap();
