@@ -20,6 +20,10 @@ pub struct DemoArgs {
     /// system's temporary directory, removed when the demo stops)
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Only print the dashboard's address (by default it is opened in the browser when this runs
+    /// in a terminal)
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 /// One simulated provider of the demo fleet.
@@ -152,6 +156,17 @@ fn gateway_config(sim: &str, data: &Path, admin_key: &str) -> String {
     out
 }
 
+/// Open `url` with the desktop's handler, if there is one (nothing happens otherwise).
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
 /// A fresh random admin key for the session.
 fn session_key() -> Result<String, String> {
     let mut bytes = [0u8; 18];
@@ -202,10 +217,12 @@ async fn demo(args: &DemoArgs, data: &Path) -> i32 {
             return 1;
         }
     };
+    let open = !args.no_open && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let code = super::run_gateway(loaded, args.listen, false, |url| {
         println!(
             "\nFreeway demo: a gateway over a simulated fleet (groq-sim, cerebras-sim, openrouter-sim; small limits;\n\
              openrouter-sim fails one request in five). No real provider is called.\n\n\
+             \x20 dashboard     {url}/ui  (sign in with the admin key)\n\
              \x20 admin key     {admin_key}\n\
              \x20 chat          freeway chat --url {url}\n\
              \x20 live status   FREEWAY_ADMIN_KEY={admin_key} freeway status --watch --url {url}\n\
@@ -215,6 +232,9 @@ async fn demo(args: &DemoArgs, data: &Path) -> i32 {
              Ctrl-C stops the demo.",
             config_path.display()
         );
+        if open {
+            open_in_browser(&format!("{url}/ui"));
+        }
     })
     .await;
     sim.shutdown().await;

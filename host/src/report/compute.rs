@@ -226,6 +226,8 @@ mod tests {
             completion_tokens: 5,
             latency_ms: latency,
             first_byte_ms: Some(latency / 2),
+            attempts: 1,
+            stream: false,
         }
     }
 

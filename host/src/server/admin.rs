@@ -40,6 +40,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/route/explain", post(explain_route))
         .route("/admin/status", get(status))
         .route("/admin/stats", get(stats))
+        .route("/admin/requests", get(recent_requests))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -282,6 +283,37 @@ async fn stats(State(app): State<Arc<App>>, Query(q): Query<StatsQuery>) -> Resu
         .await
         .map_err(|e| GatewayError::new(ErrorKind::NotReady, e))?;
     serde_json::to_value(report).map(Json).map_err(|e| GatewayError::internal(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct RequestsQuery {
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// The most requests `GET /admin/requests` lists.
+const MAX_LISTED: usize = 500;
+
+/// `GET /admin/requests?limit=100`: the newest requests (at most 500), each with where it went
+/// (provider, model, account, attempts), how it ended and how long it took.
+async fn recent_requests(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RequestsQuery>,
+) -> Result<Json<Value>, GatewayError> {
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(text) => text.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            GatewayError::new(ErrorKind::InvalidValue, format!("limit must be a number from 1 to {MAX_LISTED}"))
+                .with_param("limit")
+        })?,
+    };
+    let limit = i64::try_from(limit.min(MAX_LISTED)).unwrap_or(100);
+    let facts = app
+        .store
+        .usage_since(0, limit)
+        .await
+        .map_err(|e| GatewayError::new(ErrorKind::NotReady, format!("reading usage: {e}")))?;
+    Ok(Json(json!({ "object": "list", "data": facts })))
 }
 
 /// The admin API's OpenAPI document, checked against real responses by the integration tests.

@@ -10,6 +10,7 @@ mod admin;
 mod edge;
 mod guard;
 mod handlers;
+mod ui;
 
 pub use admin::OPENAPI;
 
@@ -44,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .merge(admin::router(app.clone()))
+        .merge(ui::router())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .layer(guard::cors(app.registry.clone()))

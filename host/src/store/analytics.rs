@@ -4,7 +4,7 @@
 use super::Store;
 
 /// One stored usage record, as analytics reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UsageFact {
     pub at_ms: i64,
     pub provider: String,
@@ -18,6 +18,8 @@ pub struct UsageFact {
     pub completion_tokens: i64,
     pub latency_ms: i64,
     pub first_byte_ms: Option<i64>,
+    pub attempts: i64,
+    pub stream: bool,
 }
 
 macro_rules! columns {
@@ -25,10 +27,15 @@ macro_rules! columns {
         "at_ms, provider, model, account, client, outcome, error, prompt_tokens, completion_tokens, latency_ms, first_byte_ms"
     };
 }
-const SQLITE_SINCE: &str = concat!("SELECT ", columns!(), " FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC LIMIT ?");
-const PG_SINCE: &str = concat!("SELECT ", columns!(), " FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC LIMIT $2");
+const SQLITE_SINCE: &str =
+    concat!("SELECT ", columns!(), ", attempts, stream FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC LIMIT ?");
+const PG_SINCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", attempts::BIGINT, stream FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC LIMIT $2"
+);
 
-type Row = (i64, String, String, String, String, String, Option<String>, i64, i64, i64, Option<i64>);
+type Row = (i64, String, String, String, String, String, Option<String>, i64, i64, i64, Option<i64>, i64, bool);
 
 impl Store {
     /// The records since `since_ms` (Unix ms), newest first, at most `limit` of them.
@@ -52,6 +59,8 @@ impl Store {
                     completion_tokens,
                     latency_ms,
                     first_byte_ms,
+                    attempts,
+                    stream,
                 )| {
                     UsageFact {
                         at_ms,
@@ -65,6 +74,8 @@ impl Store {
                         completion_tokens,
                         latency_ms,
                         first_byte_ms,
+                        attempts,
+                        stream,
                     }
                 },
             )
@@ -115,6 +126,7 @@ mod tests {
         assert_eq!((facts[0].client.as_str(), facts[0].error.as_deref()), ("", None));
         assert_eq!((facts[1].client.as_str(), facts[1].error.as_deref()), ("key-2", Some("upstream_rate_limited")));
         assert_eq!((facts[1].latency_ms, facts[1].first_byte_ms), (40, Some(7)));
+        assert_eq!((facts[1].attempts, facts[1].stream), (2, true));
         assert_eq!(store.usage_since(0, 1).await.unwrap().len(), 1, "at most the limit");
     }
 

@@ -196,6 +196,27 @@ fn node_e2e() -> Result<(), String> {
     run("end-to-end: official openai Node SDK", &mut cmd)
 }
 
+/// The dashboard in headless Chromium (Debian's `chromium`, driven by `playwright-core` from
+/// `host/ui/tests`): every page, against `freeway demo`; screenshots in `target/ui-screenshots/`.
+fn dashboard_e2e() -> Result<(), String> {
+    let dir = root().join("host/ui/tests");
+    run(
+        "install the dashboard test packages",
+        Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]),
+    )?;
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir).arg("dashboard.test.mjs");
+    e2e_env(&mut cmd);
+    run("dashboard in headless Chromium", &mut cmd)
+}
+
+/// Whether a browser for the dashboard test is installed.
+fn chromium_found() -> bool {
+    ["chromium", "chromium-browser"]
+        .iter()
+        .any(|b| Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success()))
+}
+
 fn e2e_env(cmd: &mut Command) {
     let bin = root().join("target/debug");
     cmd.env("FREEWAY_BIN", bin.join("freeway"))
@@ -237,8 +258,15 @@ fn test() -> Result<(), String> {
     let fuzz_skipped = fuzzed.starts_with("fuzzing SKIPPED").then(|| "fuzzing".to_owned());
     python_e2e()?;
     node_e2e()?;
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
     let mut skipped: Vec<String> = services.skipped.clone();
+    if chromium_found() {
+        dashboard_e2e()?;
+    } else if services::ci() {
+        return Err("CI=true and the dashboard test cannot run: no chromium on PATH (apt-get install chromium)".into());
+    } else {
+        skipped.push("the dashboard test (no chromium on PATH: apt-get install chromium)".to_owned());
+    }
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
     if let Some(why) = fuzz_skipped {
         skipped.push(why);
     }

@@ -28,6 +28,8 @@ fn the_document_names_every_admin_route_and_the_schema_checker_can_fail() {
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/admin/status",
+        "/admin/stats",
+        "/admin/requests",
         "/admin/openapi.json",
         "/admin/accounts",
         "/admin/accounts/{id}",

@@ -46,7 +46,7 @@ fn read_banner(stdout: std::process::ChildStdout) -> (Banner, std::thread::JoinH
 #[tokio::test]
 async fn the_demo_serves_a_simulated_fleet_with_no_keys_and_ctrl_c_stops_it() {
     let mut child = freeway_bin()
-        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--no-open"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -54,6 +54,8 @@ async fn the_demo_serves_a_simulated_fleet_with_no_keys_and_ctrl_c_stops_it() {
     let (banner, reader) = read_banner(child.stdout.take().unwrap());
     assert!(banner.admin_key.starts_with("fw-demo-") && banner.admin_key.len() > 30, "{}", banner.admin_key);
     assert!(banner.config.exists());
+    let page = http().get(format!("{}/ui", banner.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the dashboard it points to is served");
 
     // a chat, as a person would start
     let out = tokio::process::Command::from(freeway_bin())

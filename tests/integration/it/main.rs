@@ -23,6 +23,7 @@ mod cli_chat;
 mod cohere;
 mod config_files;
 mod crash;
+mod dashboard;
 mod demo;
 mod discovery;
 mod durability;
