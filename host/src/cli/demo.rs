@@ -42,6 +42,9 @@ struct Member {
     token_delay_ms: u64,
     /// what the provider's rate-limit headers mean (as the catalog says for the real one)
     settings: &'static [(&'static str, &'static str)],
+    /// the gateway is told the per-minute limit; without it, it learns it from the provider's
+    /// headers and its 429s (and the account cools down when it runs into one)
+    rpm_known: bool,
 }
 
 const FLEET: &[Member] = &[
@@ -57,6 +60,7 @@ const FLEET: &[Member] = &[
         latency_ms: 80,
         token_delay_ms: 20,
         settings: &[("requests_window", "day"), ("tokens_window", "minute")],
+        rpm_known: true,
     },
     Member {
         id: "cerebras-sim",
@@ -70,6 +74,7 @@ const FLEET: &[Member] = &[
         latency_ms: 40,
         token_delay_ms: 8,
         settings: &[],
+        rpm_known: true,
     },
     Member {
         id: "openrouter-sim",
@@ -79,11 +84,13 @@ const FLEET: &[Member] = &[
         models: &["deepseek/deepseek-chat-v3:free"],
         rpm: 5,
         rpd: 50,
-        // the flaky one: the gateway falls back, cools it down and shows why
+        // the flaky one: the gateway falls back, cools it down and shows why; and its minute limit
+        // is not configured, so a busy minute ends in the provider's 429 and a cooldown
         errors_per_mille: 200,
         latency_ms: 250,
         token_delay_ms: 30,
         settings: &[],
+        rpm_known: false,
     },
 ];
 
@@ -142,14 +149,13 @@ fn gateway_config(sim: &str, data: &Path, admin_key: &str) -> String {
             m.keys.iter().map(|(k, label)| format!("{{ key = {}, label = {} }}", quoted(k), quoted(label))).collect();
         let models: Vec<String> = m.models.iter().map(|s| quoted(s)).collect();
         let settings: Vec<String> = m.settings.iter().map(|(k, v)| format!("{k} = {}", quoted(v))).collect();
+        let limits = if m.rpm_known { format!("rpm = {}, rpd = {}", m.rpm, m.rpd) } else { format!("rpd = {}", m.rpd) };
         out.push_str(&format!(
-            "[[providers]]\nid = {id}\ncomponent = \"openai-compat\"\nbase_url = {base}\napi_keys = [{keys}]\nmodels = [{models}]\nlimits = {{ rpm = {rpm}, rpd = {rpd} }}\nsettings = {{ {settings} }}\n\n",
+            "[[providers]]\nid = {id}\ncomponent = \"openai-compat\"\nbase_url = {base}\napi_keys = [{keys}]\nmodels = [{models}]\nlimits = {{ {limits} }}\nsettings = {{ {settings} }}\n\n",
             id = quoted(m.id),
             base = quoted(&format!("{sim}{}", m.prefix)),
             keys = keys.join(", "),
             models = models.join(", "),
-            rpm = m.rpm,
-            rpd = m.rpd,
             settings = settings.join(", "),
         ));
     }
@@ -221,7 +227,7 @@ async fn demo(args: &DemoArgs, data: &Path) -> i32 {
     let code = super::run_gateway(loaded, args.listen, false, |url| {
         println!(
             "\nFreeway demo: a gateway over a simulated fleet (groq-sim, cerebras-sim, openrouter-sim; small limits;\n\
-             openrouter-sim fails one request in five). No real provider is called.\n\n\
+             openrouter-sim fails one request in five, and its minute limit is learned the hard way). No real provider is called.\n\n\
              \x20 dashboard     {url}/ui  (sign in with the admin key)\n\
              \x20 admin key     {admin_key}\n\
              \x20 chat          freeway chat --url {url}\n\
@@ -250,6 +256,7 @@ mod tests {
         assert!(FLEET.len() >= 3);
         assert!(FLEET.iter().map(|m| m.keys.len()).sum::<usize>() >= 4);
         assert!(FLEET.iter().any(|m| m.errors_per_mille > 0));
+        assert!(FLEET.iter().any(|m| !m.rpm_known), "one provider's minute limit is met the hard way");
         assert_eq!(simulator_config().normalized().map(|c| c.upstreams.len()).ok(), Some(FLEET.len()));
     }
 

@@ -1,6 +1,6 @@
 //! `freeway demo`: with no keys and no configuration, a gateway over a simulated fleet answers
-//! chats, its quota bars move, its admin key works, and Ctrl-C stops everything and removes the
-//! demo's folder.
+//! chats, its quota bars move, an account cools down after the provider's 429, its admin key
+//! works, and Ctrl-C stops everything and removes the demo's folder.
 
 use std::io::BufRead as _;
 use std::time::Duration;
@@ -109,6 +109,29 @@ async fn the_demo_serves_a_simulated_fleet_with_no_keys_and_ctrl_c_stops_it() {
     expected.push(429);
     assert_eq!(statuses, expected);
     assert_eq!(cerebras_rpm(&status().await), (4, 4), "the quota bar is full");
+
+    // openrouter-sim's minute limit is not configured: a busy minute runs into its 429, and the
+    // account cools down until the time the provider gave
+    let cooled = |s: &Value| {
+        let now = s["server"]["now_ms"].as_u64().unwrap();
+        let p = s["providers"].as_array().unwrap().iter().find(|p| p["id"] == "openrouter-sim").unwrap().clone();
+        let a = p["accounts"][0].clone();
+        a["state"] == "cooling" && a["until_ms"].as_u64().is_some_and(|u| u.saturating_sub(now) > 10_000)
+    };
+    let mut cooled_down = false;
+    for _ in 0..20 {
+        let _ = http()
+            .post(format!("{}/v1/chat/completions", banner.url))
+            .json(&json!({"model": "openrouter-sim/deepseek/deepseek-chat-v3:free", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        if cooled(&status().await) {
+            cooled_down = true;
+            break;
+        }
+    }
+    assert!(cooled_down, "{:#}", status().await);
 
     // Ctrl-C: the gateway and the simulator stop, the demo's folder goes
     signal(child.id(), "-INT");
