@@ -352,11 +352,13 @@ async function components() {
     show(h("h1", {}, "Components"),
       h("p", { class: "muted" }, `Configuration generation ${s.server.config_generation}; a changed file is loaded without a restart.`),
       h("table", { id: "components" },
-        h("thead", {}, h("tr", {}, ["Name", "Kind", "Version", "Loaded", "Loads", "Last refusal"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Name", "Kind", "Version", "Loaded", "Loads", "Last refusal", "History"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, s.components.map((c) => h("tr", {},
           h("td", {}, c.name), h("td", {}, c.kind), h("td", {}, c.version || "-"),
           h("td", {}, c.loaded_at_ms ? `${span(now - c.loaded_at_ms)} ago` : "not loaded"), h("td", {}, c.loads),
-          h("td", { class: c.last_refusal ? "error" : "muted" }, c.last_refusal ? `${span(now - c.last_refusal.at_ms)} ago: ${c.last_refusal.why}` : "none"))))));
+          h("td", { class: c.last_refusal ? "error" : "muted" }, c.last_refusal ? `${span(now - c.last_refusal.at_ms)} ago: ${c.last_refusal.why}` : "none"),
+          h("td", {}, h("ul", { class: "history" }, [...c.history].reverse().map((x) =>
+            h("li", { class: x.event === "refused" ? "error" : "" }, `${time(x.at_ms)} ${x.event} ${x.detail}`)))))))));
   });
 }
 

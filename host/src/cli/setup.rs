@@ -128,6 +128,9 @@ fn choices<'c>(catalog: &'c Catalog, existing: &[(Record, SecretString)]) -> Vec
             if p.tier == Tier::Credits {
                 line.push_str(" [free credit]");
             }
+            if let Some(url) = &p.keys_url {
+                line.push_str(&format!(" · keys: {url}"));
+            }
             let have = existing.iter().filter(|(r, _)| r.provider == p.id).count();
             if have > 0 {
                 line.push_str(&format!(" · {have} account(s) already"));
@@ -271,5 +274,8 @@ mod tests {
         let first_credit = list.iter().position(|(_, p)| p.tier == Tier::Credits).unwrap_or(list.len());
         assert!(list[first_credit..].iter().all(|(_, p)| p.tier == Tier::Credits), "free tiers first");
         assert!(list.iter().all(|(_, p)| !p.local), "local servers need no key");
+        let groq = list.iter().find(|(_, p)| p.id == "groq").unwrap();
+        assert!(groq.0.contains("keys: https://console.groq.com/keys"), "{}", groq.0);
+        assert!(list.iter().all(|(_, p)| p.keys_url.is_some()), "every provider says where its keys are");
     }
 }

@@ -29,6 +29,9 @@ pub struct CatalogProvider {
     /// environment variables holding a key, in order of preference
     #[serde(default)]
     pub key_env: Vec<String>,
+    /// where a person gets a key (shown by `freeway setup`)
+    #[serde(default)]
+    pub keys_url: Option<String>,
     /// a server on this machine: no key, found by probing its usual port
     #[serde(default)]
     pub local: bool,

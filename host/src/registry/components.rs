@@ -28,6 +28,29 @@ pub struct ComponentStatus {
     pub loads: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refusal: Option<Refusal>,
+    /// the latest loads and refusals, oldest first (at most [`HISTORY`])
+    #[serde(default)]
+    pub history: Vec<Change>,
+}
+
+/// One load or refusal of a component file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub at_ms: u64,
+    /// `loaded` or `refused`
+    pub event: String,
+    /// the version and hash loaded, or why it was refused
+    pub detail: String,
+}
+
+/// How many changes each file keeps.
+pub const HISTORY: usize = 10;
+
+fn remember(history: &mut Vec<Change>, change: Change) {
+    if history.len() == HISTORY {
+        history.remove(0);
+    }
+    history.push(change);
 }
 
 /// A version of a component that was not loaded.
@@ -68,6 +91,7 @@ impl ComponentLog {
             loaded_at_ms: None,
             loads: 0,
             last_refusal: None,
+            history: Vec::new(),
         })
     }
 
@@ -78,11 +102,19 @@ impl ComponentLog {
         e.sha256 = Some(l.sha256.to_owned());
         e.loaded_at_ms = Some(l.loaded_at_ms);
         e.loads = e.loads.saturating_add(1);
+        let short = l.sha256.get(..12).unwrap_or(l.sha256);
+        let detail = match l.version {
+            Some(v) => format!("{v} (sha256 {short})"),
+            None => format!("sha256 {short}"),
+        };
+        remember(&mut e.history, Change { at_ms: l.loaded_at_ms, event: "loaded".to_owned(), detail });
     }
 
     pub fn refused(&self, path: &Path, kind: &str, name: &str, why: &str, at_ms: u64) {
         let mut files = self.files.lock();
-        Self::entry(&mut files, path, kind, name).last_refusal = Some(Refusal { at_ms, why: why.to_owned() });
+        let e = Self::entry(&mut files, path, kind, name);
+        e.last_refusal = Some(Refusal { at_ms, why: why.to_owned() });
+        remember(&mut e.history, Change { at_ms, event: "refused".to_owned(), detail: why.to_owned() });
     }
 
     /// Every file, in path order.
@@ -115,5 +147,14 @@ mod tests {
         assert_eq!(list[0].version.as_deref(), Some("1.1.0"));
         assert_eq!(list[0].loaded_at_ms, Some(30));
         assert_eq!(list[0].last_refusal, Some(Refusal { at_ms: 20, why: "not a component".into() }));
+        let events: Vec<(u64, &str)> = list[0].history.iter().map(|c| (c.at_ms, c.event.as_str())).collect();
+        assert_eq!(events, [(10, "loaded"), (20, "refused"), (30, "loaded")]);
+        assert_eq!(list[0].history[2].detail, "1.1.0 (sha256 ab)");
+        for i in 0..20 {
+            log.refused(p, "provider", "groq", "again", 100 + i);
+        }
+        let h = &log.list()[0].history;
+        assert_eq!(h.len(), HISTORY, "bounded");
+        assert_eq!(h.last().map(|c| c.at_ms), Some(119));
     }
 }

@@ -129,6 +129,7 @@ try {
   // components
   await page.getByRole("link", { name: "Components" }).click();
   await page.locator("#components tbody tr", { hasText: "openai-compat" }).waitFor();
+  await page.locator("#components tbody tr", { hasText: "openai-compat" }).locator("ul.history li", { hasText: "loaded" }).first().waitFor();
   await shot("components");
 
   // readable on a phone
