@@ -42,4 +42,6 @@ pub struct UsageRecord {
     pub client: Principal,
     /// why it failed: the error code the client was given (`upstream_rate_limited`, ...)
     pub error: Option<&'static str>,
+    /// the routing policy that ranked the candidates (`auto` and policy routes only)
+    pub policy: Option<String>,
 }

@@ -193,7 +193,9 @@ async function requests() {
       h("div", { class: "scroll" }, h("table", { id: "request-log" },
         h("thead", {}, h("tr", {}, ["Time", "Route", "Account", "Outcome", "Attempts", "Latency", "First byte", "Tokens", "Client"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, r.data.map((x) => h("tr", {},
-          h("td", {}, time(x.at_ms)), h("td", {}, `${x.provider}/${x.model}`), h("td", {}, x.account),
+          h("td", {}, time(x.at_ms)),
+          h("td", {}, `${x.provider}/${x.model}`, x.policy ? h("div", { class: "muted" }, `ranked by ${x.policy}`) : null),
+          h("td", {}, x.account),
           h("td", { class: x.outcome === "ok" ? "state-ok" : "state-disabled" }, x.error || x.outcome),
           h("td", {}, x.attempts), h("td", {}, ms(x.latency_ms)), h("td", {}, ms(x.first_byte_ms)),
           h("td", {}, `${fmt(x.prompt_tokens)} + ${fmt(x.completion_tokens)}`), h("td", {}, x.client || "anyone")))))));

@@ -415,6 +415,7 @@ mod tests {
             first_byte: None,
             client: crate::principal::Principal::Anyone,
             error: None,
+            policy: None,
         }
     }
 

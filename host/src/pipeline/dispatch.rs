@@ -88,11 +88,13 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
                 first_byte: None,
                 client: ctx.principal,
                 error: None,
+                policy: policy.map(str::to_owned),
             });
             builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body))
         }
         Reply::Stream(mut relay) => {
             relay.set_attempts(attempts);
+            relay.set_policy(policy);
             builder
                 .header(header::CONTENT_TYPE, "text/event-stream")
                 .header(header::CACHE_CONTROL, "no-cache")

@@ -132,6 +132,7 @@ impl Relay {
             first_byte: None,
             client: info.client,
             error: None,
+            policy: None,
         };
         Self {
             upstream: Box::pin(upstream.bytes_stream()),
@@ -175,6 +176,13 @@ impl Relay {
     pub fn set_attempts(&mut self, attempts: u32) {
         if let Some(r) = &mut self.record {
             r.attempts = attempts;
+        }
+    }
+
+    /// The routing policy that chose this candidate, for the usage record.
+    pub fn set_policy(&mut self, policy: Option<&str>) {
+        if let Some(r) = &mut self.record {
+            r.policy = policy.map(str::to_owned);
         }
     }
 

@@ -204,6 +204,7 @@ impl<'c> Walk<'c> {
                 first_byte: None,
                 client: ctx.principal,
                 error: Some(e.kind.spec().code),
+                policy: None,
             });
         }
         e

@@ -228,6 +228,7 @@ mod tests {
             first_byte_ms: Some(latency / 2),
             attempts: 1,
             stream: false,
+            policy: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct UsageFact {
     pub first_byte_ms: Option<i64>,
     pub attempts: i64,
     pub stream: bool,
+    /// the routing policy that ranked the candidates, for `auto` and policy routes
+    pub policy: Option<String>,
 }
 
 macro_rules! columns {
@@ -27,15 +29,33 @@ macro_rules! columns {
         "at_ms, provider, model, account, client, outcome, error, prompt_tokens, completion_tokens, latency_ms, first_byte_ms"
     };
 }
-const SQLITE_SINCE: &str =
-    concat!("SELECT ", columns!(), ", attempts, stream FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC LIMIT ?");
+const SQLITE_SINCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", attempts, stream, policy FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC, id DESC LIMIT ?"
+);
 const PG_SINCE: &str = concat!(
     "SELECT ",
     columns!(),
-    ", attempts::BIGINT, stream FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC LIMIT $2"
+    ", attempts::BIGINT, stream, policy FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC, id DESC LIMIT $2"
 );
 
-type Row = (i64, String, String, String, String, String, Option<String>, i64, i64, i64, Option<i64>, i64, bool);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    bool,
+    Option<String>,
+);
 
 impl Store {
     /// The records since `since_ms` (Unix ms), newest first, at most `limit` of them.
@@ -61,6 +81,7 @@ impl Store {
                     first_byte_ms,
                     attempts,
                     stream,
+                    policy,
                 )| {
                     UsageFact {
                         at_ms,
@@ -76,6 +97,7 @@ impl Store {
                         first_byte_ms,
                         attempts,
                         stream,
+                        policy,
                     }
                 },
             )
@@ -105,6 +127,7 @@ mod tests {
             first_byte: Some(Duration::from_millis(7)),
             client,
             error,
+            policy: None,
         }
     }
 
@@ -115,7 +138,10 @@ mod tests {
         store
             .insert_usage(&[
                 record(7200, Principal::Anyone, None),
-                record(60, Principal::Key { index: 1 }, Some("upstream_rate_limited")),
+                UsageRecord {
+                    policy: Some("smart".to_owned()),
+                    ..record(60, Principal::Key { index: 1 }, Some("upstream_rate_limited"))
+                },
                 record(30, Principal::Anyone, None),
             ])
             .await
@@ -127,6 +153,7 @@ mod tests {
         assert_eq!((facts[1].client.as_str(), facts[1].error.as_deref()), ("key-2", Some("upstream_rate_limited")));
         assert_eq!((facts[1].latency_ms, facts[1].first_byte_ms), (40, Some(7)));
         assert_eq!((facts[1].attempts, facts[1].stream), (2, true));
+        assert_eq!((facts[0].policy.as_deref(), facts[1].policy.as_deref()), (None, Some("smart")));
         assert_eq!(store.usage_since(0, 1).await.unwrap().len(), 1, "at most the limit");
     }
 

@@ -133,7 +133,8 @@ const SQLITE_SCHEMA: &[&str] = &[
         latency_ms INTEGER NOT NULL,
         first_byte_ms INTEGER,
         client TEXT NOT NULL DEFAULT '',
-        error TEXT
+        error TEXT,
+        policy TEXT
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
 ];
@@ -142,6 +143,7 @@ const SQLITE_SCHEMA: &[&str] = &[
 const SQLITE_ADDED: &[(&str, &str)] = &[
     ("client", "ALTER TABLE usage ADD COLUMN client TEXT NOT NULL DEFAULT ''"),
     ("error", "ALTER TABLE usage ADD COLUMN error TEXT"),
+    ("policy", "ALTER TABLE usage ADD COLUMN policy TEXT"),
 ];
 
 const PG_SCHEMA: &[&str] = &[
@@ -159,12 +161,14 @@ const PG_SCHEMA: &[&str] = &[
         latency_ms BIGINT NOT NULL,
         first_byte_ms BIGINT,
         client TEXT NOT NULL DEFAULT '',
-        error TEXT
+        error TEXT,
+        policy TEXT
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
     // tables made before these columns existed
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS error TEXT",
+    "ALTER TABLE usage ADD COLUMN IF NOT EXISTS policy TEXT",
 ];
 
 /// Serialises schema changes between gateways starting together on one database.
@@ -182,8 +186,8 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms, client, error) ";
-/// Rows per INSERT: well under SQLite's 32,766 bound parameters (13 per row).
+const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms, client, error, policy) ";
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters (14 per row).
 const INSERT_ROWS: usize = 1000;
 
 async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
@@ -207,7 +211,8 @@ async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) 
                 .push_bind(ms(r.latency))
                 .push_bind(r.first_byte.map(ms))
                 .push_bind(r.client.id().unwrap_or_default())
-                .push_bind(r.error);
+                .push_bind(r.error)
+                .push_bind(r.policy.clone());
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -233,7 +238,8 @@ async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) ->
                 .push_bind(ms(r.latency))
                 .push_bind(r.first_byte.map(ms))
                 .push_bind(r.client.id().unwrap_or_default())
-                .push_bind(r.error);
+                .push_bind(r.error)
+                .push_bind(r.policy.clone());
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -413,6 +419,7 @@ mod tests {
             first_byte: None,
             client: crate::principal::Principal::Anyone,
             error: None,
+            policy: None,
         }
     }
 

@@ -283,3 +283,26 @@ async fn the_labelled_prompt_set_is_classified_at_least_90_percent_right_and_aut
     let line = out.lines().find(|l| l.starts_with("classifier accuracy (creative/general")).unwrap_or_default();
     assert!(line.contains('%'), "{out}");
 }
+
+#[tokio::test]
+async fn the_request_log_names_the_policy_that_ranked_an_auto_request() {
+    let sim = Sim::start().await;
+    let gw = Gateway::start_opts(&fleet(&sim, ""), opts()).await;
+    assert_eq!(gw.chat(user("auto", "Write a Python function that reverses a list")).await.status(), 200);
+    assert_eq!(gw.chat(user("llama-3.1-8b-instant", "hello")).await.status(), 200);
+    let logged = freeway_integration::eventually(std::time::Duration::from_secs(10), || async {
+        let v: Value =
+            http().get(gw.url("/admin/requests")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+        v["data"].as_array().is_some_and(|d| d.len() == 2)
+    })
+    .await;
+    let v: Value = http().get(gw.url("/admin/requests")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    assert!(logged, "{v:#}");
+    crate::admin_api::assert_matches("RequestLog", &v);
+    // newest first: the model asked for by name, then the auto request
+    assert_eq!(v["data"][0]["policy"], Value::Null, "{v:#}");
+    assert_eq!(
+        (v["data"][1]["model"].as_str(), v["data"][1]["policy"].as_str()),
+        (Some("qwen-2.5-coder-32b"), Some("smart"))
+    );
+}
