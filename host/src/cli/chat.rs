@@ -100,7 +100,7 @@ fn read_stdin() -> Result<String, String> {
 async fn once(gateway: &Gateway, session: &Session, prompt: &str) -> i32 {
     let body = session.request(prompt);
     let mut out = std::io::stdout();
-    match ask(gateway, &body, &mut out, None).await {
+    match ask(gateway, &body, &mut out, false).await {
         Ok(answer) => {
             if !answer.text.ends_with('\n') {
                 println!();
@@ -158,7 +158,7 @@ async fn interactive(gateway: &Gateway, session: &mut Session) -> i32 {
             None => {
                 let body = session.request(line);
                 let mut out = std::io::stdout();
-                match ask(gateway, &body, &mut out, Some(())).await {
+                match ask(gateway, &body, &mut out, true).await {
                     Ok(answer) => {
                         if !answer.text.ends_with('\n') {
                             println!();
@@ -249,7 +249,7 @@ async fn ask(
     gateway: &Gateway,
     body: &Value,
     out: &mut dyn std::io::Write,
-    interruptible: Option<()>,
+    interruptible: bool,
 ) -> Result<Answer, String> {
     let started = Instant::now();
     let resp = gateway.client_post("/v1/chat/completions", body).await.map_err(|e| e.to_string())?;
@@ -267,7 +267,7 @@ async fn ask(
     let mut framer = SseFramer::new();
     let mut stream = resp.bytes_stream();
     let interrupt = async {
-        if interruptible.is_some() {
+        if interruptible {
             let _ = tokio::signal::ctrl_c().await;
         } else {
             std::future::pending::<()>().await;

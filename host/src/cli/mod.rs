@@ -136,7 +136,12 @@ impl Cli {
     pub fn reports(&self) -> bool {
         matches!(
             self.command,
-            Command::Route(_) | Command::EvalRouting(_) | Command::Status(_) | Command::Chat(_) | Command::Stats(_)
+            Command::Route(_)
+                | Command::EvalRouting(_)
+                | Command::Status(_)
+                | Command::Chat(_)
+                | Command::Stats(_)
+                | Command::Setup(_)
         )
     }
 }
