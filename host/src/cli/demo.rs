@@ -14,7 +14,7 @@ use crate::config;
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Address the gateway listens on (default 127.0.0.1:8000; port 0 picks a free one)
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    #[arg(long, default_value = "127.0.0.1:8000", value_parser = config::parse_listen)]
     pub listen: SocketAddr,
     /// Where the demo keeps its configuration, usage and vault (default: a new folder under the
     /// system's temporary directory, removed when the demo stops)

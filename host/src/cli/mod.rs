@@ -45,8 +45,9 @@ pub enum Command {
         /// their key variables)
         #[arg(long, short, env = "FREEWAY_CONFIG")]
         config: Option<PathBuf>,
-        /// Address to listen on (default 127.0.0.1:8000)
-        #[arg(long, env = "FREEWAY_LISTEN")]
+        /// Address to listen on (default 127.0.0.1:8000): `host:port`, `localhost:port`, or a bare
+        /// port (this machine only)
+        #[arg(long, env = "FREEWAY_LISTEN", value_parser = config::parse_listen)]
         listen: Option<SocketAddr>,
         /// Serve a non-loopback address without client keys: anyone who reaches the port can
         /// spend your quota (refused otherwise; set FREEWAY_API_KEY or [server] api_keys instead)

@@ -21,6 +21,20 @@ impl<'de> Deserialize<'de> for Interpolated {
     }
 }
 
+/// A path after `${ENV_VAR}` interpolation (`providers_dir = "${HOME}/freeway/providers"`).
+pub fn path<'de, D: Deserializer<'de>>(d: D) -> Result<std::path::PathBuf, D::Error> {
+    let raw = String::deserialize(d)?;
+    expand(&raw, from_env).map(std::path::PathBuf::from).map_err(serde::de::Error::custom)
+}
+
+/// Paths after `${ENV_VAR}` interpolation.
+pub fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<std::path::PathBuf>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| expand(raw, from_env).map(std::path::PathBuf::from).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 impl std::ops::Deref for Interpolated {
     type Target = str;
     fn deref(&self) -> &str {

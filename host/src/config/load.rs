@@ -253,6 +253,23 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_interpolated_like_every_other_string() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let c = parse_str(
+            "[runtime]\nproviders_dir = \"${FREEWAY_SURELY_UNSET_FOR_TEST:-/opt/fw}/providers\"\ncache_dir = \"${HOME}/cache\"\n\
+             [vault]\npath = \"${FREEWAY_SURELY_UNSET_FOR_TEST:-/srv}/vault.json\"\n\
+             [catalog]\nfiles = [\"${FREEWAY_SURELY_UNSET_FOR_TEST:-/etc}/extra.toml\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.runtime.providers_dir, std::path::PathBuf::from("/opt/fw/providers"));
+        assert_eq!(c.runtime.cache_dir, std::path::PathBuf::from(format!("{home}/cache")));
+        assert_eq!(c.vault.path, std::path::PathBuf::from("/srv/vault.json"));
+        assert_eq!(c.catalog.files, [std::path::PathBuf::from("/etc/extra.toml")]);
+        let e = parse_str("[quota]\nstate_file = \"${FREEWAY_SURELY_UNSET_FOR_TEST}/q.json\"\n").unwrap_err();
+        assert!(e.to_string().contains("FREEWAY_SURELY_UNSET_FOR_TEST"), "{e}");
+    }
+
+    #[test]
     fn the_example_configuration_and_its_commented_routing_sections_parse() {
         let text = include_str!("../../../config/freeway.example.toml");
         let c = parse_str(text).unwrap();

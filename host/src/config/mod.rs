@@ -6,6 +6,7 @@
 mod auto;
 pub mod catalog;
 mod interp;
+mod listen;
 mod load;
 mod resolve;
 pub mod rules;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub use catalog::{Catalog, CatalogModel, CatalogProvider};
 pub use interp::{Interpolated, SecretString, mask};
+pub use listen::parse_listen;
 pub use load::{ConfigError, LoadedConfig, load, load_or_auto};
 pub use resolve::{ResolvedKey, ResolvedProvider, resolve};
 pub use rules::RoutingRuleConfig;
@@ -81,6 +83,7 @@ pub struct RoutingConfig {
     /// the policy component `auto` aliases use (file stem in the policies folder)
     pub policy: String,
     /// where live latency / speed / success statistics are kept across restarts
+    #[serde(deserialize_with = "interp::path")]
     pub stats_file: PathBuf,
     /// quality tiers per model id and task, overriding the estimate:
     /// `[routing.quality] "llama-3.3-70b-versatile" = { general = 78, code = 74 }`
@@ -124,6 +127,7 @@ pub struct ClientLimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
     /// counters are written here every few seconds and restored at start-up
+    #[serde(deserialize_with = "interp::path")]
     pub state_file: PathBuf,
     /// share counters with other gateway processes through Redis (`redis://127.0.0.1:6379`);
     /// `FREEWAY_REDIS_URL` overrides it; empty = this process only
@@ -156,15 +160,19 @@ impl QuotaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct VaultConfig {
     /// the encrypted credentials file
+    #[serde(deserialize_with = "interp::path")]
     pub path: PathBuf,
     /// the master key file (created on first use unless FREEWAY_MASTER_KEY or
     /// FREEWAY_MASTER_PASSPHRASE is set)
+    #[serde(deserialize_with = "interp::path")]
     pub key_file: PathBuf,
     /// adding a second account where the provider's terms forbid it: "warn" or "block"
     pub accounts_policy: AccountsPolicy,
     /// append-only record of account changes and key rotations
+    #[serde(deserialize_with = "interp::path")]
     pub audit_log: PathBuf,
     /// the gateway's view of each account's health, for `freeway accounts list`
+    #[serde(deserialize_with = "interp::path")]
     pub health_file: PathBuf,
 }
 
@@ -221,6 +229,7 @@ pub enum AccountsPolicy {
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
     /// catalog files merged over the embedded one (entries replace by provider id)
+    #[serde(deserialize_with = "interp::paths")]
     pub files: Vec<PathBuf>,
 }
 
@@ -230,6 +239,7 @@ pub struct DiscoveryConfig {
     /// list every provider's models this often (0 = only at start-up and on `freeway models sync`)
     pub interval_secs: u64,
     /// where the last model listing of each provider is kept
+    #[serde(deserialize_with = "interp::path")]
     pub state_file: PathBuf,
     /// local servers (catalog ids: ollama, lmstudio, llamacpp, vllm) to look for on their usual
     /// ports; each one found serves its models with no key
@@ -245,7 +255,9 @@ impl Default for DiscoveryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// address to listen on; loopback unless told otherwise
+    /// address to listen on; loopback unless told otherwise (`127.0.0.1:8000`, `localhost:8000`,
+    /// `8000`, `0.0.0.0:8000`)
+    #[serde(deserialize_with = "listen::deserialize")]
     pub listen: SocketAddr,
     /// largest request body accepted, in bytes
     pub max_body_bytes: usize,
@@ -327,10 +339,13 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// folder of provider components (`<name>.wasm`), watched for changes
+    #[serde(deserialize_with = "interp::path")]
     pub providers_dir: PathBuf,
     /// folder of policy components, watched for changes
+    #[serde(deserialize_with = "interp::path")]
     pub policies_dir: PathBuf,
     /// where precompiled components are cached (keyed by content hash)
+    #[serde(deserialize_with = "interp::path")]
     pub cache_dir: PathBuf,
     /// CPU time one guest call may use, in milliseconds (time in host calls not counted)
     pub guest_cpu_ms: u64,
