@@ -112,14 +112,7 @@ fn offline_view(loaded: &crate::config::LoadedConfig, json: bool) {
                     for c in &book.counters {
                         let Some(limit) = c.limit() else { continue };
                         let scope = if scope == "*" { String::new() } else { format!(" ({scope})") };
-                        let used: u64 = if c.window.rolling() {
-                            let len = c.window.len_ms();
-                            c.log.iter().filter(|e| e.at_ms.saturating_add(len) > now).map(|e| e.amount).sum()
-                        } else if c.ends_ms <= now {
-                            0
-                        } else {
-                            c.used
-                        };
+                        let used = c.used_at(now);
                         println!(
                             "    {} pool {}{scope}: {} {}/{}",
                             pool.provider,

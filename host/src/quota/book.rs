@@ -103,6 +103,22 @@ impl Counter {
         if self.window.rolling() { self.log.iter().fold(0, |sum, e| sum.saturating_add(e.amount)) } else { self.used }
     }
 
+    /// What still counts at `now`, read without expiring anything (a saved counter seen by
+    /// another process): the same rule [`Counter::expire`] applies.
+    pub fn used_at(&self, now: u64) -> u64 {
+        if self.window.rolling() {
+            let span = self.span_ms();
+            self.log
+                .iter()
+                .filter(|e| e.at_ms.saturating_add(span) > now)
+                .fold(0, |sum, e| sum.saturating_add(e.amount))
+        } else if self.ends_ms <= now {
+            0
+        } else {
+            self.used
+        }
+    }
+
     /// When `need` more would fit (at or after `now`), if ever.
     fn fits_at(&self, need: u64, now: u64) -> Option<u64> {
         let limit = self.limit()?;
@@ -417,6 +433,24 @@ mod tests {
 
     fn plan() -> QuotaPlan {
         QuotaPlan::default()
+    }
+
+    #[test]
+    fn a_saved_counter_read_later_agrees_with_expiring_it() {
+        let plan = plan();
+        let mut rolling = Counter::new(Dim::Requests, Window::Minute);
+        rolling.log.push_back(Entry { at_ms: T0, amount: 2, rid: 1 });
+        rolling.log.push_back(Entry { at_ms: T0 + 30_000, amount: 3, rid: 2 });
+        let mut fixed = Counter::new(Dim::Requests, Window::Day);
+        fixed.used = 7;
+        fixed.ends_ms = T0 + 3_600_000;
+        for now in [T0 + 1, T0 + 60_000, T0 + 61_000, T0 + 95_000, T0 + 3_600_000] {
+            for c in [&rolling, &fixed] {
+                let mut expired = c.clone();
+                expired.expire(&plan, now);
+                assert_eq!(c.used_at(now), expired.used(), "{:?} at +{} ms", c.window, now - T0);
+            }
+        }
     }
 
     fn specs(rpm: u64, rpd: u64, tpm: u64) -> Vec<LimitSpec> {

@@ -309,7 +309,7 @@ impl Reloader {
                         name: &name,
                         version: Some(c.manifest.version.as_str()),
                         sha256: &c.hash,
-                        loaded_at_ms: unix_ms(c.loaded_at),
+                        loaded_at_ms: crate::clock::unix_ms(c.loaded_at),
                     },
                 );
                 self.components.insert(path.to_owned(), c);
@@ -482,9 +482,4 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
-}
-
-/// A wall-clock time as Unix milliseconds (0 before 1970).
-fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
