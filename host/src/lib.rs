@@ -24,5 +24,6 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod task;
+pub mod telemetry;
 pub mod upstream;
 pub mod usage;
