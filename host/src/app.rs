@@ -22,6 +22,8 @@ pub struct App {
     pub client_limits: crate::pipeline::admit::ClientLimits,
     /// live latency / speed / success per (provider, model): for policies and hedging
     pub stats: Arc<crate::routing::stats::Stats>,
+    /// what `/metrics` shows
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// set when shutdown begins: `/ready` turns 503
     pub shutting_down: AtomicBool,
     /// API requests served at once (`[server] max_in_flight`, sized at start)
@@ -40,6 +42,7 @@ impl App {
             ledger: &self.ledger,
             client_limits: &self.client_limits,
             stats: &self.stats,
+            metrics: &self.metrics,
         }
     }
 
@@ -48,11 +51,12 @@ impl App {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
         let admission = crate::admission::Admission::new(config.config.server.max_in_flight);
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
-        let runtime = Runtime::new(&config.config.runtime)?;
+        let metrics = Arc::new(crate::telemetry::Metrics::new(crate::bindings::WIT_VERSION));
+        let runtime = Runtime::new(&config.config.runtime, metrics.clone())?;
         let quota = &config.config.quota;
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
         let config_stats_file = config.config.routing.stats_file.clone();
-        let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone()).await;
+        let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone()).await;
         crate::registry::recheck::spawn(reloader.registry.clone());
         // build the classifier's matchers now, not on the first `auto` request
         crate::routing::classifier::warm_up();
@@ -67,6 +71,7 @@ impl App {
             ledger,
             client_limits: crate::pipeline::admit::ClientLimits::default(),
             stats,
+            metrics,
             runtime,
             shutting_down: AtomicBool::new(false),
             admission,

@@ -294,6 +294,7 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
             bounds: app.http.stream_bounds,
             secrets: p.io.secrets.clone(),
             client: ctx.principal,
+            metrics: p.metrics.clone(),
         };
         let mut relay = Relay::new(resp, call.framing, translator, info, app.usage.clone());
         let t = Instant::now();

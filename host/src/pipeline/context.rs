@@ -15,6 +15,7 @@ use crate::principal::Principal;
 use crate::quota::Ledger;
 use crate::registry::Snapshot;
 use crate::routing::stats::Stats;
+use crate::telemetry::Metrics;
 use crate::upstream::UpstreamClient;
 use crate::wire::chat::ChatBody;
 
@@ -30,6 +31,8 @@ pub struct Services<'a> {
     pub client_limits: &'a ClientLimits,
     /// live latency / speed / success per (provider, model)
     pub stats: &'a Arc<Stats>,
+    /// what `/metrics` shows (most of it through the handles on each provider entry)
+    pub metrics: &'a Metrics,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

@@ -13,6 +13,7 @@ use crate::quota::Cost;
 /// The loser of a race was sent: it counts as a request with its prompt, no output.
 fn charge_loser(ctx: &RequestCtx<'_>, mut loser: Ready<'_>) {
     loser.cand.account.health.answered();
+    loser.cand.route.provider.metrics.attempt("cancelled", Duration::ZERO);
     loser.slot = None;
     if let Some(r) = loser.reservation.take() {
         let e = r.estimate();

@@ -25,6 +25,7 @@ use crate::accounts::SecretSet;
 use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::runtime::ProviderLease;
+use crate::telemetry::ProviderMetrics;
 use crate::upstream::StreamBounds;
 use crate::usage::{Outcome, UsageRecord};
 use crate::wire::sse::{self, Event, SseFramer};
@@ -94,6 +95,8 @@ pub struct Relay {
     reservation: Option<crate::quota::Reservation>,
     /// the provider's in-flight slot, released when the stream ends
     _slot: Option<crate::registry::ProviderSlot>,
+    /// the provider's metrics (time to first token)
+    metrics: Arc<ProviderMetrics>,
 }
 
 /// What the relay needs to know about the request it serves.
@@ -108,6 +111,7 @@ pub struct RelayInfo {
     /// every event is scrubbed of these before it is read or relayed
     pub secrets: Arc<SecretSet>,
     pub client: crate::principal::Principal,
+    pub metrics: Arc<ProviderMetrics>,
 }
 
 impl Relay {
@@ -159,6 +163,7 @@ impl Relay {
             first_byte: None,
             reservation: None,
             _slot: None,
+            metrics: info.metrics,
         }
     }
 
@@ -236,7 +241,9 @@ impl Relay {
         loop {
             if let Some(b) = self.out.pop_front() {
                 if self.first_byte.is_none() {
-                    self.first_byte = Some(self.started.elapsed());
+                    let first = self.started.elapsed();
+                    self.first_byte = Some(first);
+                    self.metrics.first_token(first);
                 }
                 return Some(b);
             }
@@ -491,6 +498,7 @@ mod tests {
             bounds,
             secrets,
             client: crate::principal::Principal::Anyone,
+            metrics: ProviderMetrics::detached("p"),
         };
         Relay::new(upstream(parts), wit::StreamFraming::Sse, None, info, UsageSink::start(None, None))
     }

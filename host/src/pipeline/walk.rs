@@ -31,6 +31,8 @@ pub struct Walk<'c> {
     pacer: Pacer,
     stop: bool,
     fallback_on_content_policy: bool,
+    /// a candidate whose attempt failed, until the next one is sent (a fallback)
+    failed_last: Option<&'c Candidate>,
 }
 
 impl<'c> Walk<'c> {
@@ -50,6 +52,7 @@ impl<'c> Walk<'c> {
             pacer: Pacer::new(ctx.budget.retry),
             stop: false,
             fallback_on_content_policy: ctx.snapshot.config.upstream.fallback_on_content_policy,
+            failed_last: None,
         }
     }
 
@@ -103,6 +106,10 @@ impl<'c> Walk<'c> {
                 return None;
             }
             self.sent += 1;
+            if let Some(failed) = self.failed_last.take() {
+                let p = &failed.route.provider;
+                p.metrics.fallback(p.id != cand.route.provider.id);
+            }
             return Some(Ready { cand, reservation, slot: Some(slot) });
         }
         None
@@ -130,13 +137,16 @@ impl<'c> Walk<'c> {
         started: Instant,
     ) -> Option<(Ready<'c>, Reply)> {
         ctx.waited(waited);
+        let metrics = &ready.cand.route.provider.metrics;
         match result {
             Ok(reply) => {
+                metrics.attempt("ok", waited);
                 let route = &ready.cand.route;
                 ctx.services.stats.first_byte(&route.provider.id, &route.model, started.elapsed());
                 Some((ready, reply))
             }
             Err(e) => {
+                metrics.attempt(e.kind.spec().code, waited);
                 self.failed(ctx, ready, e);
                 None
             }
@@ -178,6 +188,7 @@ impl<'c> Walk<'c> {
         if !(e.retryable() || moves_model) {
             self.stop = true;
         }
+        self.failed_last = Some(cand);
         self.failures.push(e);
     }
 
@@ -293,10 +304,13 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
     };
     let now = Instant::now();
     let account = &cand.account;
+    let metrics = &cand.route.provider.metrics;
     match trouble {
         Trouble::RateLimited(after) => {
+            let reason = if e.kind == ErrorKind::UpstreamQuotaExhausted { "quota_exhausted" } else { "rate_limited" };
             for a in cand.route.provider.pool_of(account) {
                 a.health.failure(trouble, &e.message, now);
+                metrics.cooldown(reason);
             }
             // and every gateway sharing Redis rests the pool too
             let rest = after.unwrap_or(crate::accounts::health::DEFAULT_RATE_LIMIT);
@@ -305,6 +319,7 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
         }
         Trouble::Rejected | Trouble::OutOfCredit(_) => {
             account.health.failure(trouble, &e.message, now);
+            metrics.cooldown(if matches!(trouble, Trouble::Rejected) { "rejected" } else { "out_of_credit" });
             tracing::warn!(
                 provider = %cand.route.provider.id, account = %account.label,
                 "account taken out of rotation until a re-check passes: {}", e.message
@@ -312,6 +327,7 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
         }
         Trouble::Upstream => {
             account.health.failure(trouble, &e.message, now);
+            metrics.cooldown("upstream");
         }
     }
 }

@@ -52,6 +52,7 @@ pub struct Inputs<'a> {
     pub buckets: &'a Arc<GuestBuckets>,
     pub secrets: &'a Arc<crate::accounts::SecretSet>,
     pub ledger: &'a Arc<crate::quota::Ledger>,
+    pub metrics: &'a crate::telemetry::Metrics,
     pub generation: u64,
     /// problems found outside the build (an unreadable vault)
     pub extra_problems: Vec<String>,
@@ -280,6 +281,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
         };
         let cursor = inp.cursors.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
         let in_flight = inp.in_flight.entry(id.clone()).or_insert_with(|| Arc::new(AtomicUsize::new(0))).clone();
+        let metrics = inp.metrics.provider(&id);
         providers.push(Arc::new(ProviderEntry {
             accounts: accounts_for(p, inp.accounts, inp.ledger),
             disabled_accounts: p
@@ -301,6 +303,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             local: p.local,
             discover: p.models.is_empty() && p.discover_models,
             rotation: p.rotation,
+            metrics,
         }));
     }
     if inp.providers.is_empty() {

@@ -52,6 +52,8 @@ pub struct ProviderEntry {
     pub rotation: crate::config::Rotation,
     /// the free-tier limits the ledger counts for this provider's pools
     pub quota_plan: Arc<crate::quota::QuotaPlan>,
+    /// where its attempts, upstream latency, fallbacks and cooldowns are counted
+    pub metrics: Arc<crate::telemetry::ProviderMetrics>,
 }
 
 impl ProviderEntry {

@@ -78,6 +78,9 @@ pub struct Reloader {
     buckets: Arc<GuestBuckets>,
     secrets: Arc<SecretSet>,
     ledger: Arc<crate::quota::Ledger>,
+    metrics: Arc<crate::telemetry::Metrics>,
+    /// the first snapshot is out: loads from now on are reloads (counted in the metrics)
+    serving: bool,
     generation: u64,
     tx: mpsc::Sender<Event>,
     log: Arc<ComponentLog>,
@@ -119,6 +122,7 @@ impl Reloader {
         runtime: Arc<Runtime>,
         http: UpstreamClient,
         ledger: Arc<crate::quota::Ledger>,
+        metrics: Arc<crate::telemetry::Metrics>,
     ) -> ReloaderHandle {
         let (tx, rx) = mpsc::channel(256);
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
@@ -152,6 +156,8 @@ impl Reloader {
             buckets: Arc::new(GuestBuckets::default()),
             secrets: Arc::new(SecretSet::default()),
             ledger,
+            metrics,
+            serving: false,
             generation: 0,
             tx: tx.clone(),
             log: Arc::new(ComponentLog::default()),
@@ -160,6 +166,7 @@ impl Reloader {
         this.load_policies_dir().await;
         this.ensure_components().await;
         this.rebuild();
+        this.serving = true;
         if this.config.config.runtime.watch {
             watcher::spawn(&this.config, tx.clone());
         }
@@ -192,6 +199,13 @@ impl Reloader {
                 Event::Discovered { provider, result } => self.discovered_models(provider, result),
                 Event::SyncModels(reply) => self.sync_all(reply),
             }
+        }
+    }
+
+    /// Count a reload of `kind` once the gateway serves (the loads at start are not reloads).
+    fn reloaded(&self, kind: &'static str, ok: bool) {
+        if self.serving {
+            self.metrics.reload(kind, ok);
         }
     }
 
@@ -233,9 +247,11 @@ impl Reloader {
                 self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
                 self.ensure_components().await;
                 self.rebuild();
+                self.reloaded("vault", true);
                 tracing::info!("vault reloaded: {} account(s)", self.vault.len());
             }
             Err(e) => {
+                self.reloaded("vault", false);
                 tracing::error!("{e}; the previous accounts keep serving");
                 self.vault_problem = Some(e);
                 self.rebuild();
@@ -270,9 +286,13 @@ impl Reloader {
                 self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
                 self.ensure_components().await;
                 self.rebuild();
+                self.reloaded("config", true);
                 tracing::info!("configuration {} reloaded", path.display());
             }
-            Err(e) => tracing::error!("configuration rejected, the previous one keeps serving: {e}"),
+            Err(e) => {
+                self.reloaded("config", false);
+                tracing::error!("configuration rejected, the previous one keeps serving: {e}");
+            }
         }
     }
 
@@ -314,9 +334,11 @@ impl Reloader {
                 );
                 self.components.insert(path.to_owned(), c);
                 self.failures.remove(path);
+                self.reloaded("provider_component", true);
                 true
             }
             Err(e) => {
+                self.reloaded("provider_component", false);
                 self.log.refused(path, "provider", &name, &e.message, crate::clock::now_ms());
                 if self.components.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
@@ -346,9 +368,11 @@ impl Reloader {
                 };
                 self.log.loaded(path, &loaded);
                 self.policies.insert(path.to_owned(), c);
+                self.reloaded("policy_component", true);
                 true
             }
             Err(e) => {
+                self.reloaded("policy_component", false);
                 self.log.refused(path, "policy", &name, &e.message, crate::clock::now_ms());
                 if self.policies.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
@@ -401,6 +425,7 @@ impl Reloader {
             buckets: &self.buckets,
             secrets: &self.secrets,
             ledger: &self.ledger,
+            metrics: &self.metrics,
             generation: self.generation,
             extra_problems: self.vault_problem.iter().cloned().collect(),
         });

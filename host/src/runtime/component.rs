@@ -22,6 +22,7 @@ use crate::bindings::policy::{Policy, PolicyPre};
 use crate::bindings::provider::{Provider, ProviderPre};
 use crate::bindings::{WIT_PACKAGE, WIT_VERSION, wit};
 use crate::config::RuntimeConfig;
+use crate::telemetry::GuestMetrics;
 
 /// A component that could not be loaded, with one clear reason.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct Runtime {
     policy_linker: Linker<GuestState>,
     cache: ArtifactCache,
     pub limits: GuestLimits,
+    /// where each component's guest calls are counted
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 /// A loaded, validated provider component.
@@ -72,6 +75,7 @@ pub struct ProviderComponent {
     engine: Engine,
     limits: GuestLimits,
     pool: Arc<InstancePool>,
+    metrics: Arc<GuestMetrics>,
 }
 
 /// A loaded, validated policy component.
@@ -84,6 +88,7 @@ pub struct PolicyComponent {
     limits: GuestLimits,
     /// warm instances, reused across requests while they keep succeeding
     idle: parking_lot::Mutex<Vec<PolicyInstance>>,
+    metrics: Arc<GuestMetrics>,
 }
 
 /// Warm policy instances kept per component (Python and JavaScript guests cost ~0.6 ms to
@@ -114,7 +119,8 @@ impl World {
 }
 
 impl Runtime {
-    pub fn new(cfg: &RuntimeConfig) -> Result<Arc<Self>, String> {
+    /// The engine for `cfg`; guest calls are counted in `metrics`.
+    pub fn new(cfg: &RuntimeConfig, metrics: Arc<crate::telemetry::Metrics>) -> Result<Arc<Self>, String> {
         let engine = engine::build(cfg).map_err(|e| format!("cannot create the wasm engine: {e:#}"))?;
         engine::start_ticker(&engine);
         let mut provider_linker = Linker::new(&engine);
@@ -133,7 +139,7 @@ impl Runtime {
             http: super::state::HttpBounds { calls: cfg.guest_http_calls, bytes: cfg.guest_http_bytes },
             warm_instances: cfg.warm_instances,
         };
-        Ok(Arc::new(Self { engine, provider_linker, policy_linker, cache, limits }))
+        Ok(Arc::new(Self { engine, provider_linker, policy_linker, cache, limits, metrics }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -195,6 +201,7 @@ impl Runtime {
             engine: self.engine.clone(),
             limits: self.limits,
             pool: Arc::new(InstancePool::new(self.limits.warm_instances)),
+            metrics: self.metrics.guest(name),
         };
         let mut instance = component.instantiate(None, Vec::new()).await.map_err(|f| err(f.to_string()))?;
         let manifest = instance.manifest().await.map_err(|f| err(format!("manifest() failed: {f}")))?;
@@ -230,6 +237,7 @@ impl Runtime {
             engine: self.engine.clone(),
             limits: self.limits,
             idle: parking_lot::Mutex::new(Vec::new()),
+            metrics: self.metrics.guest(name),
         };
         // prove it instantiates, and keep that instance warm
         let first = policy.instantiate().await.map_err(|f| err(f.to_string()))?;
@@ -384,11 +392,15 @@ impl ProviderComponent {
     ) -> Result<ProviderInstance, GuestFailure> {
         let mut store = new_store(&self.engine, self.limits, io, accounts);
         store.data_mut().begin_call();
-        match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
-            Ok(Ok(bindings)) => Ok(ProviderInstance::new(store, bindings, &self.name, self.limits.wall)),
-            Ok(Err(e)) => Err(GuestFailure::from_instantiate(&e, &self.name, store.data())),
-            Err(_) => Err(GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall)),
-        }
+        let made = match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(bindings)) => {
+                return Ok(ProviderInstance::new(store, bindings, &self.name, self.limits.wall, self.metrics.clone()));
+            }
+            Ok(Err(e)) => GuestFailure::from_instantiate(&e, &self.name, store.data()),
+            Err(_) => GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall),
+        };
+        self.metrics.failed(made.kind.as_str());
+        Err(made)
     }
 
     /// The host's view of this component's auth and hosts for one configured provider.
@@ -416,11 +428,15 @@ impl PolicyComponent {
     pub async fn instantiate(&self) -> Result<PolicyInstance, GuestFailure> {
         let mut store = new_store(&self.engine, self.limits, None, Vec::new());
         store.data_mut().begin_call();
-        match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
-            Ok(Ok(bindings)) => Ok(PolicyInstance::new(store, bindings, &self.name, self.limits.wall)),
-            Ok(Err(e)) => Err(GuestFailure::from_instantiate(&e, &self.name, store.data())),
-            Err(_) => Err(GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall)),
-        }
+        let made = match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
+            Ok(Ok(bindings)) => {
+                return Ok(PolicyInstance::new(store, bindings, &self.name, self.limits.wall, self.metrics.clone()));
+            }
+            Ok(Err(e)) => GuestFailure::from_instantiate(&e, &self.name, store.data()),
+            Err(_) => GuestFailure::wall_clock(&self.name, "instantiation", self.limits.wall),
+        };
+        self.metrics.failed(made.kind.as_str());
+        Err(made)
     }
 
     /// Rank candidates on a warm instance (or a new one). An instance that failed, or whose

@@ -3,6 +3,7 @@
 //! the guest printed, e.g. its panic message). A failed instance is never used again.
 
 use std::fmt;
+use std::sync::Arc;
 
 use wasmtime::Store;
 
@@ -12,11 +13,14 @@ use crate::bindings::policy::exports::freeway::gateway::policy_api as wpolicy;
 use crate::bindings::provider::Provider;
 use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
+use crate::telemetry::{GuestFn, GuestMetrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// ran past its CPU budget
     Timeout,
+    /// ran past its wall-clock deadline (sleeping or waiting counts)
+    WallClock,
     /// hit its memory (or table) limit
     Memory,
     /// asked for a host or credential its manifest does not allow
@@ -25,6 +29,20 @@ pub enum FailureKind {
     Busy,
     /// trapped (panic, unreachable, bad cast, ...)
     Trap,
+}
+
+impl FailureKind {
+    /// The `kind` label of `freeway_guest_failures_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "cpu",
+            FailureKind::WallClock => "wall_clock",
+            FailureKind::Memory => "memory",
+            FailureKind::Denied => "denied",
+            FailureKind::Busy => "busy",
+            FailureKind::Trap => "trap",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +79,7 @@ impl GuestFailure {
     /// A call (or instantiation) stopped at its wall-clock deadline.
     pub(crate) fn wall_clock(component: &str, what: &str, wall: std::time::Duration) -> Self {
         Self {
-            kind: FailureKind::Timeout,
+            kind: FailureKind::WallClock,
             message: format!(
                 "component '{component}' exceeded its wall-clock deadline of {} ms in {what} ([runtime] guest_wall_ms)",
                 wall.as_millis()
@@ -71,7 +89,7 @@ impl GuestFailure {
 
     pub fn into_gateway(self, provider: &str) -> GatewayError {
         let kind = match self.kind {
-            FailureKind::Timeout => ErrorKind::ComponentTimeout,
+            FailureKind::Timeout | FailureKind::WallClock => ErrorKind::ComponentTimeout,
             FailureKind::Memory => ErrorKind::ComponentMemory,
             FailureKind::Denied => ErrorKind::ComponentDenied,
             FailureKind::Busy => ErrorKind::ComponentBusy,
@@ -147,10 +165,12 @@ pub struct ProviderInstance {
     _alive: Alive,
     /// guest calls made so far (instances are retired after a while)
     pub(crate) calls: u32,
+    metrics: Arc<GuestMetrics>,
 }
 
 macro_rules! guest_call {
-    ($self:ident, $name:literal, |$b:ident, $s:ident| $call:expr) => {{
+    ($self:ident, $f:expr, |$b:ident, $s:ident| $call:expr) => {{
+        let f: GuestFn = $f;
         if $self.poisoned {
             return Err(GuestFailure {
                 kind: FailureKind::Trap,
@@ -163,27 +183,32 @@ macro_rules! guest_call {
         // instance marked failed, so it is never reused half-way through a call
         $self.poisoned = true;
         let wall = $self.wall;
+        let started = std::time::Instant::now();
         let result = {
             let $b = &$self.bindings;
             let $s = &mut $self.store;
             tokio::time::timeout(wall, $call).await
         };
+        $self.metrics.call(f, started.elapsed());
         let Ok(result) = result else {
-            return Err(GuestFailure::wall_clock(&$self.component, concat!($name, "()"), wall));
+            $self.metrics.failed(FailureKind::WallClock.as_str());
+            return Err(GuestFailure::wall_clock(&$self.component, &format!("{}()", f.as_str()), wall));
         };
         $self.poisoned = false;
-        match result {
-            Ok(v) => {
-                if let Some(msg) = $self.store.data_mut().denied.take() {
-                    return Err(GuestFailure { kind: FailureKind::Denied, message: msg });
-                }
-                Ok(v)
-            }
+        let outcome = match result {
+            Ok(v) => match $self.store.data_mut().denied.take() {
+                Some(msg) => Err(GuestFailure { kind: FailureKind::Denied, message: msg }),
+                None => Ok(v),
+            },
             Err(e) => {
                 $self.poisoned = true;
-                Err(classify(&$self.store, &e, &$self.component, $name))
+                Err(classify(&$self.store, &e, &$self.component, f.as_str()))
             }
+        };
+        if let Err(failure) = &outcome {
+            $self.metrics.failed(failure.kind.as_str());
         }
+        outcome
     }};
 }
 
@@ -193,8 +218,18 @@ impl ProviderInstance {
         bindings: Provider,
         component: &str,
         wall: std::time::Duration,
+        metrics: Arc<GuestMetrics>,
     ) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, _alive: Alive::new(), calls: 0 }
+        Self {
+            store,
+            bindings,
+            component: component.to_owned(),
+            poisoned: false,
+            wall,
+            _alive: Alive::new(),
+            calls: 0,
+            metrics,
+        }
     }
 
     pub fn component(&self) -> &str {
@@ -220,18 +255,18 @@ impl ProviderInstance {
     }
 
     pub async fn manifest(&mut self) -> Result<wit::ProviderManifest, GuestFailure> {
-        guest_call!(self, "manifest", |b, s| b.freeway_gateway_provider_api().call_manifest(s))
+        guest_call!(self, GuestFn::Manifest, |b, s| b.freeway_gateway_provider_api().call_manifest(s))
     }
 
     pub async fn chat(
         &mut self,
         req: &wit::ChatRequest,
     ) -> Result<Result<wit::UpstreamCall, wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "chat", |b, s| b.freeway_gateway_provider_api().call_chat(s, req))
+        guest_call!(self, GuestFn::Chat, |b, s| b.freeway_gateway_provider_api().call_chat(s, req))
     }
 
     pub async fn translate_response(&mut self, body: &str) -> Result<Result<String, wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "translate-response", |b, s| b
+        guest_call!(self, GuestFn::TranslateResponse, |b, s| b
             .freeway_gateway_provider_api()
             .call_translate_response(s, body))
     }
@@ -240,11 +275,13 @@ impl ProviderInstance {
         &mut self,
         event: &wit::SseEvent,
     ) -> Result<Result<Vec<String>, wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "translate-event", |b, s| b.freeway_gateway_provider_api().call_translate_event(s, event))
+        guest_call!(self, GuestFn::TranslateEvent, |b, s| b
+            .freeway_gateway_provider_api()
+            .call_translate_event(s, event))
     }
 
     pub async fn finish_stream(&mut self) -> Result<Result<Vec<String>, wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "finish-stream", |b, s| b.freeway_gateway_provider_api().call_finish_stream(s))
+        guest_call!(self, GuestFn::FinishStream, |b, s| b.freeway_gateway_provider_api().call_finish_stream(s))
     }
 
     pub async fn map_error(
@@ -254,7 +291,7 @@ impl ProviderInstance {
         headers: &Vec<(String, String)>,
         body: &str,
     ) -> Result<wit::ProviderError, GuestFailure> {
-        guest_call!(self, "map-error", |b, s| b
+        guest_call!(self, GuestFn::MapError, |b, s| b
             .freeway_gateway_provider_api()
             .call_map_error(s, config, status, headers, body))
     }
@@ -267,7 +304,7 @@ impl ProviderInstance {
         headers: &Vec<(String, String)>,
         body: Option<&str>,
     ) -> Result<Vec<wit::QuotaUpdate>, GuestFailure> {
-        guest_call!(self, "parse-limits", |b, s| b
+        guest_call!(self, GuestFn::ParseLimits, |b, s| b
             .freeway_gateway_provider_api()
             .call_parse_limits(s, config, account, status, headers, body))
     }
@@ -277,7 +314,9 @@ impl ProviderInstance {
         config: &wit::ProviderConfig,
         account: Option<wit::Credential>,
     ) -> Result<Result<Vec<wit::ModelInfo>, wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "list-models", |b, s| b.freeway_gateway_provider_api().call_list_models(s, config, account))
+        guest_call!(self, GuestFn::ListModels, |b, s| b
+            .freeway_gateway_provider_api()
+            .call_list_models(s, config, account))
     }
 
     pub async fn check(
@@ -285,7 +324,7 @@ impl ProviderInstance {
         config: &wit::ProviderConfig,
         account: wit::Credential,
     ) -> Result<Result<(), wit::ProviderError>, GuestFailure> {
-        guest_call!(self, "check", |b, s| b.freeway_gateway_provider_api().call_check(s, config, account))
+        guest_call!(self, GuestFn::Check, |b, s| b.freeway_gateway_provider_api().call_check(s, config, account))
     }
 }
 
@@ -298,11 +337,27 @@ pub struct PolicyInstance {
     wall: std::time::Duration,
     _alive: Alive,
     calls: u32,
+    metrics: Arc<GuestMetrics>,
 }
 
 impl PolicyInstance {
-    pub(crate) fn new(store: Store<GuestState>, bindings: Policy, component: &str, wall: std::time::Duration) -> Self {
-        Self { store, bindings, component: component.to_owned(), poisoned: false, wall, _alive: Alive::new(), calls: 0 }
+    pub(crate) fn new(
+        store: Store<GuestState>,
+        bindings: Policy,
+        component: &str,
+        wall: std::time::Duration,
+        metrics: Arc<GuestMetrics>,
+    ) -> Self {
+        Self {
+            store,
+            bindings,
+            component: component.to_owned(),
+            poisoned: false,
+            wall,
+            _alive: Alive::new(),
+            calls: 0,
+            metrics,
+        }
     }
 
     pub fn is_poisoned(&self) -> bool {
@@ -324,7 +379,8 @@ impl PolicyInstance {
         messages: bytes::Bytes,
     ) -> Result<Vec<wpolicy::Choice>, GuestFailure> {
         self.store.data_mut().request_messages = Some(messages);
-        let out = guest_call!(self, "rank", |b, s| b.freeway_gateway_policy_api().call_rank(s, features, candidates));
+        let out =
+            guest_call!(self, GuestFn::Rank, |b, s| b.freeway_gateway_policy_api().call_rank(s, features, candidates));
         self.store.data_mut().request_messages = None;
         out
     }

@@ -10,6 +10,7 @@ mod admin;
 mod edge;
 mod guard;
 mod handlers;
+mod metrics;
 mod ui;
 
 pub use admin::OPENAPI;
@@ -43,7 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models/{*id}", get(handlers::get_model))
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
-        .route("/metrics", get(handlers::metrics))
+        .route("/metrics", get(metrics::metrics))
         .merge(admin::router(app.clone()))
         .merge(ui::router())
         .fallback(edge::not_found)

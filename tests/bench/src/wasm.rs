@@ -24,7 +24,8 @@ pub struct WasmCost {
 pub async fn measure(n: usize) -> Result<WasmCost, String> {
     let root = super::procs::root();
     let cfg = RuntimeConfig { cache_dir: root.join("target/bench/component-cache"), ..RuntimeConfig::default() };
-    let runtime = Runtime::new(&cfg)?;
+    let metrics = Arc::new(freeway::telemetry::Metrics::new(freeway::bindings::WIT_VERSION));
+    let runtime = Runtime::new(&cfg, metrics)?;
     let component = runtime
         .load_provider("openai-compat", &root.join("providers/openai-compat.wasm"))
         .await
