@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::account::UsageSink;
 use super::admit::ClientLimits;
+use super::exchange::Exchange;
 use super::needs::Needs;
 use crate::principal::Principal;
 use crate::quota::Ledger;
@@ -72,6 +73,8 @@ pub struct RequestCtx<'a> {
     pub needs: Needs,
     pub budget: Budget,
     pub started: Instant,
+    /// the request's id, and what its access log line will say
+    pub exchange: &'a Arc<Exchange>,
     /// nanoseconds spent waiting for upstreams (sending, reading, priming a stream), so that the
     /// gateway's own overhead can be told apart
     upstream_wait_ns: AtomicU64,
@@ -87,6 +90,7 @@ impl<'a> RequestCtx<'a> {
         req: &'a ChatBody<'a>,
         needs: Needs,
         started: Instant,
+        exchange: &'a Arc<Exchange>,
     ) -> Self {
         Self {
             services,
@@ -96,9 +100,15 @@ impl<'a> RequestCtx<'a> {
             needs,
             budget: Budget::of(snapshot),
             started,
+            exchange,
             upstream_wait_ns: AtomicU64::new(0),
             prompt_tokens: OnceLock::new(),
         }
+    }
+
+    /// The request's id (`x-request-id`).
+    pub fn request_id(&self) -> &crate::telemetry::RequestId {
+        &self.exchange.id
     }
 
     /// The prompt's tokens, counted with the tokenizer once per request (bounded work whatever

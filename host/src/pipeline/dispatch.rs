@@ -74,6 +74,7 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
     }
     let response = match reply {
         Reply::Json { body, usage } => {
+            ctx.exchange.routed(cand, attempts, usage.as_ref());
             ctx.services.usage.record(UsageRecord {
                 at: SystemTime::now(),
                 provider: cand.route.provider.id.clone(),
@@ -93,8 +94,10 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
             builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body))
         }
         Reply::Stream(mut relay) => {
+            ctx.exchange.routed(cand, attempts, None);
             relay.set_attempts(attempts);
             relay.set_policy(policy);
+            relay.report_to(ctx.exchange.clone());
             builder
                 .header(header::CONTENT_TYPE, "text/event-stream")
                 .header(header::CACHE_CONTROL, "no-cache")

@@ -30,7 +30,17 @@ pub async fn dry_run(
         )
         .with_param("model"));
     };
-    let ctx = RequestCtx::new(services, snapshot, client, &req, super::needs::needs(&req), std::time::Instant::now());
+    // nothing is sent: the exchange is never logged
+    let exchange = super::exchange::Exchange::detached();
+    let ctx = RequestCtx::new(
+        services,
+        snapshot,
+        client,
+        &req,
+        super::needs::needs(&req),
+        std::time::Instant::now(),
+        &exchange,
+    );
     let call = super::decide::Call { messages: bytes::Bytes::copy_from_slice(req.messages.get().as_bytes()), explain };
     Ok(super::decide::decide(&ctx, how, call).await)
 }

@@ -21,7 +21,9 @@
 //!                      again), the client's principal, the parsed body and
 //!                      its needs, the attempt budget, the time spent upstream;
 //!                      the prompt's tokens are counted once, when first
-//!                      needed                                               (context.rs)
+//!                      needed; the request's exchange: its id and what its
+//!                      access log line will say, filled in by the steps
+//!                                                        (context.rs, exchange.rs)
 //!            admit     the gateway's own client limits (requests and tokens per
 //!                      minute, global and per client key; GCRA, in Redis when
 //!                      shared): over = 429 with the Retry-After at which it
@@ -82,6 +84,7 @@ pub mod cost;
 pub mod decide;
 pub mod decision;
 pub mod dispatch;
+pub mod exchange;
 pub mod explain;
 pub mod hedge;
 pub mod ingress;
@@ -92,28 +95,33 @@ pub mod route;
 pub mod stream;
 pub mod walk;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::Response;
 use bytes::Bytes;
 
 pub use context::{RequestCtx, Services};
+pub use exchange::Exchange;
 
 use crate::errors::GatewayError;
 use crate::principal::Principal;
 use crate::registry::Snapshot;
 
 /// Serve one chat completion request from an authenticated `client` (see [`auth`]), on the
-/// configuration `snapshot` it arrived under.
+/// configuration `snapshot` it arrived under; what it learns on the way goes to `exchange`
+/// (the request's id and its access log line).
 pub async fn chat_completions(
     services: Services<'_>,
     snapshot: &Snapshot,
     client: Principal,
     body: Bytes,
+    exchange: &Arc<Exchange>,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     let req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
-    let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started);
+    exchange.asked(&req.model, req.stream);
+    let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
     services
         .client_limits
         .admit(&snapshot.config, services.ledger.remote(), client, || cost::admission_tokens(&ctx))

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::account::UsageSink;
+use super::exchange::Exchange;
 use crate::accounts::SecretSet;
 use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
@@ -97,6 +98,8 @@ pub struct Relay {
     _slot: Option<crate::registry::ProviderSlot>,
     /// the provider's metrics (time to first token)
     metrics: Arc<ProviderMetrics>,
+    /// the request's exchange, told how the stream ended (the winning attempt's relay only)
+    exchange: Option<Arc<Exchange>>,
 }
 
 /// What the relay needs to know about the request it serves.
@@ -164,7 +167,13 @@ impl Relay {
             reservation: None,
             _slot: None,
             metrics: info.metrics,
+            exchange: None,
         }
+    }
+
+    /// Tell `exchange` (the request's access log line) how the stream ends.
+    pub fn report_to(&mut self, exchange: Arc<Exchange>) {
+        self.exchange = Some(exchange);
     }
 
     /// Keep the provider's in-flight slot until the stream ends.
@@ -446,6 +455,10 @@ impl Drop for Relay {
         {
             let estimate = reservation.estimate();
             reservation.settle(super::cost::actual(self.tracker.usage.as_ref(), estimate));
+        }
+        if let Some(x) = self.exchange.take() {
+            let outcome = if self.ended { self.outcome } else { Outcome::ClientGone };
+            x.stream_ended(self.tracker.usage.clone(), self.first_byte, outcome, self.error);
         }
         if let Some(mut r) = self.record.take() {
             r.usage = self.tracker.usage.take();

@@ -31,6 +31,8 @@ pub struct Walk<'c> {
     pacer: Pacer,
     stop: bool,
     fallback_on_content_policy: bool,
+    /// the last candidate sent
+    last: Option<&'c Candidate>,
     /// a candidate whose attempt failed, until the next one is sent (a fallback)
     failed_last: Option<&'c Candidate>,
 }
@@ -52,6 +54,7 @@ impl<'c> Walk<'c> {
             pacer: Pacer::new(ctx.budget.retry),
             stop: false,
             fallback_on_content_policy: ctx.snapshot.config.upstream.fallback_on_content_policy,
+            last: None,
             failed_last: None,
         }
     }
@@ -110,6 +113,7 @@ impl<'c> Walk<'c> {
                 let p = &failed.route.provider;
                 p.metrics.fallback(p.id != cand.route.provider.id);
             }
+            self.last = Some(cand);
             return Some(Ready { cand, reservation, slot: Some(slot) });
         }
         None
@@ -171,8 +175,8 @@ impl<'c> Walk<'c> {
         }
         self.pacer.failed(&cand.route.provider.id, &e);
         tracing::warn!(
-            provider = %cand.route.provider.id, model = %cand.route.model, account = %cand.account.label,
-            code = e.kind.spec().code, "attempt {} failed: {}", self.sent, e.message
+            request_id = %ctx.request_id(), provider = %cand.route.provider.id, model = %cand.route.model,
+            account = %cand.account.label, code = e.kind.spec().code, "attempt {} failed: {}", self.sent, e.message
         );
         // a model that refused the request itself: its other accounts would too; after a
         // context-window refusal only models with a larger (or unknown) window are tried
@@ -200,7 +204,9 @@ impl<'c> Walk<'c> {
             .flatten()
             .map(|f| (f.route.provider.id.clone(), f.route.model.clone(), f.account.id.clone()));
         let attempts = u32::try_from(self.sent).unwrap_or(u32::MAX);
+        let last = self.last;
         let e = self.verdict(ctx);
+        ctx.exchange.failed(last, attempts, e.kind.spec().code);
         if let Some((provider, model, account)) = tried {
             app.usage.record(UsageRecord {
                 at: SystemTime::now(),

@@ -122,6 +122,7 @@ pub fn cors(registry: Arc<Registry>) -> CorsLayer {
             HeaderName::from_static("retry-after-ms"),
             HeaderName::from_static("x-freeway-route"),
             HeaderName::from_static("x-freeway-overhead-ms"),
+            HeaderName::from_static("x-request-id"),
         ])
         .max_age(std::time::Duration::from_secs(600))
 }

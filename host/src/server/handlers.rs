@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,12 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::errors::{Blame, ErrorKind, GatewayError};
-use crate::pipeline;
+use crate::pipeline::{self, Exchange};
+
+/// The request's exchange (made by the edge; a detached one if a caller bypassed it).
+fn exchange_of(x: Option<Extension<Arc<Exchange>>>) -> Arc<Exchange> {
+    x.map_or_else(Exchange::detached, |Extension(x)| x)
+}
 
 /// Read the body up to `limit` bytes (413 beyond it) within `deadline` (408 after it).
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: Duration) -> Result<Bytes, GatewayError> {
@@ -45,34 +51,45 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: Dura
 
 /// The client is authenticated from the headers before anything else: an unknown client gets
 /// its 401 without the gateway reading (up to 16 MiB of) its body or taking an in-flight slot.
-pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn chat_completions(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
     let server = &snapshot.config.server;
     let client = match pipeline::auth::check(server, &headers) {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return failed(&exchange, e),
     };
+    exchange.client(client);
     let permit = match app.admission.enter(Duration::from_millis(server.queue_timeout_ms)).await {
         Ok(p) => p,
-        Err(e) => return failed(e),
+        Err(e) => return failed(&exchange, e),
     };
     let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
     let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
-        Ok(bytes) => pipeline::chat_completions(app.services(), &snapshot, client, bytes).await,
+        Ok(bytes) => pipeline::chat_completions(app.services(), &snapshot, client, bytes, &exchange).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(r) => crate::admission::hold(r, permit),
-        Err(e) => failed(e),
+        Err(e) => failed(&exchange, e),
     }
 }
 
-/// Log a failed request once, by who is to blame, and answer it.
-fn failed(e: GatewayError) -> Response {
+/// Log a failed request once, by who is to blame, and answer it. A client's mistake is left to
+/// the access log line (at info, with its code); upstream and gateway failures say more here.
+fn failed(exchange: &Exchange, e: GatewayError) -> Response {
+    let code = e.kind.spec().code;
+    exchange.error(code);
+    let id = &exchange.id;
     match e.blame() {
-        Blame::Client => tracing::info!(code = e.kind.spec().code, "client error: {}", e.message),
-        Blame::Upstream => tracing::warn!(code = e.kind.spec().code, "upstream failure: {}", e.message),
-        Blame::Internal => tracing::error!(code = e.kind.spec().code, "gateway failure: {}", e.message),
+        Blame::Client => tracing::debug!(code, request_id = %id, "client error: {}", e.message),
+        Blame::Upstream => tracing::warn!(code, request_id = %id, "upstream failure: {}", e.message),
+        Blame::Internal => tracing::error!(code, request_id = %id, "gateway failure: {}", e.message),
     }
     e.into_response()
 }
@@ -84,20 +101,34 @@ fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     r
 }
 
-pub async fn list_models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+pub async fn list_models(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+) -> Response {
+    let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
-    if let Err(e) = pipeline::auth::check(&snapshot.config.server, &headers) {
-        return e.into_response();
+    match pipeline::auth::check(&snapshot.config.server, &headers) {
+        Ok(client) => exchange.client(client),
+        Err(e) => return failed(&exchange, e),
     }
     json_response(StatusCode::OK, snapshot.models_body.clone())
 }
 
-pub async fn get_model(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub async fn get_model(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
-    if let Err(e) = pipeline::auth::check(&snapshot.config.server, &headers) {
-        return e.into_response();
+    match pipeline::auth::check(&snapshot.config.server, &headers) {
+        Ok(client) => exchange.client(client),
+        Err(e) => return failed(&exchange, e),
     }
     let Some(routes) = snapshot.routes(&id) else {
+        exchange.error(ErrorKind::ModelNotFound.spec().code);
         return GatewayError::new(
             ErrorKind::ModelNotFound,
             format!("The model `{id}` does not exist or you do not have access to it."),

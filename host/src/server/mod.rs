@@ -1,5 +1,6 @@
-//! The HTTP edge: routes, the guards every request passes (`Host`, JSON bodies, CORS), the
-//! connection limits, graceful shutdown. Handlers are thin; the work is in [`crate::pipeline`].
+//! The HTTP edge: routes, the request id and what is recorded of every request (metrics, the
+//! access log), the guards every request passes (`Host`, JSON bodies, CORS), the connection
+//! limits, graceful shutdown. Handlers are thin; the work is in [`crate::pipeline`].
 //!
 //! Connections are served by hyper directly (not `axum::serve`) so that the edge can bound what
 //! a client may hold: at most `[server] max_connections` connections (further ones wait in the
@@ -11,6 +12,7 @@ mod edge;
 mod guard;
 mod handlers;
 mod metrics;
+mod observe;
 mod ui;
 
 pub use admin::OPENAPI;
@@ -52,6 +54,8 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(guard::cors(app.registry.clone()))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(edge::panic_response))
+        // outermost: every response, errors and panics included, carries the request id
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe::observe))
         .with_state(app)
 }
 

@@ -83,7 +83,15 @@ async fn a_pass_through_request_allocates_within_its_budget() {
     let mut counts = Vec::new();
     for _ in 0..20 {
         let snapshot = gw.app.registry.snapshot();
-        let fut = freeway::pipeline::chat_completions(gw.app.services(), &snapshot, Principal::Anyone, body.clone());
+        // made by the edge, outside the request's own future
+        let exchange = freeway::pipeline::Exchange::detached();
+        let fut = freeway::pipeline::chat_completions(
+            gw.app.services(),
+            &snapshot,
+            Principal::Anyone,
+            body.clone(),
+            &exchange,
+        );
         COUNT.with(|c| c.set(0));
         let resp = Counted(Box::pin(fut)).await.expect("the request is served");
         counts.push(COUNT.with(Cell::get));

@@ -59,7 +59,15 @@ async fn cancel_everywhere(stream: bool) {
     let mut completed = false;
     for n in 1..200 {
         let snapshot = gw.app.registry.snapshot();
-        let fut = freeway::pipeline::chat_completions(gw.app.services(), &snapshot, Principal::Anyone, body.clone());
+        // made by the edge, outside the request's own future
+        let exchange = freeway::pipeline::Exchange::detached();
+        let fut = freeway::pipeline::chat_completions(
+            gw.app.services(),
+            &snapshot,
+            Principal::Anyone,
+            body.clone(),
+            &exchange,
+        );
         let mut fut = Box::pin(fut);
         sent_at_most += 1;
         match poll_times(fut.as_mut(), n).await {

@@ -1,0 +1,141 @@
+//! One request as its access log line sees it: its id, and what the steps learn on the way
+//! (the client, the model asked, where it went, the attempts, tokens, time to first token).
+//!
+//! The server's edge makes it when the request arrives and writes the line when the response's
+//! last byte has gone (for a stream, when the stream ends, not when its headers are sent); the
+//! steps fill it in as they go. A stream's relay holds it until then.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::route::Candidate;
+use crate::principal::Principal;
+use crate::telemetry::RequestId;
+use crate::usage::Outcome;
+use crate::wire::types::Usage;
+
+/// Longest model name kept for the log line (clients may send anything).
+const MAX_MODEL: usize = 256;
+
+/// What is known of one request so far.
+#[derive(Default)]
+pub struct Served {
+    /// who sent it, once authenticated
+    pub client: Option<Principal>,
+    /// the model the client asked for
+    pub model: Option<String>,
+    pub stream: bool,
+    /// the candidate that answered, or the last one tried when none did
+    pub route: Option<Candidate>,
+    pub attempts: u32,
+    pub usage: Option<Usage>,
+    /// when the first byte of a stream reached the client, from the request's start
+    pub first_byte: Option<Duration>,
+    /// how a stream ended (`None` until it has)
+    pub outcome: Option<Outcome>,
+    /// the error code the client was given
+    pub error: Option<&'static str>,
+}
+
+/// One request in flight, shared by the edge and the steps that serve it.
+pub struct Exchange {
+    pub id: RequestId,
+    served: Mutex<Served>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    pub fn new(id: RequestId) -> Arc<Self> {
+        Arc::new(Self { id, served: Mutex::new(Served::default()) })
+    }
+
+    /// An exchange with a fresh id (callers that serve a request without the edge: tests,
+    /// benchmarks).
+    pub fn detached() -> Arc<Self> {
+        Self::new(RequestId::generate())
+    }
+
+    /// Read what is known (the edge, at the end).
+    pub fn take(&self) -> Served {
+        std::mem::take(&mut *self.served.lock())
+    }
+
+    pub fn client(&self, client: Principal) {
+        self.served.lock().client = Some(client);
+    }
+
+    /// The request parsed: what it asked for.
+    pub fn asked(&self, model: &str, stream: bool) {
+        let mut end = model.len().min(MAX_MODEL);
+        while !model.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut s = self.served.lock();
+        s.model = Some(model[..end].to_owned());
+        s.stream = stream;
+    }
+
+    /// `cand` answered after `attempts` attempts (a JSON reply: with `usage`).
+    pub fn routed(&self, cand: &Candidate, attempts: u32, usage: Option<&Usage>) {
+        let mut s = self.served.lock();
+        s.route = Some(cand.clone());
+        s.attempts = attempts;
+        s.usage = usage.cloned();
+    }
+
+    /// Nothing answered: the last candidate tried (if any), the attempts, the error code.
+    pub fn failed(&self, last: Option<&Candidate>, attempts: u32, error: &'static str) {
+        let mut s = self.served.lock();
+        s.route = last.cloned();
+        s.attempts = attempts;
+        s.error = Some(error);
+    }
+
+    /// The request failed with `error` before (or without) any attempt.
+    pub fn error(&self, error: &'static str) {
+        let mut s = self.served.lock();
+        if s.error.is_none() {
+            s.error = Some(error);
+        }
+    }
+
+    /// A stream ended (or was dropped): its usage, first byte and outcome.
+    pub fn stream_ended(
+        &self,
+        usage: Option<Usage>,
+        first_byte: Option<Duration>,
+        outcome: Outcome,
+        error: Option<&'static str>,
+    ) {
+        let mut s = self.served.lock();
+        s.usage = usage;
+        s.first_byte = first_byte;
+        s.outcome = Some(outcome);
+        if error.is_some() {
+            s.error = error;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_model_name_is_cut_on_a_character_boundary() {
+        let x = Exchange::detached();
+        let long = format!("{}é-and-more", "m".repeat(MAX_MODEL - 1));
+        x.asked(&long, true);
+        let s = x.take();
+        assert_eq!(s.model.as_deref(), Some("m".repeat(MAX_MODEL - 1).as_str()));
+        assert!(s.stream);
+        assert!(x.take().model.is_none(), "taken once");
+    }
+}

@@ -1,0 +1,161 @@
+//! The outermost layer: every request gets its id (the client's `x-request-id` when sane, else
+//! a fresh one), every response carries it back, errors included, and when the response's last
+//! byte has gone (a stream: when it ends, or the client leaves) the request is counted in
+//! `freeway_request_duration_seconds` and, for the OpenAI API, written as one access log line
+//! (target `freeway::access`, level info; other endpoints at debug).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, header};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::app::App;
+use crate::pipeline::Exchange;
+use crate::pipeline::exchange::Served;
+use crate::principal::Principal;
+use crate::telemetry::request_id::HEADER;
+use crate::telemetry::{Endpoint, Metrics, RequestId};
+
+pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let endpoint = Endpoint::of(req.uri().path());
+    let exchange = Exchange::new(RequestId::from_headers(req.headers()));
+    req.extensions_mut().insert(exchange.clone());
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(HEADER, exchange.id.header_value().clone());
+    let end = End {
+        metrics: app.metrics.clone(),
+        status: resp.status().as_u16(),
+        stream: is_event_stream(resp.headers()),
+        exchange,
+        endpoint,
+        started,
+    };
+    resp.map(|body| Body::new(Observed { inner: Some(body), end: Some(end) }))
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"))
+}
+
+/// What is recorded when a response ends.
+struct End {
+    metrics: Arc<Metrics>,
+    exchange: Arc<Exchange>,
+    endpoint: Endpoint,
+    status: u16,
+    stream: bool,
+    started: Instant,
+}
+
+impl End {
+    fn record(self) {
+        let took = self.started.elapsed();
+        self.metrics.request(self.endpoint, self.status, self.stream, took);
+        let served = self.exchange.take();
+        if self.endpoint.is_api() {
+            access_line(&self, &served, took);
+        } else {
+            tracing::debug!(
+                target: "freeway::access",
+                request_id = %self.exchange.id,
+                endpoint = self.endpoint.as_str(),
+                status = self.status,
+                latency_ms = millis(took),
+                "access"
+            );
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The principal's public name: `key-N`, or `anyone` when no client keys are configured.
+fn client_name(p: Principal) -> String {
+    p.id().unwrap_or_else(|| "anyone".to_owned())
+}
+
+/// The access log line of one API request. Fields that do not apply (no provider for a request
+/// refused before routing, no time to first token without a stream) are left out.
+fn access_line(end: &End, s: &Served, took: Duration) {
+    let route = s.route.as_ref();
+    let usage = s.usage.as_ref();
+    tracing::info!(
+        target: "freeway::access",
+        request_id = %end.exchange.id,
+        client = s.client.map(client_name),
+        model = s.model.as_deref(),
+        stream = s.stream,
+        provider = route.map(|c| c.route.provider.id.as_str()),
+        model_used = route.map(|c| c.route.model.as_str()),
+        account = route.map(|c| c.account.label.as_str()),
+        status = end.status,
+        attempts = s.attempts,
+        latency_ms = millis(took),
+        ttft_ms = s.first_byte.map(millis),
+        prompt_tokens = usage.map(|u| u.prompt_tokens),
+        completion_tokens = usage.map(|u| u.completion_tokens),
+        outcome = s.outcome.map(crate::usage::Outcome::as_str),
+        error = s.error,
+        "access"
+    );
+}
+
+/// A response body that records its request when it ends or is dropped.
+struct Observed {
+    inner: Option<Body>,
+    end: Option<End>,
+}
+
+impl Observed {
+    /// Drop the inner body first (a stream's relay reports how it ended when it is dropped),
+    /// then record.
+    fn finish(&mut self) {
+        self.inner = None;
+        if let Some(end) = self.end.take() {
+            end.record();
+        }
+    }
+}
+
+impl HttpBody for Observed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let polled = Pin::new(inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
