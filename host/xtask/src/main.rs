@@ -10,6 +10,8 @@
 //!   the release gateway; fails when its memory or file descriptors grow
 //! - `cargo xtask eval-routing`: classifier accuracy and `auto`'s choices on the labelled set
 //! - `cargo xtask fuzz [--seconds N] [target...]`: the cargo-fuzz targets in `tests/fuzz`
+//! - `cargo xtask promtool`: the path of `promtool` (the `/metrics` test's checker), taken from
+//!   Debian's `prometheus` package into `target/tools/` when it is not on `PATH`
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -226,7 +228,7 @@ fn e2e_env(cmd: &mut Command) {
 
 fn test() -> Result<(), String> {
     let started = Instant::now();
-    eprintln!("\n==> shared services (Redis, PostgreSQL)");
+    eprintln!("\n==> shared services (Redis, PostgreSQL) and promtool");
     let services = services::prepare();
     if services::ci() && !services.skipped.is_empty() {
         return Err(format!("CI=true and these cannot run: {}", services.skipped.join("; ")));
@@ -503,9 +505,10 @@ fn main() -> ExitCode {
         Some("eval-routing") => eval_routing(&rest(1)),
         Some("policies") => build_guests().and_then(|()| policies::build_language_policies(&root())),
         Some("fuzz") => fuzz_command(&rest(1)).map(|summary| eprintln!("\n==> summary\n    {summary}")),
+        Some("promtool") => services::promtool().map(|path| println!("{path}")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run|demo|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies|fuzz [--seconds N] [target...]>"
+                "usage: cargo xtask <run|demo|test|build [--release]|lint|bench|soak [--minutes N]|e2e|eval-routing|policies|fuzz [--seconds N] [target...]|promtool>"
             );
             return ExitCode::from(2);
         }

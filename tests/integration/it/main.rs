@@ -11,6 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: allocations::Counting = allocations::Counting;
 
+mod access_log;
 mod accounts;
 mod admin_api;
 mod allocations;
@@ -34,6 +35,7 @@ mod hostile_guests;
 mod hostile_input;
 mod hot_reload;
 mod hot_swap;
+mod metrics;
 mod quota;
 mod routing;
 mod sandbox;

@@ -535,3 +535,100 @@ pub async fn add_account(config: &str, provider: &str, key: &str) {
         run_freeway(&["accounts", "add", provider, "--key-stdin", "--config", config], &format!("{key}\n")).await;
     assert_eq!(code, 0, "accounts add: {out}{err}");
 }
+
+/// `promtool` (Prometheus' checker): `FREEWAY_PROMTOOL`, else on `PATH`, else
+/// `target/tools/promtool` (where `cargo xtask test` puts it, from Debian's `prometheus`
+/// package). Without it a test skips loudly, except under `CI=true`, where it fails.
+pub fn promtool() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let candidates = std::env::var_os("FREEWAY_PROMTOOL")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(std::env::split_paths(&path).map(|d| d.join("promtool")))
+        .chain(std::iter::once(root().join("target/tools/promtool")));
+    for p in candidates {
+        let runs = std::process::Command::new(&p).arg("--version").output().is_ok_and(|o| o.status.success());
+        if runs {
+            return Some(p);
+        }
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "promtool was not found (FREEWAY_PROMTOOL, PATH, target/tools/promtool) and CI=true: `cargo xtask test` installs it"
+    );
+    eprintln!(
+        "\n*** SKIPPED: promtool not found (run `cargo xtask test` once to install it), /metrics not checked ***\n"
+    );
+    None
+}
+
+/// One sample of a Prometheus text scrape: name, labels in order, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether every `(key, value)` of `want` is among the labels.
+    pub fn has(&self, want: &[(&str, &str)]) -> bool {
+        want.iter().all(|(k, v)| self.label(k) == Some(*v))
+    }
+}
+
+/// The samples of a Prometheus text scrape (comments left out). Panics on a line it cannot
+/// read: the format is the gateway's to get right.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                (name.to_owned(), parse_labels(body, line))
+            }
+        };
+        out.push(Sample { name, labels, value });
+    }
+    out
+}
+
+fn parse_labels(body: &str, line: &str) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let end = end.unwrap_or_else(|| panic!("unterminated label value: {line}"));
+        labels.push((key.trim_start_matches(',').to_owned(), value));
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    labels
+}
