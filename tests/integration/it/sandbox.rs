@@ -38,6 +38,16 @@ async fn code_of(resp: reqwest::Response) -> (u16, String, String) {
     )
 }
 
+/// `freeway_guest_failures_total` for the misbehaving component and `kind`.
+async fn guest_failures(gw: &Gateway, kind: &str) -> f64 {
+    let text = gw.get("/metrics").await.text().await.unwrap();
+    freeway_integration::parse_samples(&text)
+        .iter()
+        .filter(|s| s.name == "freeway_guest_failures_total" && s.has(&[("component", "misbehave"), ("kind", kind)]))
+        .map(|s| s.value)
+        .sum()
+}
+
 #[tokio::test]
 async fn an_endless_loop_fails_within_its_budget_while_others_are_served() {
     let sim = Sim::start().await;
@@ -60,6 +70,7 @@ async fn an_endless_loop_fails_within_its_budget_while_others_are_served() {
     assert!(message.contains("CPU budget"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     assert_eq!(ok, 10, "other requests were served meanwhile");
+    assert_eq!(guest_failures(&gw, "cpu").await, 1.0, "counted by kind in /metrics");
 }
 
 #[tokio::test]
@@ -70,6 +81,7 @@ async fn unbounded_allocation_fails_cleanly() {
     assert_eq!(status, 502, "{message}");
     assert_eq!(code, "provider_component_out_of_memory", "{message}");
     assert_eq!(gw.chat(chat_body("ok")).await.status(), 200, "the component still serves");
+    assert_eq!(guest_failures(&gw, "memory").await, 1.0, "counted by kind in /metrics");
 }
 
 #[tokio::test]
@@ -82,6 +94,7 @@ async fn panics_and_stack_overflows_are_contained() {
     let (status, code, message) = code_of(gw.chat(chat_body("stack")).await).await;
     assert_eq!((status, code.as_str()), (502, "provider_component_failed"), "{message}");
     assert_eq!(gw.chat(chat_body("fine")).await.status(), 200);
+    assert_eq!(guest_failures(&gw, "trap").await, 2.0, "counted by kind in /metrics");
 }
 
 #[tokio::test]
