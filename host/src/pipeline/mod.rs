@@ -2,7 +2,10 @@
 //! order they run in, and the one place it is written down:
 //!
 //! ```text
-//! client ──> edge      `Host` must be a loopback name, an IP or an allowed name (421);
+//! client ──> (edge)    the request id (`x-request-id`, the client's when sane);
+//!                      when the response ends: its metrics and access log
+//!                      line, from the request's exchange  (crate::server::observe)
+//!            edge      `Host` must be a loopback name, an IP or an allowed name (421);
 //!                      bodies must be JSON (415); CORS only for configured
 //!                      origins                                   (crate::server::guard)
 //!            auth      the gateway's client keys, if configured (constant time),
