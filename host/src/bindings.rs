@@ -31,6 +31,25 @@ pub mod policy {
     });
 }
 
+/// The optional `declare` export of drop-in providers (world `declared-provider`); every other
+/// interface is the provider world's.
+pub mod declared {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "declared-provider",
+        exports: { default: async },
+        with: {
+            "freeway:gateway/types": super::provider::freeway::gateway::types,
+            "freeway:gateway/http": super::provider::freeway::gateway::http,
+            "freeway:gateway/credentials": super::provider::freeway::gateway::credentials,
+            "freeway:gateway/rate-limit": super::provider::freeway::gateway::rate_limit,
+            "freeway:gateway/log": super::provider::freeway::gateway::log,
+            "freeway:gateway/clock": super::provider::freeway::gateway::clock,
+            "freeway:gateway/provider-api": super::provider::exports::freeway::gateway::provider_api,
+        },
+    });
+}
+
 pub use provider::freeway::gateway::types as wit;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The one HTTP client every upstream call goes through: pooled connections, rustls, connect and
-//! idle-read timeouts (never a whole-body timeout on streams), no proxy from the environment.
+//! idle-read timeouts (never a whole-body timeout on streams), the environment's proxy
+//! (`HTTPS_PROXY`, `NO_PROXY`) unless `[upstream] proxy_from_env = false`.
 //! Secrets are attached here and nowhere else (and scrubbed from anything read back, see
 //! [`crate::scrub`]).
 //!
@@ -43,13 +44,16 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, GatewayError> {
         let idle = Duration::from_millis(cfg.idle_timeout_ms);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !cfg.proxy_from_env {
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .read_timeout(idle)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
-            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(std::sync::Arc::new(GuardedResolver))
             .user_agent(concat!("freeway/", env!("CARGO_PKG_VERSION")))

@@ -39,6 +39,25 @@ impl Provider for Example {
         Ok(openai_passthrough(&req, &path, edits))
     }
 
+    // Optional: what to register when the .wasm is dropped into the providers folder with no
+    // configuration entry (id, name, base URL, auth and models come from the manifest).
+    fn declaration() -> Option<ProviderDeclaration> {
+        Some(ProviderDeclaration {
+            key_env: vec!["EXAMPLE_API_KEY".into()],
+            keys_url: Some("https://example.ai/keys".into()),
+            discover_models: false, // the manifest's models are the whole list
+            keyless: false,
+            free: true,
+            limits: DeclaredLimits {
+                requests_per_minute: Some(30),
+                requests_per_day: Some(1_000),
+                tokens_per_minute: None,
+                tokens_per_day: None,
+            },
+            account_settings: Vec::new(),
+        })
+    }
+
     fn map_error(_c: ProviderConfig, status: u16, headers: Headers, body: String) -> ProviderError {
         // understands {"error":{...}}, top-level {"message":...}, Google's [{"error":...}], ...
         errors::from_response(status, &headers, &body)

@@ -4,7 +4,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "provider",
+        world: "declared-provider",
         pub_export_macro: true,
         export_macro_name: "__export_provider_world",
         default_bindings_module: "freeway_sdk::provider::bindings",
@@ -66,6 +66,13 @@ pub trait Provider {
     fn check(config: ProviderConfig, account: Credential) -> Result<(), ProviderError> {
         Self::list_models(config, Some(account)).map(|_| ())
     }
+
+    /// The provider this component serves when dropped into the providers folder with no
+    /// configuration entry: its key variables, free-tier limits, ... (the manifest gives its id,
+    /// name, base URL, auth and models). Defaults to none: only configured providers use it.
+    fn declaration() -> Option<ProviderDeclaration> {
+        None
+    }
 }
 
 /// Export a [`Provider`] implementation as the component's `provider-api`.
@@ -115,6 +122,11 @@ macro_rules! export_provider {
             }
             fn check(config: $crate::types::ProviderConfig, account: $crate::types::Credential) -> Result<(), $crate::types::ProviderError> {
                 <$t as $crate::Provider>::check(config, account)
+            }
+        }
+        impl $crate::provider::bindings::exports::freeway::gateway::declare::Guest for __FreewayProviderExport {
+            fn declaration() -> Option<$crate::types::ProviderDeclaration> {
+                <$t as $crate::Provider>::declaration()
             }
         }
         // Only wasm builds export symbols; native builds (unit tests) just type-check the impl.

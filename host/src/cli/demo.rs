@@ -128,7 +128,7 @@ fn gateway_config(sim: &str, data: &Path, admin_key: &str) -> String {
     let mut out = format!(
         "# written by `freeway demo`: a gateway over the simulated fleet\n\n\
          [server]\nadmin_key = {admin}\n\n\
-         [upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
+         [upstream]\negress_hosts = [\"127.0.0.1\"]\nproxy_from_env = false\n\n\
          [discovery]\ninterval_secs = 0\nstate_file = {models}\n\n\
          [vault]\npath = {vault}\nkey_file = {key}\naudit_log = {audit}\nhealth_file = {health}\n\n\
          [storage]\nurl = {storage}\n\n\

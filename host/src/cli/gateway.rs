@@ -103,6 +103,17 @@ impl Gateway {
         self.admin_call(req).await
     }
 
+    /// `GET /ready`: its status code (200 ready, 503 not), with no key.
+    pub async fn ready(&self) -> Result<u16, CallError> {
+        let resp = self
+            .client
+            .get(format!("{}/ready", self.url))
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(describe(&e)))?;
+        Ok(resp.status().as_u16())
+    }
+
     /// `GET path` with the admin key, as JSON.
     pub async fn admin_get(&self, path: &str) -> Result<serde_json::Value, CallError> {
         self.admin_call(self.client.get(format!("{}{path}", self.url))).await

@@ -8,8 +8,12 @@ mod demo;
 mod eval;
 mod gateway;
 mod models;
+mod paths;
+mod plugins;
 mod providers;
+mod ready;
 mod route;
+mod scaffold;
 mod setup;
 mod stats;
 mod stats_view;
@@ -33,6 +37,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "FREEWAY_LOG_JSON")]
     pub log_json: bool,
 
+    /// Folder for the vault, master key, usage database and state files (default: `data/` in a
+    /// project folder, else the platform's data folder, e.g. ~/.local/share/freeway)
+    #[arg(long, global = true, env = "FREEWAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Folder for precompiled components (default: `data/cache` in a project folder, else the
+    /// platform's cache folder, e.g. ~/.cache/freeway)
+    #[arg(long, global = true, env = "FREEWAY_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,8 +55,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway
     Serve {
-        /// Configuration file (default: config/freeway.toml if present, else providers from
-        /// their key variables)
+        /// Configuration file (default: config/freeway.toml in a project folder, else
+        /// ~/.config/freeway/freeway.toml, if present; else providers from their key variables)
         #[arg(long, short, env = "FREEWAY_CONFIG")]
         config: Option<PathBuf>,
         /// Address to listen on (default 127.0.0.1:8000): `host:port`, `localhost:port`, or a bare
@@ -100,6 +114,12 @@ pub enum Command {
     /// Add your first providers: pick them, paste their keys, each key is checked at once
     /// (`--non-interactive --provider ID` for scripts)
     Setup(setup::SetupArgs),
+    /// Where the configuration, data, vault, cache and component folders are
+    Paths(paths::PathsArgs),
+    /// The provider and policy components a running gateway has loaded (or would find)
+    Plugins(plugins::PluginsArgs),
+    /// Exit 0 when a running gateway is ready to serve (GET /ready), 1 otherwise (health checks)
+    Ready(ready::ReadyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,12 +163,16 @@ impl Cli {
                 | Command::Chat(_)
                 | Command::Stats(_)
                 | Command::Setup(_)
+                | Command::Paths(_)
+                | Command::Plugins(_)
+                | Command::Ready(_)
         )
     }
 }
 
 /// Run a parsed command; the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    config::paths::set_flags(cli.data_dir, cli.cache_dir);
     match cli.command {
         Command::Serve { config, listen, insecure_no_auth } => serve(config, listen, insecure_no_auth).await,
         Command::CheckConfig { config } => check_config(config).await,
@@ -166,6 +190,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Chat(args) => chat::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Stats(args) => stats::run(args).await,
+        Command::Paths(args) => paths::run(&args),
+        Command::Plugins(args) => plugins::run(args).await,
+        Command::Ready(args) => ready::run(args).await,
     }
 }
 

@@ -199,7 +199,7 @@ pub async fn run(args: ModelsArgs) -> i32 {
         }
     };
     let vault = super::catalog_views::vault_for_view(&loaded);
-    let resolved = resolve(&loaded.config, &catalog, &vault);
+    let resolved = resolve(&loaded.config, &catalog, &vault, &|v| std::env::var(v).ok());
     let state = DiscoveryState::load(&loaded.config.discovery.state_file);
     let rows = filter(rows(&resolved, &catalog, &state, args.all || resolved.is_empty()), &args);
     let mut t = table(&["MODEL", "PROVIDER", "CONTEXT", "MAX OUT", "CAPABILITIES", "FREE", "LIMITS", "STATUS"]);
@@ -307,7 +307,7 @@ reasoning = true
     fn listed_models_are_available_and_missing_ones_unavailable() {
         let config: Config = toml::from_str("[[providers]]\nid = \"groq\"\napi_keys = [\"k\"]\n").unwrap();
         let cat = catalog();
-        let resolved = resolve(&config, &cat, &[]);
+        let resolved = resolve(&config, &cat, &[], &|_| None);
         let mut state = DiscoveryState::default();
         state.record(
             "groq",
@@ -340,7 +340,7 @@ reasoning = true
         let config: Config =
             toml::from_str("[[providers]]\nid = \"groq\"\n[[providers]]\nid = \"cerebras\"\n").unwrap();
         let cat = catalog();
-        let all = rows(&resolve(&config, &cat, &[]), &cat, &DiscoveryState::default(), false);
+        let all = rows(&resolve(&config, &cat, &[], &|_| None), &cat, &DiscoveryState::default(), false);
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|r| r.status == "not listed yet"));
         let tools = filter(all.clone(), &ModelsArgs { capability: Some(Capability::Tools), ..args() });

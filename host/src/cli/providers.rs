@@ -17,7 +17,7 @@ pub fn run(config_path: Option<&Path>) -> i32 {
         }
     };
     let vault = super::catalog_views::vault_for_view(&loaded);
-    let resolved = resolve(&loaded.config, &catalog, &vault);
+    let resolved = resolve(&loaded.config, &catalog, &vault, &|v| std::env::var(v).ok());
     let state = DiscoveryState::load(&loaded.config.discovery.state_file);
     let mut t = table(&["PROVIDER", "NAME", "COMPONENT", "CONFIGURED", "FREE TIER", "TERMS", "MODELS"]);
     for p in &catalog.providers {

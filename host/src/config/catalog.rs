@@ -67,6 +67,11 @@ pub struct CatalogProvider {
     pub sources: Vec<String>,
 }
 
+/// What a provider id may be: letters, digits, `-`, `_` and `.`.
+pub fn valid_provider_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {

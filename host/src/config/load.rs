@@ -6,6 +6,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::paths::Layout;
 use super::{Config, auto};
 
 /// Where a configuration came from.
@@ -14,6 +15,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// the file read, or `None` when providers came from the environment
     pub path: Option<PathBuf>,
+    /// where the configuration's relative paths were placed (kept for reloads)
+    pub layout: Layout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +114,7 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
     for (i, p) in config.providers.iter().enumerate() {
         let id = p.id.get_ref();
         let field = |name: &str| Some(format!("providers[{i}].{name}"));
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if !super::catalog::valid_provider_id(id) {
             return Err(ctx.err(
                 Some(p.id.span()),
                 field("id"),
@@ -180,8 +183,21 @@ fn span_of(text: &str, provider: usize, key: &str) -> Option<Range<usize>> {
     None
 }
 
-/// Read and validate a configuration file.
+/// Read and validate a configuration file named on the command line (its relative paths are
+/// relative to the current directory).
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    load_in(path, Layout::detect(true))
+}
+
+/// Read the same file again, with the same layout (hot reload).
+pub fn reload(previous: &LoadedConfig) -> Result<LoadedConfig, ConfigError> {
+    match &previous.path {
+        Some(path) => load_in(path, previous.layout.clone()),
+        None => Ok(previous.clone()),
+    }
+}
+
+fn load_in(path: &Path, layout: Layout) -> Result<LoadedConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: Some(path.to_owned()),
         line: None,
@@ -190,8 +206,9 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         message: format!("cannot read the configuration file: {e}"),
     })?;
     let mut config = parse(path, &text)?;
-    keys_from_env(&mut config, |v| std::env::var(v).ok());
-    Ok(LoadedConfig { config, path: Some(path.to_owned()) })
+    layout.apply(&mut config);
+    from_environment(&mut config);
+    Ok(LoadedConfig { config, path: Some(path.to_owned()), layout })
 }
 
 /// Client keys from `FREEWAY_API_KEY` (several separated by commas) join `[server] api_keys`;
@@ -209,24 +226,32 @@ fn keys_from_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) {
     }
 }
 
-/// The default configuration file, if present.
-pub const DEFAULT_PATH: &str = "config/freeway.toml";
-
-/// `explicit`, else `config/freeway.toml` if it exists, else providers from their key variables.
+/// `explicit`, else the default configuration file if it exists (`config/freeway.toml` in a
+/// project folder, `$XDG_CONFIG_HOME/freeway/freeway.toml` elsewhere: see [`super::paths`]), else
+/// providers from their key variables.
 pub fn load_or_auto(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     if let Some(p) = explicit {
         return load(p);
     }
-    let default = Path::new(DEFAULT_PATH);
-    if default.exists() {
-        return load(default);
+    let layout = Layout::detect(false);
+    if let Some(file) = layout.default_config_file() {
+        return load_in(&file, layout);
     }
-    let mut config = Config {
-        providers: auto::from_env(super::catalog::embedded(), |v| std::env::var(v).ok()),
-        ..Config::default()
-    };
-    keys_from_env(&mut config, |v| std::env::var(v).ok());
-    Ok(LoadedConfig { config, path: None })
+    let mut config = Config::default();
+    layout.apply(&mut config);
+    from_environment(&mut config);
+    Ok(LoadedConfig { config, path: None, layout })
+}
+
+/// What the environment adds to a configuration: client and admin keys, and (with `auto_env`,
+/// the default) the providers whose key variables are set.
+fn from_environment(config: &mut Config) {
+    keys_from_env(config, |v| std::env::var(v).ok());
+    if config.auto_env.0 {
+        let catalog =
+            super::Catalog::load(&config.catalog.files).unwrap_or_else(|_| super::catalog::embedded().clone());
+        auto::merge_from_env(config, &catalog, |v| std::env::var(v).ok());
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 //! Layers, lowest first: built-in defaults < the file (or, with no file, providers enabled from
 //! their usual key variables through the embedded catalog) < command-line flags.
 
-mod auto;
+pub mod auto;
 pub mod catalog;
+#[cfg(test)]
+mod example_keys;
 mod interp;
 mod listen;
 mod load;
+pub mod paths;
 mod resolve;
 pub mod rules;
 
@@ -20,7 +23,7 @@ use serde::Deserialize;
 pub use catalog::{Catalog, CatalogModel, CatalogProvider};
 pub use interp::{Interpolated, SecretString, mask};
 pub use listen::parse_listen;
-pub use load::{ConfigError, LoadedConfig, load, load_or_auto};
+pub use load::{ConfigError, LoadedConfig, load, load_or_auto, reload};
 pub use resolve::{ResolvedKey, ResolvedProvider, resolve};
 pub use rules::RoutingRuleConfig;
 
@@ -57,6 +60,22 @@ pub struct Config {
     pub routing_rules: Vec<RoutingRuleConfig>,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// providers whose key variable is set (`GROQ_API_KEY`, ...) are enabled besides those
+    /// listed here (paid ones only when `FREEWAY_PAID_PROVIDERS` names them); `false`: only the
+    /// listed providers serve
+    #[serde(default)]
+    pub auto_env: AutoEnv,
+}
+
+/// `auto_env`, on unless the file turns it off.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct AutoEnv(pub bool);
+
+impl Default for AutoEnv {
+    fn default() -> Self {
+        AutoEnv(true)
+    }
 }
 
 /// A model name clients may ask for (a new alias, or a served model) and the models to fall back
@@ -415,6 +434,9 @@ pub struct UpstreamConfig {
     /// longest wait for a stream's first data event, in milliseconds (keep-alive comments do not
     /// count as data)
     pub first_event_timeout_ms: u64,
+    /// reach upstreams through the proxy `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` name (hosts in
+    /// `NO_PROXY` directly); `false`: always directly
+    pub proxy_from_env: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -432,6 +454,7 @@ impl Default for UpstreamConfig {
             max_event_bytes: 4 * 1024 * 1024,
             max_stream_bytes: 256 * 1024 * 1024,
             first_event_timeout_ms: 120_000,
+            proxy_from_env: true,
         }
     }
 }

@@ -76,11 +76,36 @@ fn vault_key(r: &Record, secret: &SecretString) -> ResolvedKey {
 
 /// The enabled providers of `config` (with their vault accounts), catalog providers that only
 /// the vault has accounts for, and the local servers `[discovery] local` asks to look for.
-pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretString)]) -> Vec<ResolvedProvider> {
+/// A listed provider without `api_keys` takes its key from the catalog's key variable (`lookup`
+/// reads the environment).
+pub fn resolve(
+    config: &Config,
+    catalog: &Catalog,
+    vault: &[(Record, SecretString)],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Vec<ResolvedProvider> {
     let mut out: Vec<ResolvedProvider> = Vec::new();
     for p in config.providers.iter().filter(|p| p.enabled) {
         let id = p.id.get_ref().clone();
         let entry = catalog.provider(p.catalog.as_deref().unwrap_or(&id)).cloned();
+        let mut keys = config_keys(&id, &p.api_keys);
+        keys.extend(vault.iter().filter(|(r, _)| r.provider == id).map(|(r, s)| vault_key(r, s)));
+        if p.api_keys.is_empty()
+            && let Some(e) = &entry
+            && let Some(secret) = super::auto::catalog_key(e, lookup)
+            && !keys.iter().any(|k| k.secret.expose() == secret.expose())
+        {
+            let var = e.key_env.iter().find(|v| lookup(v).is_some_and(|k| !k.trim().is_empty())).cloned();
+            keys.push(ResolvedKey {
+                id: format!("{id}#env"),
+                secret,
+                label: var.unwrap_or_else(|| format!("{id}#env")),
+                pool: None,
+                settings: BTreeMap::new(),
+                enabled: true,
+                from_vault: false,
+            });
+        }
         let mut settings = entry.as_ref().map(|e| e.settings.clone()).unwrap_or_default();
         settings.extend(p.settings.iter().map(|(k, v)| (k.clone(), v.0.clone())));
         out.push(ResolvedProvider {
@@ -91,10 +116,7 @@ pub fn resolve(config: &Config, catalog: &Catalog, vault: &[(Record, SecretStrin
                 .or_else(|| entry.as_ref().map(|e| e.component.clone()))
                 .unwrap_or_else(|| "openai-compat".to_owned()),
             base_url: p.base_url.as_ref().map(|u| u.0.clone()).or_else(|| entry.as_ref().map(|e| e.base_url.clone())),
-            keys: config_keys(&id, &p.api_keys)
-                .into_iter()
-                .chain(vault.iter().filter(|(r, _)| r.provider == id).map(|(r, s)| vault_key(r, s)))
-                .collect(),
+            keys,
             settings,
             models: p.models.clone(),
             discover_models: p.discover_models,
@@ -201,7 +223,7 @@ local = true
         let c = config(
             "[[providers]]\nid = \"groq\"\napi_keys = [\"gsk_1\"]\n[providers.settings]\ndrop_params = \"logprobs,n\"\n",
         );
-        let r = resolve(&c, &catalog(), &[]);
+        let r = resolve(&c, &catalog(), &[], &|_| None);
         assert_eq!(r[0].component, "openai-compat");
         assert_eq!(r[0].base_url.as_deref(), Some("https://api.groq.com/openai/v1"));
         assert_eq!(r[0].settings["requests_window"], "day");
@@ -209,9 +231,32 @@ local = true
     }
 
     #[test]
+    fn a_listed_provider_without_keys_takes_its_catalog_key_variable() {
+        let mut cat = catalog();
+        cat.providers[0].key_env = vec!["GROQ_API_KEY".into()];
+        let env = |v: &str| (v == "GROQ_API_KEY").then(|| " gsk_env ".to_owned());
+        let listed = config("[[providers]]\nid = \"groq\"\n");
+        let r = resolve(&listed, &cat, &[], &env);
+        assert_eq!(r[0].keys.len(), 1);
+        assert_eq!(r[0].keys[0].secret.expose(), "gsk_env");
+        assert_eq!(r[0].keys[0].label, "GROQ_API_KEY", "labelled by its variable, never by the key");
+        let with_keys = config("[[providers]]\nid = \"groq\"\napi_keys = [\"gsk_file\"]\n");
+        let r = resolve(&with_keys, &cat, &[], &env);
+        assert_eq!(r[0].keys.len(), 1, "listed keys are the whole list");
+        assert_eq!(r[0].keys[0].secret.expose(), "gsk_file");
+    }
+
+    #[test]
+    fn auto_env_is_on_unless_the_file_turns_it_off() {
+        assert_eq!(Config::default().auto_env, crate::config::AutoEnv(true));
+        assert_eq!(config("").auto_env, crate::config::AutoEnv(true));
+        assert_eq!(config("auto_env = false\n").auto_env, crate::config::AutoEnv(false));
+    }
+
+    #[test]
     fn a_differently_named_instance_can_point_at_an_entry() {
         let c = config("[[providers]]\nid = \"gemini-work\"\ncatalog = \"gemini\"\napi_keys = [\"AIza\"]\n");
-        let r = resolve(&c, &catalog(), &[]);
+        let r = resolve(&c, &catalog(), &[], &|_| None);
         assert_eq!(r[0].component, "gemini");
         assert_eq!(r[0].id, "gemini-work");
     }
@@ -219,7 +264,7 @@ local = true
     #[test]
     fn unknown_ids_default_to_openai_compat() {
         let c = config("[[providers]]\nid = \"mine\"\nbase_url = \"http://127.0.0.1:9/v1\"\n");
-        let r = resolve(&c, &catalog(), &[]);
+        let r = resolve(&c, &catalog(), &[], &|_| None);
         assert_eq!(r[0].component, "openai-compat");
         assert!(r[0].catalog.is_none());
     }
@@ -227,7 +272,7 @@ local = true
     #[test]
     fn local_servers_are_added_when_asked_for() {
         let c = config("[discovery]\nlocal = [\"ollama\", \"groq\"]\n");
-        let r = resolve(&c, &catalog(), &[]);
+        let r = resolve(&c, &catalog(), &[], &|_| None);
         assert_eq!(r.len(), 1, "groq is not a local server");
         assert!(r[0].local && r[0].keys.is_empty());
     }
@@ -253,7 +298,7 @@ local = true
         }
         let unsealed = v.unsealed().unwrap();
         let c = config("[[providers]]\nid = \"groq\"\napi_keys = [\"gsk_config_key\"]\n");
-        let r = resolve(&c, &catalog(), &unsealed);
+        let r = resolve(&c, &catalog(), &unsealed, &|_| None);
         assert_eq!(r.len(), 2, "groq configured, gemini from the catalog, 'nowhere' skipped");
         let groq = &r[0];
         assert_eq!(groq.keys.len(), 2);

@@ -1,6 +1,6 @@
 //! Building a [`Snapshot`] from the configuration and the loaded components.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -13,24 +13,33 @@ use super::{Availability, ModelEntry, ModelSource, ProviderEntry, Route, Snapsho
 use crate::accounts::Account;
 use crate::bindings::wit;
 use crate::config::{Catalog, CatalogModel, Config, ModelSpec, ResolvedProvider, RuntimeConfig};
+use crate::runtime::embedded;
 use crate::runtime::state::GuestBuckets;
 use crate::runtime::{PolicyComponent, ProviderComponent};
 use crate::upstream::UpstreamClient;
 
 /// The `.wasm` file a provider's `component` names: a built-in name is looked up in
-/// `providers_dir`; anything with a `/` or ending in `.wasm` is a path (relative to the current
-/// directory). Always absolute, so it compares equal to the paths the file watcher reports.
+/// `providers_dir`, then among the components embedded in the binary; anything with a `/` or
+/// ending in `.wasm` is a path (relative to the current directory). Always absolute (or an
+/// `embedded:` path), so it compares equal to the paths the file watcher reports.
 pub fn component_path(runtime: &RuntimeConfig, component: &str) -> PathBuf {
     let path = if component.contains('/') || component.ends_with(".wasm") {
         PathBuf::from(component)
     } else {
-        runtime.providers_dir.join(format!("{component}.wasm"))
+        let file = runtime.providers_dir.join(format!("{component}.wasm"));
+        if !file.exists() && embedded::provider(component).is_some() {
+            return embedded::path(component);
+        }
+        file
     };
     std::path::absolute(&path).unwrap_or(path)
 }
 
-/// A component's short name for messages: the file stem.
+/// A component's short name for messages: the file stem, or the embedded component's name.
 pub fn component_name(path: &Path) -> String {
+    if let Some(name) = embedded::name(path) {
+        return name.to_owned();
+    }
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
@@ -347,7 +356,15 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
         }
     }
     let models_body = render_models(&providers, &inp.config.routes);
-    let mut policies: Vec<_> = inp.policies.values().cloned().collect();
+    // a policy file in the policies folder takes the place of the embedded one of its name
+    let from_folder: HashSet<&str> =
+        inp.policies.iter().filter(|(path, _)| embedded::name(path).is_none()).map(|(_, p)| p.name.as_str()).collect();
+    let mut policies: Vec<_> = inp
+        .policies
+        .iter()
+        .filter(|(path, p)| embedded::name(path).is_none() || !from_folder.contains(p.name.as_str()))
+        .map(|(_, p)| p.clone())
+        .collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
     let fleet = super::fleet::fleet_of(&providers, inp.config.routing.free_only);
     Snapshot {

@@ -15,6 +15,16 @@ pub struct ComponentStatus {
     /// `provider` or `policy`
     pub kind: String,
     pub path: String,
+    /// `embedded` (compiled into the binary), `folder` (the providers or policies folder) or
+    /// `path` (a `.wasm` the configuration names elsewhere)
+    #[serde(default)]
+    pub source: String,
+    /// the `freeway:gateway` WIT version it was built against, when one is serving
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wit: Option<String>,
+    /// the provider a drop-in component declares it serves
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declares: Option<String>,
     /// the version the component declares (providers), when one is serving
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -37,7 +47,7 @@ pub struct ComponentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub at_ms: u64,
-    /// `loaded` or `refused`
+    /// `loaded`, `refused` or `removed`
     pub event: String,
     /// the version and hash loaded, or why it was refused
     pub detail: String,
@@ -70,6 +80,9 @@ pub struct ComponentLog {
 pub struct Loaded<'a> {
     pub kind: &'a str,
     pub name: &'a str,
+    pub source: &'a str,
+    pub wit: &'a str,
+    pub declares: Option<&'a str>,
     pub version: Option<&'a str>,
     pub sha256: &'a str,
     pub loaded_at_ms: u64,
@@ -86,6 +99,9 @@ impl ComponentLog {
             name: name.to_owned(),
             kind: kind.to_owned(),
             path: path.display().to_string(),
+            source: String::new(),
+            wit: None,
+            declares: None,
             version: None,
             sha256: None,
             loaded_at_ms: None,
@@ -98,6 +114,9 @@ impl ComponentLog {
     pub fn loaded(&self, path: &Path, l: &Loaded<'_>) {
         let mut files = self.files.lock();
         let e = Self::entry(&mut files, path, l.kind, l.name);
+        l.source.clone_into(&mut e.source);
+        e.wit = Some(l.wit.to_owned());
+        e.declares = l.declares.map(str::to_owned);
         e.version = l.version.map(str::to_owned);
         e.sha256 = Some(l.sha256.to_owned());
         e.loaded_at_ms = Some(l.loaded_at_ms);
@@ -110,11 +129,25 @@ impl ComponentLog {
         remember(&mut e.history, Change { at_ms: l.loaded_at_ms, event: "loaded".to_owned(), detail });
     }
 
-    pub fn refused(&self, path: &Path, kind: &str, name: &str, why: &str, at_ms: u64) {
+    pub fn refused(&self, path: &Path, kind: &str, name: &str, source: &str, why: &str, at_ms: u64) {
         let mut files = self.files.lock();
         let e = Self::entry(&mut files, path, kind, name);
+        source.clone_into(&mut e.source);
         e.last_refusal = Some(Refusal { at_ms, why: why.to_owned() });
         remember(&mut e.history, Change { at_ms, event: "refused".to_owned(), detail: why.to_owned() });
+    }
+
+    /// The file was removed: nothing of it serves any more.
+    pub fn removed(&self, path: &Path, at_ms: u64) {
+        let mut files = self.files.lock();
+        if let Some(e) = files.get_mut(path) {
+            e.version = None;
+            e.wit = None;
+            e.declares = None;
+            e.sha256 = None;
+            e.loaded_at_ms = None;
+            remember(&mut e.history, Change { at_ms, event: "removed".to_owned(), detail: "file removed".to_owned() });
+        }
     }
 
     /// Every file, in path order.
@@ -134,12 +167,15 @@ mod tests {
         let v = |version, at| Loaded {
             kind: "provider",
             name: "groq",
+            source: "folder",
+            wit: "0.1.0",
+            declares: None,
             version: Some(version),
             sha256: "ab",
             loaded_at_ms: at,
         };
         log.loaded(p, &v("1.0.0", 10));
-        log.refused(p, "provider", "groq", "not a component", 20);
+        log.refused(p, "provider", "groq", "folder", "not a component", 20);
         log.loaded(p, &v("1.1.0", 30));
         let list = log.list();
         assert_eq!(list.len(), 1);
@@ -151,7 +187,7 @@ mod tests {
         assert_eq!(events, [(10, "loaded"), (20, "refused"), (30, "loaded")]);
         assert_eq!(list[0].history[2].detail, "1.1.0 (sha256 ab)");
         for i in 0..20 {
-            log.refused(p, "provider", "groq", "again", 100 + i);
+            log.refused(p, "provider", "groq", "folder", "again", 100 + i);
         }
         let h = &log.list()[0].history;
         assert_eq!(h.len(), HISTORY, "bounded");

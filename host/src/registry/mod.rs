@@ -4,6 +4,7 @@
 
 mod build;
 pub mod components;
+mod declared;
 pub mod discovery;
 mod event;
 mod fleet;

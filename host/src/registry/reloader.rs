@@ -13,12 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::build::{self, component_name, component_path};
 use super::components::{ComponentLog, Loaded};
+use super::declared;
 use super::{Registry, Snapshot, watcher};
 use crate::accounts::Account;
 use crate::accounts::SecretSet;
 use crate::bindings::wit;
 use crate::config::{self, Catalog, LoadedConfig, ResolvedProvider, SecretString};
 use crate::registry::discovery::{self, DiscoveryState};
+use crate::runtime::embedded;
 use crate::runtime::state::GuestBuckets;
 use crate::runtime::{PolicyComponent, ProviderComponent, Runtime};
 use crate::upstream::UpstreamClient;
@@ -60,7 +62,10 @@ pub struct Reloader {
     http: UpstreamClient,
     registry: Arc<Registry>,
     config: LoadedConfig,
+    /// the catalog with what drop-in components declare (see `re_resolve`)
     catalog: Arc<Catalog>,
+    /// the embedded catalog and `[catalog] files`
+    file_catalog: Arc<Catalog>,
     resolved: Vec<ResolvedProvider>,
     /// the vault's accounts with their secrets
     vault: Vec<(Record, SecretString)>,
@@ -139,7 +144,8 @@ impl Reloader {
             runtime,
             http,
             registry: registry.clone(),
-            resolved: config::resolve(&config.config, &catalog, &vault),
+            resolved: Vec::new(),
+            file_catalog: catalog.clone(),
             vault,
             vault_problem,
             catalog,
@@ -164,6 +170,8 @@ impl Reloader {
         };
         let this_log = this.log.clone();
         this.load_policies_dir().await;
+        this.load_providers_dir().await;
+        this.re_resolve();
         this.ensure_components().await;
         this.rebuild();
         this.serving = true;
@@ -180,14 +188,7 @@ impl Reloader {
             match event {
                 Event::ConfigChanged => self.reload_config().await,
                 Event::FileChanged(path) => self.file_changed(&path).await,
-                Event::FileRemoved(path) => {
-                    if self.components.contains_key(&path) || self.policies.contains_key(&path) {
-                        tracing::info!(
-                            "{} was removed; the loaded version keeps serving until the configuration stops using it",
-                            path.display()
-                        );
-                    }
-                }
+                Event::FileRemoved(path) => self.file_removed(&path).await,
                 Event::DiscoveryFileChanged => {
                     let state = DiscoveryState::load(&self.config.config.discovery.state_file);
                     if state != self.discovered {
@@ -244,7 +245,7 @@ impl Reloader {
             Ok(accounts) => {
                 self.vault = accounts;
                 self.vault_problem = None;
-                self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
+                self.re_resolve();
                 self.ensure_components().await;
                 self.rebuild();
                 self.reloaded("vault", true);
@@ -265,7 +266,7 @@ impl Reloader {
 
     async fn reload_config(&mut self) {
         let Some(path) = self.config_path().map(Path::to_owned) else { return };
-        match config::load(&path) {
+        match config::reload(&self.config) {
             Ok(new) => {
                 let old = &self.config.config;
                 if old.server.listen != new.config.server.listen
@@ -279,11 +280,11 @@ impl Reloader {
                     );
                 }
                 self.config = new;
-                self.catalog = load_catalog(&self.config);
+                self.file_catalog = load_catalog(&self.config);
                 if let Ok(v) = load_vault(&self.config).await {
                     self.vault = v;
                 }
-                self.resolved = config::resolve(&self.config.config, &self.catalog, &self.vault);
+                self.re_resolve();
                 self.ensure_components().await;
                 self.rebuild();
                 self.reloaded("config", true);
@@ -293,6 +294,47 @@ impl Reloader {
                 self.reloaded("config", false);
                 tracing::error!("configuration rejected, the previous one keeps serving: {e}");
             }
+        }
+    }
+
+    /// The catalog with what drop-in components declare, and the providers to serve: the
+    /// configuration's, those `auto_env` enables from key variables (declared ones included),
+    /// keyless declared ones, and those the vault has accounts for.
+    fn re_resolve(&mut self) {
+        let declared = declared::catalog(&self.components, &self.config.config.runtime.providers_dir);
+        let mut catalog = (*self.file_catalog).clone();
+        catalog.merge(declared.clone());
+        let env = |v: &str| std::env::var(v).ok();
+        let mut config = self.config.config.clone();
+        if config.auto_env.0 {
+            let listed: Vec<String> = config.providers.iter().map(|p| p.id.get_ref().clone()).collect();
+            config::auto::merge_from_env(&mut config, &declared, env);
+            for d in &declared.providers {
+                if d.local && !config.providers.iter().any(|p| p.id.get_ref() == &d.id) {
+                    config.providers.push(config::auto::entry(&d.id));
+                }
+            }
+            for p in config.providers.iter_mut().filter(|p| !listed.contains(p.id.get_ref())) {
+                if let Some(c) = self.components.values().find(|c| &c.manifest.id == p.id.get_ref())
+                    && let Some(d) = &c.declaration
+                {
+                    p.discover_models = d.discover_models || d.keyless;
+                }
+            }
+        }
+        self.catalog = Arc::new(catalog);
+        self.resolved = config::resolve(&config, &self.catalog, &self.vault, &env);
+    }
+
+    /// Every component file in the providers folder (drop-in providers declare themselves).
+    async fn load_providers_dir(&mut self) {
+        let dir = self.config.config.runtime.providers_dir.clone();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_wasm(p)).collect();
+        paths.sort();
+        for p in paths {
+            let p = std::path::absolute(&p).unwrap_or(p);
+            self.load_provider(&p).await;
         }
     }
 
@@ -327,6 +369,9 @@ impl Reloader {
                     &Loaded {
                         kind: "provider",
                         name: &name,
+                        source: self.source_of(path),
+                        wit: &c.wit,
+                        declares: c.declaration.as_ref().map(|_| c.manifest.id.as_str()),
                         version: Some(c.manifest.version.as_str()),
                         sha256: &c.hash,
                         loaded_at_ms: crate::clock::unix_ms(c.loaded_at),
@@ -339,7 +384,7 @@ impl Reloader {
             }
             Err(e) => {
                 self.reloaded("provider_component", false);
-                self.log.refused(path, "provider", &name, &e.message, crate::clock::now_ms());
+                self.log.refused(path, "provider", &name, self.source_of(path), &e.message, crate::clock::now_ms());
                 if self.components.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {
@@ -362,6 +407,9 @@ impl Reloader {
                 let loaded = Loaded {
                     kind: "policy",
                     name: &name,
+                    source: self.source_of(path),
+                    wit: &c.wit,
+                    declares: None,
                     version: None,
                     sha256: &c.hash,
                     loaded_at_ms: crate::clock::now_ms(),
@@ -373,7 +421,7 @@ impl Reloader {
             }
             Err(e) => {
                 self.reloaded("policy_component", false);
-                self.log.refused(path, "policy", &name, &e.message, crate::clock::now_ms());
+                self.log.refused(path, "policy", &name, self.source_of(path), &e.message, crate::clock::now_ms());
                 if self.policies.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {
@@ -384,7 +432,12 @@ impl Reloader {
         }
     }
 
+    /// The embedded policies, then every policy file in the policies folder (a file takes the
+    /// place of the embedded policy of its name).
     async fn load_policies_dir(&mut self) {
+        for name in embedded::policy_names() {
+            self.load_policy(&embedded::path(name)).await;
+        }
         let dir = self.config.config.runtime.policies_dir.clone();
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
         let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_wasm(p)).collect();
@@ -403,8 +456,41 @@ impl Reloader {
         let in_policies = path.parent().is_some_and(|d| same_dir(d, &rt.policies_dir));
         let changed = if in_policies { self.load_policy(path).await } else { self.load_provider(path).await };
         if changed {
+            if !in_policies {
+                // a drop-in provider may have arrived, changed what it declares, or taken the
+                // place of an embedded component
+                self.re_resolve();
+                self.ensure_components().await;
+            }
             self.rebuild();
         }
+    }
+
+    /// Where a component comes from, for `freeway plugins` and the status view.
+    fn source_of(&self, path: &Path) -> &'static str {
+        let rt = &self.config.config.runtime;
+        if embedded::name(path).is_some() {
+            "embedded"
+        } else if path.parent().is_some_and(|d| same_dir(d, &rt.providers_dir) || same_dir(d, &rt.policies_dir)) {
+            "folder"
+        } else {
+            "path"
+        }
+    }
+
+    /// A component file is gone: what it served stops (an embedded component of the same name
+    /// takes its place again); requests already running finish on the instance they hold.
+    async fn file_removed(&mut self, path: &Path) {
+        let was_loaded = self.components.remove(path).is_some() | self.policies.remove(path).is_some();
+        let had_failed = self.failures.remove(path).is_some();
+        if !(was_loaded || had_failed) {
+            return;
+        }
+        tracing::info!("{} was removed; it no longer serves", path.display());
+        self.log.removed(path, crate::clock::now_ms());
+        self.re_resolve();
+        self.ensure_components().await;
+        self.rebuild();
     }
 
     fn rebuild(&mut self) {

@@ -43,6 +43,10 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
     let vault = &config.config.vault.path;
     let vault_file = std::path::absolute(vault).unwrap_or_else(|_| vault.clone());
     let mut dirs: Vec<PathBuf> = vec![rt.providers_dir.clone(), rt.policies_dir.clone()];
+    for dir in &dirs {
+        // so a component dropped in later is seen (a fresh install has neither folder)
+        let _ = std::fs::create_dir_all(dir);
+    }
     if let Some(parent) = config_file.as_ref().and_then(|p| p.parent()) {
         dirs.push(parent.to_owned());
     }

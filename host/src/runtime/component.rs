@@ -68,7 +68,11 @@ pub struct ProviderComponent {
     pub path: PathBuf,
     /// sha256 of the `.wasm` file
     pub hash: String,
+    /// the `freeway:gateway` version it was built against
+    pub wit: String,
     pub manifest: wit::ProviderManifest,
+    /// the provider it declares it serves (drop-in components), checked when it loaded
+    pub declaration: Option<wit::ProviderDeclaration>,
     pub auth: AuthStyle,
     pub loaded_at: std::time::SystemTime,
     pre: ProviderPre<GuestState>,
@@ -83,6 +87,8 @@ pub struct PolicyComponent {
     pub name: String,
     pub path: PathBuf,
     pub hash: String,
+    /// the `freeway:gateway` version it was built against
+    pub wit: String,
     pre: PolicyPre<GuestState>,
     engine: Engine,
     limits: GuestLimits,
@@ -146,10 +152,14 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compile (or load from cache) and check the WIT version. Blocking: call from a blocking task.
-    fn compile(&self, path: &Path, world: World) -> Result<(Component, String), ComponentError> {
+    /// Compile (or load from cache) and check the WIT version: the component, its content hash
+    /// and the `freeway:gateway` version it was built against. Blocking: call from a blocking task.
+    fn compile(&self, path: &Path, world: World) -> Result<(Component, String, String), ComponentError> {
         let err = |message: String| ComponentError { path: path.to_owned(), message };
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+        let bytes = match super::embedded::bytes(path) {
+            Some(b) => std::borrow::Cow::Borrowed(b),
+            None => std::borrow::Cow::Owned(std::fs::read(path).map_err(|e| err(format!("cannot read it: {e}")))?),
+        };
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(err("not a WebAssembly file".into()));
         }
@@ -168,8 +178,8 @@ impl Runtime {
                 c
             }
         };
-        check_wit_version(&component, &self.engine, world).map_err(err)?;
-        Ok((component, hash))
+        let wit = check_wit_version(&component, &self.engine, world).map_err(err)?;
+        Ok((component, hash, wit))
     }
 
     /// Load a provider component: compile, check, link and validate its manifest.
@@ -181,7 +191,7 @@ impl Runtime {
         let err = |message: String| ComponentError { path: path.to_owned(), message };
         let this = self.clone();
         let owned = path.to_owned();
-        let (component, hash) = tokio::task::spawn_blocking(move || this.compile(&owned, World::Provider))
+        let (component, hash, wit) = tokio::task::spawn_blocking(move || this.compile(&owned, World::Provider))
             .await
             .map_err(|e| err(format!("compilation task failed: {e}")))??;
         let pre = self
@@ -194,7 +204,9 @@ impl Runtime {
             name: name.to_owned(),
             path: path.to_owned(),
             hash,
+            wit,
             manifest: empty_manifest(),
+            declaration: None,
             auth: AuthStyle::None,
             loaded_at: std::time::SystemTime::now(),
             pre,
@@ -208,6 +220,10 @@ impl Runtime {
         validate_manifest(&manifest).map_err(|m| err(format!("invalid manifest: {m}")))?;
         component.auth = AuthStyle::from_wit(&manifest.auth).map_err(|m| err(format!("invalid manifest auth: {m}")))?;
         component.manifest = manifest;
+        component.declaration = component.declaration().await.map_err(err)?;
+        if let Some(d) = &component.declaration {
+            validate_declaration(&component.manifest, d).map_err(|m| err(format!("invalid declaration: {m}")))?;
+        }
         Ok(Arc::new(component))
     }
 
@@ -220,7 +236,7 @@ impl Runtime {
         let err = |message: String| ComponentError { path: path.to_owned(), message };
         let this = self.clone();
         let owned = path.to_owned();
-        let (component, hash) = tokio::task::spawn_blocking(move || this.compile(&owned, World::Policy))
+        let (component, hash, wit) = tokio::task::spawn_blocking(move || this.compile(&owned, World::Policy))
             .await
             .map_err(|e| err(format!("compilation task failed: {e}")))??;
         let pre = self
@@ -233,6 +249,7 @@ impl Runtime {
             name: name.to_owned(),
             path: path.to_owned(),
             hash,
+            wit,
             pre,
             engine: self.engine.clone(),
             limits: self.limits,
@@ -274,6 +291,31 @@ fn validate_manifest(m: &wit::ProviderManifest) -> Result<(), String> {
     Ok(())
 }
 
+/// A drop-in provider must say where it goes and how a key reaches it.
+fn validate_declaration(m: &wit::ProviderManifest, d: &wit::ProviderDeclaration) -> Result<(), String> {
+    if m.default_base_url.is_none() {
+        return Err("a declared provider needs the manifest's default-base-url".into());
+    }
+    if !d.keyless && d.key_env.is_empty() {
+        return Err("a provider that needs a key must name its key variable (key-env)".into());
+    }
+    if matches!(m.auth, wit::AuthStyle::None) && !d.keyless {
+        return Err("auth is none, so the provider is keyless: set keyless".into());
+    }
+    let valid_var =
+        |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if let Some(bad) = d.key_env.iter().find(|v| !valid_var(v)) {
+        return Err(format!("key-env \"{bad}\" is not an environment variable name (A-Z, 0-9, _)"));
+    }
+    if let Some(bad) = d.key_env.iter().find(|v| v.starts_with("FREEWAY_")) {
+        return Err(format!("key-env \"{bad}\": FREEWAY_ variables are the gateway's own"));
+    }
+    if !crate::config::catalog::valid_provider_id(&m.id) {
+        return Err(format!("id \"{}\" is not a provider id (letters, digits, '-', '_' and '.')", m.id));
+    }
+    Ok(())
+}
+
 /// The first line of an error chain, for one-line log messages.
 fn first_line(e: &wasmtime::Error) -> String {
     let s = format!("{e:#}");
@@ -294,13 +336,15 @@ pub fn compatible(guest: &str, host: &str) -> bool {
     }
 }
 
-/// Refuse a component built against an incompatible `freeway:gateway` version, naming both.
-fn check_wit_version(component: &Component, engine: &Engine, world: World) -> Result<(), String> {
+/// Refuse a component built against an incompatible `freeway:gateway` version, naming both; the
+/// version it was built against.
+fn check_wit_version(component: &Component, engine: &Engine, world: World) -> Result<String, String> {
     let ty = component.component_type();
     let prefix = format!("{WIT_PACKAGE}/");
     let mut exports_world = false;
     let mut export_names = Vec::new();
-    let check = |name: &str| -> Result<Option<String>, String> {
+    let mut world_version = String::new();
+    let check = |name: &str| -> Result<Option<(String, String)>, String> {
         let Some(rest) = name.strip_prefix(&prefix) else { return Ok(None) };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if !compatible(version, WIT_VERSION) {
@@ -314,15 +358,18 @@ fn check_wit_version(component: &Component, engine: &Engine, world: World) -> Re
                 compatible_range()
             ));
         }
-        Ok(Some(iface.to_owned()))
+        Ok(Some((iface.to_owned(), version.to_owned())))
     };
     for (name, _) in ty.imports(engine) {
         check(name)?;
     }
     for (name, _) in ty.exports(engine) {
         export_names.push(name.to_owned());
-        if check(name)?.as_deref() == Some(world.interface()) {
+        if let Some((iface, version)) = check(name)?
+            && iface == world.interface()
+        {
             exports_world = true;
+            world_version = version;
         }
     }
     if !exports_world {
@@ -333,7 +380,7 @@ fn check_wit_version(component: &Component, engine: &Engine, world: World) -> Re
             if export_names.is_empty() { "nothing".to_owned() } else { export_names.join(", ") }
         ));
     }
-    Ok(())
+    Ok(world_version)
 }
 
 fn compatible_range() -> String {
@@ -401,6 +448,24 @@ impl ProviderComponent {
         };
         self.metrics.failed(made.kind.as_str());
         Err(made)
+    }
+
+    /// The optional `declare` export's answer (`None` for components that do not have it).
+    async fn declaration(&self) -> Result<Option<wit::ProviderDeclaration>, String> {
+        use crate::bindings::declared::exports::freeway::gateway::declare::GuestIndices;
+        let Ok(indices) = GuestIndices::new(self.pre.instance_pre()) else { return Ok(None) };
+        let mut store = new_store(&self.engine, self.limits, None, Vec::new());
+        store.data_mut().begin_call();
+        let call = async {
+            let instance = self.pre.instance_pre().instantiate_async(&mut store).await?;
+            let declare = indices.load(&mut store, &instance)?;
+            declare.call_declaration(&mut store).await
+        };
+        match tokio::time::timeout(self.limits.wall, call).await {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(format!("declaration() failed: {}", first_line(&e))),
+            Err(_) => Err(format!("declaration() took longer than {:?}", self.limits.wall)),
+        }
     }
 
     /// The host's view of this component's auth and hosts for one configured provider.

@@ -4,6 +4,7 @@
 pub use crate::bindings;
 pub mod cache;
 pub mod component;
+pub mod embedded;
 pub mod engine;
 pub mod guest;
 pub mod host_impl;

@@ -18,28 +18,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod deploy;
 mod policies;
+mod scaffold;
 mod services;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 
-/// Components built by `cargo xtask build`: (crate, file name, destination folder).
-const GUESTS: &[(&str, &str, &str)] = &[
+/// The components embedded in the binary, built exactly as `host/build.rs` builds them (same
+/// packages in one build each, same target folder) so neither build redoes the other's work:
+/// (crate, file name, where the tests find a copy).
+const EMBEDDED_PROVIDERS: &[(&str, &str, &str)] = &[
     ("openai-compat", "openai_compat.wasm", "providers/openai-compat.wasm"),
     ("gemini", "gemini.wasm", "providers/gemini.wasm"),
     ("cloudflare", "cloudflare.wasm", "providers/cloudflare.wasm"),
     ("cohere", "cohere.wasm", "providers/cohere.wasm"),
     ("anthropic", "anthropic.wasm", "providers/anthropic.wasm"),
+];
+const EMBEDDED_POLICIES: &[(&str, &str, &str)] = &[("smart-policy", "smart_policy.wasm", "policies/smart.wasm")];
+
+/// Test components: hostile and future-versioned providers, a policy that fails.
+const TEST_PROVIDERS: &[(&str, &str, &str)] = &[
     ("misbehave", "misbehave.wasm", "tests/guests/misbehave.wasm"),
     ("future-version", "future_version.wasm", "tests/guests/future-version.wasm"),
 ];
+const TEST_POLICIES: &[(&str, &str, &str)] = &[("bad-policy", "bad_policy.wasm", "tests/guests/bad-policy.wasm")];
 
-/// Routing policies in Rust: built on their own (the SDK's `policy` feature must not be unified
-/// with the providers' `provider` feature in one build).
-const POLICIES: &[(&str, &str, &str)] = &[
-    ("smart-policy", "smart_policy.wasm", "policies/smart.wasm"),
-    ("bad-policy", "bad_policy.wasm", "tests/guests/bad-policy.wasm"),
-];
+/// Where every wasm component is built (`host/build.rs` uses it too).
+const GUEST_TARGET_DIR: &str = "target/guests";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
@@ -86,36 +92,28 @@ fn ensure_wasm_target() -> Result<(), String> {
 
 fn build_guests() -> Result<(), String> {
     ensure_wasm_target()?;
-    let mut cmd = cargo();
-    cmd.args(["build", "--profile", "guest", "--target", GUEST_TARGET]);
-    for (krate, _, _) in GUESTS {
-        cmd.args(["-p", krate]);
-    }
-    run("build the wasm components", &mut cmd)?;
-    let mut cmd = cargo();
-    cmd.args(["build", "--profile", "guest", "--target", GUEST_TARGET]);
-    for (krate, _, _) in POLICIES {
-        cmd.args(["-p", krate]);
-    }
-    run("build the Rust routing policies", &mut cmd)?;
+    let guest_build = |packages: &[(&str, &str, &str)]| {
+        let mut cmd = cargo();
+        cmd.args(["build", "--profile", "guest", "--target", GUEST_TARGET, "--target-dir", GUEST_TARGET_DIR]);
+        for (krate, _, _) in packages {
+            cmd.args(["-p", krate]);
+        }
+        cmd
+    };
+    // Rust policies are built on their own: the SDK's `policy` feature must not be unified with
+    // the providers' `provider` feature in one build
+    run("build the built-in provider components", &mut guest_build(EMBEDDED_PROVIDERS))?;
+    run("build the built-in routing policy", &mut guest_build(EMBEDDED_POLICIES))?;
+    run("build the test components", &mut guest_build(TEST_PROVIDERS))?;
+    run("build the test policy", &mut guest_build(TEST_POLICIES))?;
     // the SDK guide's provider, served by an integration test so the guide stays true
-    run(
-        "build the SDK guide's example provider",
-        cargo().args([
-            "build",
-            "--profile",
-            "guest",
-            "--target",
-            GUEST_TARGET,
-            "-p",
-            "freeway-sdk",
-            "--example",
-            "example-provider",
-        ]),
-    )?;
-    let out_dir = root().join("target").join(GUEST_TARGET).join("guest");
+    let mut example = guest_build(&[("freeway-sdk", "", "")]);
+    example.args(["--example", "example-provider"]);
+    run("build the SDK guide's example provider", &mut example)?;
+    let out_dir = root().join(GUEST_TARGET_DIR).join(GUEST_TARGET).join("guest");
     install(&out_dir.join("examples/example_provider.wasm"), &root().join("tests/guests/example-provider.wasm"))?;
-    for (_, file, dest) in GUESTS.iter().chain(POLICIES) {
+    for (_, file, dest) in EMBEDDED_PROVIDERS.iter().chain(EMBEDDED_POLICIES).chain(TEST_PROVIDERS).chain(TEST_POLICIES)
+    {
         install(&out_dir.join(file), &root().join(dest))?;
     }
     Ok(())
@@ -145,17 +143,17 @@ fn build(release: bool) -> Result<(), String> {
 fn lint() -> Result<(), String> {
     run("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     run("clippy (host)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    // every component in GUESTS, and the SDK they build on
+    // every provider component, and the SDK they build on
     let mut guests = cargo();
     guests.args(["clippy", "--target", GUEST_TARGET, "--profile", "guest", "-p", "freeway-sdk"]);
-    for (krate, _, _) in GUESTS {
+    for (krate, _, _) in EMBEDDED_PROVIDERS.iter().chain(TEST_PROVIDERS) {
         guests.args(["-p", krate]);
     }
     guests.args(["--", "-D", "warnings"]);
     run("clippy (guests)", &mut guests)?;
     let mut policies = cargo();
     policies.args(["clippy", "--target", GUEST_TARGET, "--profile", "guest"]);
-    for (krate, _, _) in POLICIES {
+    for (krate, _, _) in EMBEDDED_POLICIES.iter().chain(TEST_POLICIES) {
         policies.args(["-p", krate]);
     }
     policies.args(["--", "-D", "warnings"]);
@@ -241,6 +239,7 @@ fn test() -> Result<(), String> {
     }
     build(false)?;
     policies::build_language_policies(&root())?;
+    scaffold::build_scaffolded_provider()?;
     // the example policies' own logic, without wasm
     let python = if have("python3", "--version") { "python3" } else { "python" };
     run(
@@ -248,10 +247,19 @@ fn test() -> Result<(), String> {
         Command::new(python).current_dir(root().join("policies/examples/python")).arg("test_app.py"),
     )?;
     run(
+        "Python example provider's tests",
+        Command::new(python).current_dir(root().join("providers/examples/python")).arg("test_app.py"),
+    )?;
+    run(
         "JavaScript example policy's tests",
         Command::new("node").current_dir(root().join("policies/examples/js")).arg("test_policy.mjs"),
     )?;
+    run(
+        "JavaScript example provider's tests",
+        Command::new("node").current_dir(root().join("providers/examples/js")).arg("test_provider.mjs"),
+    )?;
     lint()?;
+    deploy::checks()?;
     run(
         "unit and integration tests",
         cargo().args(["test", "--workspace", "--exclude", "misbehave", "--exclude", "future-version"]),

@@ -4,6 +4,10 @@
 //! - Python: componentize-py, pip-installed into `target/policy-venv`
 //! - JavaScript: componentize-js, from the example's `package-lock.json` (`npm ci`)
 //!
+//! The provider examples (`providers/examples/{python,js}`, world `declared-provider`) are built
+//! the same way, into `tests/guests/python-provider.wasm` and `tests/guests/js-provider.wasm`
+//! (the JavaScript one with the policy example's componentize-js: same pinned version).
+//!
 //! Outputs go to `tests/guests/<name>.wasm`. Each build leaves a stamp in `target/policy-stamps/`
 //! (a hash of its inputs: sources, every `wit/*.wit`, the tool version and flags), so a rerun with
 //! nothing changed starts no tool at all, and needs neither Python nor Node.
@@ -17,19 +21,25 @@ use std::{env, fs};
 const COMPONENTIZE_PY: &str = "0.25.1";
 /// `-d http -d fetch-event`: without them the component imports wasi:http, which the host lacks.
 const COMPONENTIZE_JS_ARGS: &[&str] = &["-n", "policy", "-d", "http", "-d", "fetch-event"];
+const COMPONENTIZE_JS_PROVIDER_ARGS: &[&str] = &["-n", "declared-provider", "-d", "http", "-d", "fetch-event"];
 
 const PYTHON_DIR: &str = "policies/examples/python";
+const PYTHON_PROVIDER_DIR: &str = "providers/examples/python";
 const JS_DIR: &str = "policies/examples/js";
+const JS_PROVIDER_DIR: &str = "providers/examples/js";
 /// The componentize-js CLI inside the example's node_modules (its `bin` entry).
 const COMPONENTIZE_JS_CLI: &str = "node_modules/@bytecodealliance/componentize-js/src/cli.js";
 
-/// Build `tests/guests/python-example.wasm` and `tests/guests/js-example.wasm`, installing the
-/// tools they need on first use.
+/// Build `tests/guests/python-example.wasm`, `tests/guests/python-provider.wasm`,
+/// `tests/guests/js-example.wasm` and `tests/guests/js-provider.wasm`, installing the tools they
+/// need on first use.
 pub fn build_language_policies(root: &Path) -> Result<(), String> {
     let started = Instant::now();
     build_python_policy(root)?;
+    build_python_provider(root)?;
     build_js_policy(root)?;
-    eprintln!("    (Python and JavaScript policies: {:.1} s)", started.elapsed().as_secs_f64());
+    build_js_provider(root)?;
+    eprintln!("    (Python and JavaScript components: {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -98,6 +108,21 @@ fn build_python_policy(root: &Path) -> Result<(), String> {
     })
 }
 
+fn build_python_provider(root: &Path) -> Result<(), String> {
+    let dir = root.join(PYTHON_PROVIDER_DIR);
+    let sources = sources(&dir, &["py"])?;
+    let key = format!("componentize-py {COMPONENTIZE_PY} -w declared-provider componentize app");
+    build_component(root, "python-provider", &sources, &key, "see the error above", |built| {
+        let mut cmd = Command::new(ensure_componentize_py(root)?);
+        cmd.current_dir(&dir)
+            .arg("-d")
+            .arg(root.join("wit"))
+            .args(["-w", "declared-provider", "componentize", "app", "-o"])
+            .arg(built);
+        Ok(cmd)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // JavaScript
 
@@ -141,6 +166,27 @@ fn build_js_policy(root: &Path) -> Result<(), String> {
     })
 }
 
+fn build_js_provider(root: &Path) -> Result<(), String> {
+    let dir = root.join(JS_PROVIDER_DIR);
+    let mut inputs = sources(&dir, &["js"])?;
+    // the tool is the policy example's: its lock pins the exact version
+    inputs.push(root.join(JS_DIR).join("package-lock.json"));
+    let key = format!("componentize-js {}", COMPONENTIZE_JS_PROVIDER_ARGS.join(" "));
+    build_component(root, "js-provider", &inputs, &key, "install Node.js 18+ if node is missing", |built| {
+        ensure_node_modules(root)?;
+        let mut cmd = Command::new(exe("node"));
+        cmd.current_dir(&dir)
+            .arg(root.join(JS_DIR).join(COMPONENTIZE_JS_CLI))
+            .arg("provider.js")
+            .arg("--wit")
+            .arg(root.join("wit"))
+            .args(COMPONENTIZE_JS_PROVIDER_ARGS)
+            .arg("-o")
+            .arg(built);
+        Ok(cmd)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared
 
@@ -161,7 +207,7 @@ fn build_component(
     all.extend(wit_files(root)?);
     let key = hash_files(root, &all, tool_key)?;
     if dest.exists() && read_stamp(&stamp).as_deref() == Some(key.as_str()) {
-        eprintln!("\n==> build the {name} policy: up to date");
+        eprintln!("\n==> build the {name} component: up to date");
         return Ok(());
     }
     let out_dir = root.join("target/policy-build");
@@ -170,9 +216,9 @@ fn build_component(
     // a tool that fails without saying so must not leave an old build to install
     let _ = fs::remove_file(&built);
     let mut cmd = prepare(&built)?;
-    run(&format!("build the {name} policy"), &mut cmd, hint)?;
+    run(&format!("build the {name} component"), &mut cmd, hint)?;
     if !built.exists() {
-        return Err(format!("build the {name} policy: the tool wrote no {}", built.display()));
+        return Err(format!("build the {name} component: the tool wrote no {}", built.display()));
     }
     install(&built, &dest)?;
     let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);

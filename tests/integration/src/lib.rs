@@ -148,7 +148,7 @@ impl Gateway {
     fn render(dir: &Path, providers: &str, opts: &Opts) -> String {
         let cache = root().join("target/test-component-cache");
         format!(
-            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\n{instances}{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"{storage}\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
+            "[server]\nshutdown_grace_secs = {grace}\n{server}\n\n[runtime]\nproviders_dir = \"{pdir}\"\npolicies_dir = \"{poldir}\"\ncache_dir = \"{cache}\"\n{instances}{runtime}\n\n[upstream]\negress_hosts = [\"127.0.0.1\", \"::1\", \"localhost\"]\nproxy_from_env = false\n{upstream}\n\n[discovery]\n{interval}state_file = \"{state}\"\n{discovery}\n\n[vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n{vault}\n\n[storage]\nurl = \"{storage}\"\n\n[quota]\n{quota_state}{quota}\n\n[routing]\nstats_file = \"{data}/route-stats.json\"\n{routing}\n\n{catalog}{providers}\n",
             grace = if opts.grace_secs == 0 { 5 } else { opts.grace_secs },
             server = opts.server,
             pdir = dir.join("providers").display(),
@@ -266,11 +266,16 @@ pub fn provider(id: &str, base: &str, keys: &[&str], models: &[&str]) -> String 
     )
 }
 
-/// The `freeway` binary (built by `cargo xtask build`).
-pub fn freeway_bin() -> std::process::Command {
+/// The `freeway` binary's path (built by `cargo xtask build`; `FREEWAY_BIN` names another).
+pub fn freeway_bin_path() -> PathBuf {
     let bin = std::env::var("FREEWAY_BIN").map_or_else(|_| root().join("target/debug/freeway"), PathBuf::from);
     assert!(bin.exists(), "{} is missing: run `cargo xtask build`", bin.display());
-    let mut c = std::process::Command::new(bin);
+    bin
+}
+
+/// The `freeway` binary (built by `cargo xtask build`).
+pub fn freeway_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(freeway_bin_path());
     c.current_dir(root());
     c
 }
@@ -387,6 +392,40 @@ where
     false
 }
 
+/// A machine with nothing on it: the binary in its own folder, an empty HOME, an empty working
+/// folder, and no inherited environment.
+pub struct Bare {
+    _tmp: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub home: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Default for Bare {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bare {
+    pub fn new() -> Bare {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (home, work, bin_dir) = (tmp.path().join("home"), tmp.path().join("work"), tmp.path().join("bin"));
+        for d in [&home, &work, &bin_dir] {
+            std::fs::create_dir_all(d).expect("folder");
+        }
+        let bin = bin_dir.join("freeway");
+        std::fs::copy(freeway_bin_path(), &bin).expect("copy the binary");
+        Bare { _tmp: tmp, bin, home, work }
+    }
+
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.args(args).current_dir(&self.work).env_clear().env("HOME", &self.home).env("PATH", "/usr/bin:/bin");
+        c
+    }
+}
+
 /// A `freeway serve` process (the binary), its log (stdout) captured line by line.
 pub struct Served {
     child: std::process::Child,
@@ -397,9 +436,15 @@ pub struct Served {
 impl Served {
     /// Start `freeway serve` on a free port with `config` and wait until it listens.
     pub async fn start(config: &str) -> Served {
+        let mut cmd = freeway_bin();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config", config]);
+        Self::spawn(cmd).await
+    }
+
+    /// Start `cmd` (a `freeway serve` listening on port 0) and wait until it listens.
+    pub async fn spawn(mut cmd: std::process::Command) -> Served {
         use std::io::BufRead;
-        let mut child = freeway_bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--config", config])
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -516,7 +561,7 @@ pub fn binary_config(dir: &Path, sim_base: &str, provider_extra: &str, db: &Path
              [discovery]\ninterval_secs = 0\nstate_file = \"{data}/models.json\"\n\n\
              [vault]\npath = \"{data}/vault.json\"\nkey_file = \"{data}/master.key\"\naudit_log = \"{data}/audit.log\"\nhealth_file = \"{data}/health.json\"\n\n\
              [storage]\nurl = \"sqlite://{db}\"\n\n[quota]\nstate_file = \"{data}/quota.json\"\n\n\
-             [routing]\nstats_file = \"{data}/route-stats.json\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
+             [routing]\nstats_file = \"{data}/route-stats.json\"\n\n[upstream]\negress_hosts = [\"127.0.0.1\"]\nproxy_from_env = false\n\n\
              [[providers]]\nid = \"p\"\nbase_url = \"{sim_base}\"\nmodels = [\"m\"]\n{provider_extra}\n",
             p = dir.join("providers").display(),
             pol = dir.join("policies").display(),
