@@ -25,7 +25,7 @@ async fn the_binary_alone_in_an_empty_folder_serves_through_its_embedded_compone
     let sim = Sim::start().await;
     let bare = Bare::new();
     let mut cmd = bare.command(&["serve", "--listen", "127.0.0.1:0"]);
-    cmd.env("GROQ_API_KEY", "gsk-bare-test").env("GROQ_BASE_URL", sim.base());
+    cmd.env("GROQ_API_KEY", "gsk-bare-test").env("GROQ_BASE_URL", sim.base()).env("FREEWAY_ADMIN_KEY", "adm-bare");
     let served = Served::spawn(cmd).await;
 
     let listed = eventually(Duration::from_secs(30), || async {
@@ -54,6 +54,25 @@ async fn the_binary_alone_in_an_empty_folder_serves_through_its_embedded_compone
         cache.display(),
         files_under(&bare.home)
     );
+
+    // `freeway plugins` lists what the running gateway loaded, and where each came from
+    let url = served.url("");
+    let out = bare.command(&["plugins", "--json", "--url", &url]).env("FREEWAY_ADMIN_KEY", "adm-bare").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plugins: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |name: &str| plugins.iter().find(|p| p["name"] == name).cloned().unwrap_or_default();
+    assert_eq!(find("openai-compat")["source"], "embedded", "{plugins:?}");
+    assert_eq!(find("openai-compat")["wit"], "0.1.0");
+    assert_eq!(find("smart")["kind"], "policy");
+    assert_eq!(find("smart")["source"], "embedded");
+    assert_eq!(find("openai-compat")["sha256"].as_str().map(str::len), Some(64));
+    // and with no gateway answering, what it would find
+    let out = bare.command(&["plugins", "--json", "--url", "http://127.0.0.1:1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offline: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = offline.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["openai-compat", "gemini", "cloudflare", "cohere", "anthropic", "smart"]);
+    assert_eq!(offline[0]["sha256"], find("openai-compat")["sha256"], "the same bytes the gateway loaded");
 
     // `freeway paths` says where everything is
     let out = bare.command(&["paths", "--json"]).output().unwrap();
