@@ -57,7 +57,8 @@ async fn the_binary_alone_in_an_empty_folder_serves_through_its_embedded_compone
 
     // `freeway plugins` lists what the running gateway loaded, and where each came from
     let url = served.url("");
-    let out = bare.command(&["plugins", "--json", "--url", &url]).env("FREEWAY_ADMIN_KEY", "adm-bare").output().unwrap();
+    let out =
+        bare.command(&["plugins", "--json", "--url", &url]).env("FREEWAY_ADMIN_KEY", "adm-bare").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let plugins: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let find = |name: &str| plugins.iter().find(|p| p["name"] == name).cloned().unwrap_or_default();
