@@ -31,7 +31,13 @@ pub struct App {
     /// when the gateway started (monotonic, and as Unix ms)
     pub started: std::time::Instant,
     pub started_at_ms: u64,
+    /// copies the audit journal into the store
+    pub audit: crate::store::AuditMirror,
 }
+
+/// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
+/// admin API's are copied at once).
+const AUDIT_SYNC: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl App {
     /// What the request pipeline uses of the running gateway, borrowed for one request.
@@ -77,6 +83,30 @@ impl App {
             admission,
             started: std::time::Instant::now(),
             started_at_ms: crate::clock::now_ms(),
+            audit: crate::store::AuditMirror::default(),
         }))
+        .inspect(spawn_audit_sync)
     }
+
+    /// Copy the audit journal's new lines into the store; a failure is logged, and the lines are
+    /// copied on a later try (the journal keeps them).
+    pub async fn sync_audit(&self) {
+        let journal = self.registry.snapshot().config.vault.audit_log.clone();
+        if let Err(e) = self.audit.sync(&self.store, &journal).await {
+            tracing::warn!("audit log: {e}");
+        }
+    }
+}
+
+fn spawn_audit_sync(app: &Arc<App>) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(AUDIT_SYNC);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            app.sync_audit().await;
+        }
+    });
 }

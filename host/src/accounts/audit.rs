@@ -1,5 +1,7 @@
-//! The audit log: one JSON line per account change or key rotation, appended and synced, with
-//! the time, who did it and what. Never a secret: accounts appear by id, label and masked key.
+//! The audit journal: one JSON line per admin action (account changes and checks, key
+//! rotation), appended and synced at the moment of the change, with the time, who did it and
+//! what. Never a secret: accounts appear by id, label and masked key. The gateway copies it into
+//! the usage store (`store::audit`), where `GET /admin/audit` reads it.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +14,10 @@ pub struct AuditEntry<'a> {
     pub at_ms: u64,
     /// `cli:<user>` or `admin-api:<address>`
     pub actor: &'a str,
+    /// where the caller was, when the actor does not say (the store reads the admin API's
+    /// address from its actor, and `local` for the CLI)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'a str>,
     /// `account.add`, `account.remove`, `account.enable`, `account.disable`, `vault.rotate-key`, ...
     pub action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +63,7 @@ pub fn cli_actor() -> String {
 }
 
 /// The last `n` entries, as JSON values.
+#[cfg(test)]
 pub fn tail(path: &Path, n: usize) -> Vec<serde_json::Value> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -77,6 +84,7 @@ mod tests {
                 &AuditEntry {
                     at_ms: 1,
                     actor: "cli:test",
+                    origin: None,
                     action,
                     account: Some("acc_1"),
                     provider: Some("groq"),

@@ -34,6 +34,7 @@ impl Manager<'_> {
             &AuditEntry {
                 at_ms: crate::clock::now_ms(),
                 actor: &self.actor,
+                origin: None,
                 action,
                 account: Some(&r.id),
                 provider: Some(&r.provider),
@@ -115,6 +116,7 @@ impl Manager<'_> {
             &AuditEntry {
                 at_ms: crate::clock::now_ms(),
                 actor: &self.actor,
+                origin: None,
                 action: "vault.rotate-key",
                 account: None,
                 provider: None,

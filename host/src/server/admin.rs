@@ -188,6 +188,7 @@ async fn add(
     };
     let (record, warnings) = change(&app, &addr, move |m| m.add(new)).await?;
     app.reloader.send(Event::VaultChanged).await;
+    app.sync_audit().await;
     let mut v = view(&record, &app.registry.snapshot());
     v["warnings"] = json!(warnings);
     Ok((http::StatusCode::CREATED, Json(v)).into_response())
@@ -200,6 +201,7 @@ async fn remove(
 ) -> Result<Json<Value>, GatewayError> {
     let r = change(&app, &addr, move |m| m.remove(&id)).await?;
     app.reloader.send(Event::VaultChanged).await;
+    app.sync_audit().await;
     Ok(Json(json!({ "id": r.id, "deleted": true })))
 }
 
@@ -213,6 +215,7 @@ async fn set_enabled(app: Arc<App>, addr: SocketAddr, id: String, enabled: bool)
         }
     }
     app.reloader.send(Event::VaultChanged).await;
+    app.sync_audit().await;
     Ok(Json(view(&r, &app.registry.snapshot())))
 }
 
@@ -232,7 +235,11 @@ async fn disable(
     set_enabled(app, addr, id, false).await
 }
 
-async fn check(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, GatewayError> {
+async fn check(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
     let snapshot = app.registry.snapshot();
     for p in &snapshot.providers {
         if let Some(a) = p.accounts.iter().find(|a| a.id == id || a.label == id) {
@@ -243,6 +250,26 @@ async fn check(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Js
                     Some(m.clone())
                 }
             };
+            let (journal, actor) = (snapshot.config.vault.audit_log.clone(), actor(&addr));
+            let (account, provider, label, result) =
+                (a.id.clone(), p.id.clone(), a.label.clone(), verdict.label().to_owned());
+            blocking(move || {
+                let entry = audit::AuditEntry {
+                    at_ms: crate::clock::now_ms(),
+                    actor: &actor,
+                    origin: None,
+                    action: "account.check",
+                    account: Some(&account),
+                    provider: Some(&provider),
+                    label: Some(&label),
+                    masked_key: None,
+                    detail: Some(&result),
+                };
+                audit::record(&journal, &entry);
+                Ok(())
+            })
+            .await?;
+            app.sync_audit().await;
             return Ok(Json(json!({ "id": a.id, "provider": p.id, "result": verdict.label(), "detail": detail })));
         }
     }
@@ -255,13 +282,24 @@ async fn check(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Js
 #[derive(Deserialize)]
 struct AuditQuery {
     #[serde(default)]
-    limit: Option<usize>,
+    limit: Option<i64>,
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    action: Option<String>,
 }
 
+/// `GET /admin/audit`: every admin action, from the usage store (the journal's newest lines
+/// copied first).
 async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, GatewayError> {
-    let path = app.registry.snapshot().config.vault.audit_log.clone();
-    let entries = blocking(move || Ok(audit::tail(&path, q.limit.unwrap_or(100).min(10_000)))).await?;
-    Ok(Json(json!({ "object": "list", "data": entries })))
+    app.sync_audit().await;
+    let limit = q.limit.unwrap_or(100).clamp(0, 10_000);
+    let rows = app
+        .store
+        .audit_recent(limit, q.since_ms.unwrap_or(0).max(0), q.action.as_deref())
+        .await
+        .map_err(|e| GatewayError::internal(format!("reading the audit log: {e}")))?;
+    Ok(Json(json!({ "object": "list", "data": rows })))
 }
 
 /// `GET /admin/status`: providers, accounts, quotas, latency, components and the server, now.

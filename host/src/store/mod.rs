@@ -6,8 +6,10 @@
 //! the schema is created on start.
 
 mod analytics;
+mod audit;
 
 pub use analytics::UsageFact;
+pub use audit::{AuditMirror, AuditRow};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -137,7 +139,24 @@ const SQLITE_SCHEMA: &[&str] = &[
         policy TEXT
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+    AUDIT_TABLE,
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
 ];
+
+/// Every admin action (see `audit.rs`); the same on both backends.
+const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS audit (
+        id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        origin TEXT,
+        action TEXT NOT NULL,
+        account TEXT,
+        provider TEXT,
+        label TEXT,
+        masked_key TEXT,
+        detail TEXT
+    )";
 
 /// Columns added after the first release, and how an older SQLite file gains them.
 const SQLITE_ADDED: &[(&str, &str)] = &[
@@ -169,6 +188,8 @@ const PG_SCHEMA: &[&str] = &[
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS error TEXT",
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS policy TEXT",
+    AUDIT_TABLE,
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
 ];
 
 /// Serialises schema changes between gateways starting together on one database.

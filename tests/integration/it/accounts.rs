@@ -165,6 +165,9 @@ async fn the_admin_api_manages_accounts_behind_its_key() {
     let opts = Opts { server: "admin_key = \"fw-admin-secret-123\"".into(), ..Default::default() };
     let gw = gateway_with_catalog(&catalog, opts).await;
     let admin = |path: &str| gw.url(path);
+    let admin_json = |url: String| async move {
+        http().get(url).bearer_auth("fw-admin-secret-123").send().await.unwrap().json::<Value>().await.unwrap()
+    };
     // no key, wrong key: 401 with an OpenAI-shaped body
     let r = http().get(admin("/admin/accounts")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -191,15 +194,7 @@ async fn the_admin_api_manages_accounts_behind_its_key() {
     .await;
     assert!(served, "{}", gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.text().await.unwrap());
     // list, disable, enable, check, delete
-    let list: Value = http()
-        .get(admin("/admin/accounts"))
-        .bearer_auth("fw-admin-secret-123")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin_json(admin("/admin/accounts")).await;
     assert_eq!(list["data"][0]["label"], "work");
     assert!(!list.to_string().contains(GROQ_KEYS[0]));
     let r = http()
@@ -245,18 +240,16 @@ async fn the_admin_api_manages_accounts_behind_its_key() {
         http().delete(admin(&format!("/admin/accounts/{id}"))).bearer_auth("fw-admin-secret-123").send().await.unwrap();
     assert_eq!(r.status(), 404);
     // the audit log has every change, with who did it
-    let audit: Value = http()
-        .get(admin("/admin/audit"))
-        .bearer_auth("fw-admin-secret-123")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = admin_json(admin("/admin/audit")).await;
     let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["account.add", "account.disable", "account.enable", "account.remove"]);
+    assert_eq!(actions, ["account.add", "account.disable", "account.enable", "account.check", "account.remove"]);
     assert!(audit["data"][0]["actor"].as_str().unwrap().starts_with("admin-api:127.0.0.1"));
+    assert!(audit["data"][0]["origin"].as_str().unwrap().starts_with("127.0.0.1:"), "from where");
+    assert_eq!(audit["data"][3]["detail"], "valid");
+    // kept in the usage store, and filtered there
+    let adds: Value = admin_json(admin("/admin/audit?action=account.add&limit=5")).await;
+    assert_eq!(adds["data"].as_array().unwrap().len(), 1);
+    assert_eq!(gw.app.store.audit_recent(100, 0, None).await.unwrap().len(), 5);
     assert!(!audit.to_string().contains(GROQ_KEYS[0]));
     drop(sim);
 }
@@ -327,6 +320,15 @@ async fn import_export_and_key_rotation_through_the_cli() {
     assert_eq!(gw.chat(chat_body("groq/llama-3.1-8b-instant")).await.status(), 200);
     let audit = std::fs::read_to_string(gw.dir.path().join("data/audit.log")).unwrap();
     assert!(audit.contains("vault.rotate-key"));
+    // the CLI's changes reach the usage store too (the gateway copies the journal every few seconds)
+    let stored = eventually(Duration::from_secs(10), || async {
+        let rows = gw.app.store.audit_recent(100, 0, None).await.unwrap();
+        rows.iter().any(|r| {
+            r.action == "vault.rotate-key" && r.actor.starts_with("cli:") && r.origin.as_deref() == Some("local")
+        }) && rows.iter().filter(|r| r.action == "account.add").count() == 3
+    })
+    .await;
+    assert!(stored, "{:?}", gw.app.store.audit_recent(100, 0, None).await);
     // a wrong key is a clear error, not garbage
     std::fs::write(gw.dir.path().join("data/master.key"), key_before).unwrap();
     let (code, _, err) = run_freeway(&["accounts", "list", "--config", &config], "").await;
