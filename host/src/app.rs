@@ -33,6 +33,8 @@ pub struct App {
     pub started_at_ms: u64,
     /// copies the audit journal into the store
     pub audit: crate::store::AuditMirror,
+    /// stores request and response bodies when `[body_log]` is on
+    pub body_log: crate::body_log::BodyLog,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -57,6 +59,7 @@ impl App {
         let http = UpstreamClient::new(&config.config.upstream).map_err(|e| e.message.into_owned())?;
         let admission = crate::admission::Admission::new(config.config.server.max_in_flight);
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
+        let body_log = crate::body_log::BodyLog::start(store.clone());
         let metrics = Arc::new(crate::telemetry::Metrics::new(crate::bindings::WIT_VERSION));
         let runtime = Runtime::new(&config.config.runtime, metrics.clone())?;
         let quota = &config.config.quota;
@@ -84,6 +87,7 @@ impl App {
             started: std::time::Instant::now(),
             started_at_ms: crate::clock::now_ms(),
             audit: crate::store::AuditMirror::default(),
+            body_log,
         }))
         .inspect(spawn_audit_sync)
     }

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admission;
 pub mod app;
 pub mod bindings;
+pub mod body_log;
 pub mod cli;
 pub mod config;
 pub mod cpu;

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     ClientRateLimited,
     AccountNotFound,
+    /// a record the admin API was asked for (kept bodies of a request) is not there
+    RecordNotFound,
     Conflict,
     AdminOff,
     /// the body's JSON is nested too deep or has too many keys or elements
@@ -103,6 +105,7 @@ impl ErrorKind {
             MethodNotAllowed => spec(405, INV, "method_not_allowed", Client, false),
             ClientRateLimited => spec(429, "rate_limit_error", "rate_limit_exceeded", Client, false),
             AccountNotFound => spec(404, INV, "account_not_found", Client, false),
+            RecordNotFound => spec(404, INV, "not_found", Client, false),
             Conflict => spec(409, INV, "conflict", Client, false),
             AdminOff => spec(404, INV, "admin_api_disabled", Client, false),
             RequestTooComplex => spec(400, INV, "request_too_complex", Client, false),

@@ -91,6 +91,7 @@ fn the_example_configuration_names_every_key() {
         ("discovery", fields::<DiscoveryConfig>()),
         ("quota", fields::<QuotaConfig>()),
         ("client_limits", fields::<ClientLimitsConfig>()),
+        ("body_log", fields::<BodyLogConfig>()),
         ("routes", fields::<RouteConfig>()),
         ("routing", fields::<RoutingConfig>()),
         ("routing_rules", fields::<RoutingRuleConfig>()),

@@ -60,11 +60,40 @@ pub struct Config {
     pub routing_rules: Vec<RoutingRuleConfig>,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// request and response bodies kept for debugging (`[body_log]`, off by default)
+    #[serde(default)]
+    pub body_log: BodyLogConfig,
     /// providers whose key variable is set (`GROQ_API_KEY`, ...) are enabled besides those
     /// listed here (paid ones only when `FREEWAY_PAID_PROVIDERS` names them); `false`: only the
     /// listed providers serve
     #[serde(default)]
     pub auto_env: AutoEnv,
+}
+
+/// Request and response bodies of API requests, kept in the usage store for debugging and read
+/// with `GET /admin/requests/{request_id}/bodies`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodyLogConfig {
+    pub enabled: bool,
+    /// bytes kept of each body (request and response alike); the rest is cut, and marked so
+    pub max_bytes: usize,
+    /// bodies older than this are deleted
+    pub retention_hours: u64,
+    /// JSON fields whose values are replaced by `[redacted]` wherever they appear (any depth,
+    /// case-insensitive); account keys are scrubbed from everything whatever this says
+    pub redact_fields: Vec<String>,
+}
+
+impl Default for BodyLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_bytes: 64 * 1024,
+            retention_hours: 24,
+            redact_fields: ["api_key", "authorization", "password", "secret", "token"].map(str::to_owned).to_vec(),
+        }
+    }
 }
 
 /// `auto_env`, on unless the file turns it off.

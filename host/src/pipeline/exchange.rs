@@ -37,6 +37,8 @@ pub struct Served {
     pub outcome: Option<Outcome>,
     /// the error code the client was given
     pub error: Option<&'static str>,
+    /// the request's body, kept only when `[body_log]` is on
+    pub request_body: Option<bytes::Bytes>,
 }
 
 /// One request in flight, shared by the edge and the steps that serve it.
@@ -69,6 +71,11 @@ impl Exchange {
 
     pub fn client(&self, client: Principal) {
         self.served.lock().client = Some(client);
+    }
+
+    /// Keep the request's body for the body log (a reference to the bytes already read).
+    pub fn keep_request_body(&self, body: &bytes::Bytes) {
+        self.served.lock().request_body = Some(body.clone());
     }
 
     /// The request parsed: what it asked for.

@@ -34,6 +34,8 @@ pub struct ReloaderHandle {
     pub registry: Arc<Registry>,
     /// every component file seen: loads and refusals
     pub components: Arc<ComponentLog>,
+    /// every account key, to scrub from what the gateway keeps or shows
+    pub secrets: Arc<SecretSet>,
     tx: mpsc::Sender<Event>,
 }
 
@@ -169,6 +171,7 @@ impl Reloader {
             log: Arc::new(ComponentLog::default()),
         };
         let this_log = this.log.clone();
+        let this_secrets = this.secrets.clone();
         this.load_policies_dir().await;
         this.load_providers_dir().await;
         this.re_resolve();
@@ -180,7 +183,7 @@ impl Reloader {
         }
         spawn_periodic_sync(this.config.config.discovery.interval_secs, tx.clone());
         tokio::spawn(this.run(rx));
-        ReloaderHandle { registry, components: this_log, tx }
+        ReloaderHandle { registry, components: this_log, secrets: this_secrets, tx }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Event>) {

@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/status", get(status))
         .route("/admin/stats", get(stats))
         .route("/admin/requests", get(recent_requests))
+        .route("/admin/requests/{id}/bodies", get(request_bodies))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -300,6 +301,23 @@ async fn audit_log(State(app): State<Arc<App>>, Query(q): Query<AuditQuery>) -> 
         .await
         .map_err(|e| GatewayError::internal(format!("reading the audit log: {e}")))?;
     Ok(Json(json!({ "object": "list", "data": rows })))
+}
+
+/// `GET /admin/requests/{id}/bodies`: what `[body_log]` kept of one request (by its
+/// `x-request-id`).
+async fn request_bodies(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, GatewayError> {
+    let kept = app.store.bodies(&id).await.map_err(|e| GatewayError::internal(format!("reading the body log: {e}")))?;
+    match kept {
+        Some(row) => Ok(Json(json!(row))),
+        None => {
+            let why = if app.registry.snapshot().config.body_log.enabled {
+                "none were kept for it (older than [body_log] retention_hours, or not an API request)"
+            } else {
+                "[body_log] is off"
+            };
+            Err(GatewayError::new(ErrorKind::RecordNotFound, format!("No bodies for request {id}: {why}.")))
+        }
+    }
 }
 
 /// `GET /admin/status`: providers, accounts, quotas, latency, components and the server, now.

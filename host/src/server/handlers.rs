@@ -71,7 +71,12 @@ pub async fn chat_completions(
     };
     let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
     let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
-        Ok(bytes) => pipeline::chat_completions(app.services(), &snapshot, client, bytes, &exchange).await,
+        Ok(bytes) => {
+            if snapshot.config.body_log.enabled {
+                exchange.keep_request_body(&bytes);
+            }
+            pipeline::chat_completions(app.services(), &snapshot, client, bytes, &exchange).await
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -18,6 +18,7 @@ use http::{HeaderMap, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::app::App;
+use crate::body_log::Capture;
 use crate::pipeline::Exchange;
 use crate::pipeline::exchange::Served;
 use crate::principal::Principal;
@@ -31,7 +32,11 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     req.extensions_mut().insert(exchange.clone());
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(HEADER, exchange.id.header_value().clone());
+    let body_log = &app.registry.snapshot().config.body_log;
+    let capture = (body_log.enabled && endpoint.is_api())
+        .then(|| Capture::new(body_log, app.reloader.secrets.clone(), app.body_log.clone()));
     let end = End {
+        capture,
         metrics: app.metrics.clone(),
         status: resp.status().as_u16(),
         stream: is_event_stream(resp.headers()),
@@ -51,6 +56,8 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// What is recorded when a response ends.
 struct End {
+    /// the body log's copy of the response, when it is on
+    capture: Option<Capture>,
     metrics: Arc<Metrics>,
     exchange: Arc<Exchange>,
     endpoint: Endpoint,
@@ -60,10 +67,14 @@ struct End {
 }
 
 impl End {
-    fn record(self) {
+    fn record(mut self) {
         let took = self.started.elapsed();
         self.metrics.request(self.endpoint, self.status, self.stream, took);
-        let served = self.exchange.take();
+        let mut served = self.exchange.take();
+        if let Some(capture) = self.capture.take() {
+            let request = served.request_body.take();
+            capture.finish(self.exchange.id.to_string(), self.endpoint.as_str(), self.status, request);
+        }
         if self.endpoint.is_api() {
             access_line(&self, &served, took);
         } else {
@@ -139,6 +150,12 @@ impl HttpBody for Observed {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
         let polled = Pin::new(inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(capture) = this.end.as_mut().and_then(|e| e.capture.as_mut())
+            && let Some(data) = frame.data_ref()
+        {
+            capture.push(data);
+        }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.finish();
         }

@@ -7,9 +7,11 @@
 
 mod analytics;
 mod audit;
+mod bodies;
 
 pub use analytics::UsageFact;
 pub use audit::{AuditMirror, AuditRow};
+pub use bodies::BodyRow;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -141,6 +143,8 @@ const SQLITE_SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
     AUDIT_TABLE,
     "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
+    BODIES_TABLE,
+    "CREATE INDEX IF NOT EXISTS bodies_at ON bodies (at_ms)",
 ];
 
 /// Every admin action (see `audit.rs`); the same on both backends.
@@ -156,6 +160,17 @@ const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS audit (
         label TEXT,
         masked_key TEXT,
         detail TEXT
+    )";
+
+/// Request and response bodies (`[body_log]`, see `bodies.rs`).
+const BODIES_TABLE: &str = "CREATE TABLE IF NOT EXISTS bodies (
+        request_id TEXT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        endpoint TEXT NOT NULL,
+        status BIGINT NOT NULL,
+        request TEXT NOT NULL,
+        response TEXT NOT NULL,
+        truncated BOOLEAN NOT NULL
     )";
 
 /// Columns added after the first release, and how an older SQLite file gains them.
@@ -190,6 +205,8 @@ const PG_SCHEMA: &[&str] = &[
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS policy TEXT",
     AUDIT_TABLE,
     "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
+    BODIES_TABLE,
+    "CREATE INDEX IF NOT EXISTS bodies_at ON bodies (at_ms)",
 ];
 
 /// Serialises schema changes between gateways starting together on one database.

@@ -17,6 +17,7 @@ mod admin_api;
 mod allocations;
 mod anthropic;
 mod bad_input;
+mod body_log;
 mod cancellation;
 mod catalog;
 mod chat;
