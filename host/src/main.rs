@@ -5,7 +5,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = freeway::cli::Cli::parse();
-    freeway::cli::init_tracing_for(cli.log_json, cli.reports());
+    let telemetry = freeway::cli::init_tracing_for(cli.log_json, cli.reports());
     if cli.reports() {
         // a report piped into `head` ends quietly when the reader goes, like any Unix tool
         // (never for `serve`: a client that hangs up must not end the gateway)
@@ -33,5 +33,6 @@ fn main() {
     let code = runtime.block_on(freeway::cli::run(cli));
     // open streams past the grace period are abandoned, not awaited
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    telemetry.shutdown();
     std::process::exit(code);
 }

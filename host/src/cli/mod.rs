@@ -132,23 +132,70 @@ pub enum VaultCommand {
     },
 }
 
-pub fn init_tracing(json: bool) {
-    init_tracing_for(json, false);
+/// What keeps the trace exporter running (when one was started); [`Telemetry::shutdown`] sends
+/// its last spans.
+#[must_use = "dropping it stops exporting traces without sending the last ones"]
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    exporter: Option<crate::telemetry::otel::Exporter>,
+}
+
+impl Telemetry {
+    /// Send the spans still queued and stop exporting. Blocks (briefly): call it off the async
+    /// runtime.
+    pub fn shutdown(self) {
+        #[cfg(feature = "otel")]
+        if let Some(e) = self.exporter {
+            e.shutdown();
+        }
+    }
 }
 
 /// `report`: a command whose stdout is its result (`route --explain --json`, `eval-routing`):
-/// logs go to stderr, warnings and errors only unless `RUST_LOG` says otherwise.
-pub fn init_tracing_for(json: bool, report: bool) {
+/// logs go to stderr, warnings and errors only unless `RUST_LOG` says otherwise. Other commands
+/// (the gateway) also export traces over OTLP when the environment names an endpoint
+/// (`telemetry::otel`).
+pub fn init_tracing_for(json: bool, report: bool) -> Telemetry {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let default = if report { "warn" } else { "info,wasmtime=warn,cranelift=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
-    match (json, report) {
-        (true, true) => builder.json().with_writer(std::io::stderr).init(),
-        (true, false) => builder.json().init(),
-        (false, true) => builder.compact().with_writer(std::io::stderr).init(),
-        (false, false) => builder.compact().init(),
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi);
+    let console = match (json, report) {
+        (true, true) => fmt.json().with_writer(std::io::stderr).boxed(),
+        (true, false) => fmt.json().boxed(),
+        (false, true) => fmt.compact().with_writer(std::io::stderr).boxed(),
+        (false, false) => fmt.compact().boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(console.with_filter(filter));
+    #[cfg(feature = "otel")]
+    {
+        let wanted = if report { None } else { crate::telemetry::otel::endpoint_from_env() };
+        let started = wanted.map(|endpoint| (crate::telemetry::otel::layer(&endpoint), endpoint));
+        let (layer, exporter, outcome) = match started {
+            Some((Ok((layer, exporter)), endpoint)) => (Some(layer), Some(exporter), Some(Ok(endpoint))),
+            Some((Err(why), _)) => (None, None, Some(Err(why))),
+            None => (None, None, None),
+        };
+        registry.with(layer).init();
+        match outcome {
+            Some(Ok(endpoint)) => tracing::info!("exporting traces over OTLP to {endpoint}"),
+            Some(Err(why)) => tracing::warn!("traces are not exported: {why}"),
+            None => {}
+        }
+        Telemetry { exporter }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        registry.init();
+        if !report && std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+            tracing::warn!("OTEL_EXPORTER_OTLP_ENDPOINT is set, but this freeway was built without the `otel` feature");
+        }
+        Telemetry {}
     }
 }
 

@@ -21,9 +21,11 @@ use crate::quota::{Ledger, Reservation};
 use crate::registry::ProviderEntry;
 use crate::registry::ProviderSlot;
 use crate::runtime::ProviderLease;
+use crate::telemetry::trace;
 use crate::upstream::transport_error;
 use crate::wire::chat::{Edit, UpstreamBody};
 use crate::wire::types::{CompletionPeek, Usage};
+use tracing::Instrument as _;
 
 /// Largest upstream error body read (and shown to the provider component).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -192,7 +194,10 @@ fn note_limits_later(ledger: &Arc<Ledger>, cand: &Candidate, status: u16, header
 /// provider slot along; otherwise they stay in `ready` for the walk to settle.
 pub(super) async fn attempt(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>) -> (Result<Reply, GatewayError>, Duration) {
     let mut waited = Duration::ZERO;
-    let result = run(ctx, ready, &mut waited).await;
+    let cand = ready.cand;
+    let span = trace::attempt(&cand.route.provider.id, &cand.route.model, &cand.account.label);
+    let result = run(ctx, ready, &mut waited).instrument(span.clone()).await;
+    trace::finish_attempt(&span, result.as_ref().err().map(|e| (e.kind.spec().code, e.retryable())));
     (result, waited)
 }
 

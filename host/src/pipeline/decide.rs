@@ -10,6 +10,8 @@ use crate::routing::classifier::{self, Classification};
 use crate::routing::rules::{self, Actions};
 use crate::routing::{AutoKind, auto_kind};
 use crate::task::Task;
+use crate::telemetry::trace;
+use tracing::Instrument as _;
 
 use super::needs::Needs;
 
@@ -235,7 +237,14 @@ pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) ->
     let started = Instant::now();
     let (snapshot, req, needs) = (ctx.snapshot, ctx.req, &ctx.needs);
     let (client_id, tags) = (ctx.principal.id(), ctx.principal.tags(&snapshot.config.server).to_vec());
-    let c = classify_request(snapshot, req, needs, route.kind, &tags);
+    let c = {
+        let span = trace::classify();
+        let _in = span.enter();
+        let c = classify_request(snapshot, req, needs, route.kind, &tags);
+        span.record("freeway.task", c.class.task.as_str());
+        span.record("freeway.confidence", f64::from(c.class.confidence));
+        c
+    };
     let classify_cost = started.elapsed();
     let needed_context = needs.prompt_tokens.saturating_add(needs.max_tokens.unwrap_or(0));
     let now = Instant::now();
@@ -354,8 +363,12 @@ pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) ->
         explain: call.explain,
     };
     let asked = Instant::now();
-    let ranked = run_policy(snapshot, &route.policy, &features, &offered, call.messages).await;
+    let span = trace::policy(&route.policy, offered.len());
+    let ranked = run_policy(snapshot, &route.policy, &features, &offered, call.messages).instrument(span.clone()).await;
     decision.policy_cost = asked.elapsed();
+    if let Err(why) = &ranked {
+        span.record("freeway.policy_error", why.as_str());
+    }
     let order = match ranked {
         Ok(choices) => choices,
         Err(why) => {

@@ -2,9 +2,12 @@
 //! order they run in, and the one place it is written down:
 //!
 //! ```text
-//! client ──> (edge)    the request id (`x-request-id`, the client's when sane);
-//!                      when the response ends: its metrics and access log
-//!                      line, from the request's exchange  (crate::server::observe)
+//! client ──> (edge)    the request id (`x-request-id`, the client's when sane)
+//!                      and its trace span (crate::telemetry::trace; classify,
+//!                      policy, each attempt and guest call are its children);
+//!                      when the response ends: its metrics, access log line
+//!                      and span's end, from the request's exchange
+//!                                                    (crate::server::observe)
 //!            edge      `Host` must be a loopback name, an IP or an allowed name (421);
 //!                      bodies must be JSON (415); CORS only for configured
 //!                      origins                                   (crate::server::guard)

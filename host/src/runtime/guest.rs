@@ -183,15 +183,22 @@ macro_rules! guest_call {
         // instance marked failed, so it is never reused half-way through a call
         $self.poisoned = true;
         let wall = $self.wall;
+        // a stream's per-event translation is counted, not traced (one span per chunk)
+        let span = if matches!(f, GuestFn::TranslateEvent) {
+            tracing::Span::none()
+        } else {
+            crate::telemetry::trace::guest_call(&$self.component, f.as_str())
+        };
         let started = std::time::Instant::now();
         let result = {
             let $b = &$self.bindings;
             let $s = &mut $self.store;
-            tokio::time::timeout(wall, $call).await
+            tracing::Instrument::instrument(tokio::time::timeout(wall, $call), span.clone()).await
         };
         $self.metrics.call(f, started.elapsed());
         let Ok(result) = result else {
             $self.metrics.failed(FailureKind::WallClock.as_str());
+            crate::telemetry::trace::finish_guest_call(&span, Some(FailureKind::WallClock.as_str()));
             return Err(GuestFailure::wall_clock(&$self.component, &format!("{}()", f.as_str()), wall));
         };
         $self.poisoned = false;
@@ -208,6 +215,7 @@ macro_rules! guest_call {
         if let Err(failure) = &outcome {
             $self.metrics.failed(failure.kind.as_str());
         }
+        crate::telemetry::trace::finish_guest_call(&span, outcome.as_ref().err().map(|e| e.kind.as_str()));
         outcome
     }};
 }

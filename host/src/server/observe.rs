@@ -23,14 +23,26 @@ use crate::pipeline::Exchange;
 use crate::pipeline::exchange::Served;
 use crate::principal::Principal;
 use crate::telemetry::request_id::HEADER;
-use crate::telemetry::{Endpoint, Metrics, RequestId};
+use crate::telemetry::{Endpoint, Metrics, RequestId, trace};
 
 pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let endpoint = Endpoint::of(req.uri().path());
     let exchange = Exchange::new(RequestId::from_headers(req.headers()));
     req.extensions_mut().insert(exchange.clone());
-    let mut resp = next.run(req).await;
+    let span = if endpoint.is_api() {
+        let (route, operation) = match endpoint {
+            Endpoint::ChatCompletions => ("/v1/chat/completions", Some("chat")),
+            _ => ("/v1/models", None),
+        };
+        let span = trace::request(req.method().as_str(), route, req.uri().path(), operation, exchange.id.as_str());
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::adopt_parent(&span, req.headers());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     resp.headers_mut().insert(HEADER, exchange.id.header_value().clone());
     let body_log = &app.registry.snapshot().config.body_log;
     let capture = (body_log.enabled && endpoint.is_api())
@@ -43,6 +55,7 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
         exchange,
         endpoint,
         started,
+        span,
     };
     resp.map(|body| Body::new(Observed { inner: Some(body), end: Some(end) }))
 }
@@ -64,6 +77,8 @@ struct End {
     status: u16,
     stream: bool,
     started: Instant,
+    /// the request's span (disabled unless traces are exported), ended with the response
+    span: tracing::Span,
 }
 
 impl End {
@@ -77,6 +92,7 @@ impl End {
         }
         if self.endpoint.is_api() {
             access_line(&self, &served, took);
+            end_span(&self, &served);
         } else {
             tracing::debug!(
                 target: "freeway::access",
@@ -125,6 +141,31 @@ fn access_line(end: &End, s: &Served, took: Duration) {
     );
 }
 
+/// The request's span gets what its access line says (then ends, when `End` is dropped).
+fn end_span(end: &End, s: &Served) {
+    if end.span.is_disabled() {
+        return;
+    }
+    let route = s.route.as_ref();
+    let client = s.client.map(client_name);
+    trace::finish_request(
+        &end.span,
+        &trace::RequestEnd {
+            status: end.status,
+            client: client.as_deref(),
+            model: s.model.as_deref(),
+            stream: s.stream,
+            provider: route.map(|c| c.route.provider.id.as_str()),
+            model_used: route.map(|c| c.route.model.as_str()),
+            account: route.map(|c| c.account.label.as_str()),
+            attempts: s.attempts,
+            ttft_ms: s.first_byte.map(millis),
+            tokens: s.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens)),
+            error: s.error,
+        },
+    );
+}
+
 /// A response body that records its request when it ends or is dropped.
 struct Observed {
     inner: Option<Body>,
@@ -149,7 +190,10 @@ impl HttpBody for Observed {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        // a stream's relay works inside the request's span (which ends at its last exit)
+        let entered = this.end.as_ref().map(|e| e.span.enter());
         let polled = Pin::new(inner).poll_frame(cx);
+        drop(entered);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(capture) = this.end.as_mut().and_then(|e| e.capture.as_mut())
             && let Some(data) = frame.data_ref()

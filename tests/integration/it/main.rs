@@ -40,6 +40,7 @@ mod hot_swap;
 mod install;
 mod language_providers;
 mod metrics;
+mod otel;
 mod quota;
 mod routing;
 mod sandbox;
