@@ -91,8 +91,11 @@ impl End {
             capture.finish(self.exchange.id.to_string(), self.endpoint.as_str(), self.status, request);
         }
         if self.endpoint.is_api() {
-            access_line(&self, &served, took);
-            end_span(&self, &served);
+            let client = served.client.map(client_name);
+            let summary = summary(&self, &served, client.as_deref());
+            access_line(&self, &summary, took);
+            // the span ends when `End` is dropped
+            trace::finish_request(&self.span, &summary);
         } else {
             tracing::debug!(
                 target: "freeway::access",
@@ -115,54 +118,46 @@ fn client_name(p: Principal) -> String {
     p.id().unwrap_or_else(|| "anyone".to_owned())
 }
 
+/// What the access line and the request's span say, read once from what the steps learned.
+fn summary<'s>(end: &End, s: &'s Served, client: Option<&'s str>) -> trace::RequestEnd<'s> {
+    let route = s.route.as_ref();
+    trace::RequestEnd {
+        status: end.status,
+        client,
+        model: s.model.as_deref(),
+        stream: s.stream,
+        provider: route.map(|c| c.route.provider.id.as_str()),
+        model_used: route.map(|c| c.route.model.as_str()),
+        account: route.map(|c| c.account.label.as_str()),
+        attempts: s.attempts,
+        ttft_ms: s.first_byte.map(millis),
+        tokens: s.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens)),
+        outcome: s.outcome.map(crate::usage::Outcome::as_str),
+        error: s.error,
+    }
+}
+
 /// The access log line of one API request. Fields that do not apply (no provider for a request
 /// refused before routing, no time to first token without a stream) are left out.
-fn access_line(end: &End, s: &Served, took: Duration) {
-    let route = s.route.as_ref();
-    let usage = s.usage.as_ref();
+fn access_line(end: &End, v: &trace::RequestEnd<'_>, took: Duration) {
     tracing::info!(
         target: "freeway::access",
         request_id = %end.exchange.id,
-        client = s.client.map(client_name),
-        model = s.model.as_deref(),
-        stream = s.stream,
-        provider = route.map(|c| c.route.provider.id.as_str()),
-        model_used = route.map(|c| c.route.model.as_str()),
-        account = route.map(|c| c.account.label.as_str()),
-        status = end.status,
-        attempts = s.attempts,
+        client = v.client,
+        model = v.model,
+        stream = v.stream,
+        provider = v.provider,
+        model_used = v.model_used,
+        account = v.account,
+        status = v.status,
+        attempts = v.attempts,
         latency_ms = millis(took),
-        ttft_ms = s.first_byte.map(millis),
-        prompt_tokens = usage.map(|u| u.prompt_tokens),
-        completion_tokens = usage.map(|u| u.completion_tokens),
-        outcome = s.outcome.map(crate::usage::Outcome::as_str),
-        error = s.error,
+        ttft_ms = v.ttft_ms,
+        prompt_tokens = v.tokens.map(|t| t.0),
+        completion_tokens = v.tokens.map(|t| t.1),
+        outcome = v.outcome,
+        error = v.error,
         "access"
-    );
-}
-
-/// The request's span gets what its access line says (then ends, when `End` is dropped).
-fn end_span(end: &End, s: &Served) {
-    if end.span.is_disabled() {
-        return;
-    }
-    let route = s.route.as_ref();
-    let client = s.client.map(client_name);
-    trace::finish_request(
-        &end.span,
-        &trace::RequestEnd {
-            status: end.status,
-            client: client.as_deref(),
-            model: s.model.as_deref(),
-            stream: s.stream,
-            provider: route.map(|c| c.route.provider.id.as_str()),
-            model_used: route.map(|c| c.route.model.as_str()),
-            account: route.map(|c| c.account.label.as_str()),
-            attempts: s.attempts,
-            ttft_ms: s.first_byte.map(millis),
-            tokens: s.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens)),
-            error: s.error,
-        },
     );
 }
 
@@ -191,7 +186,7 @@ impl HttpBody for Observed {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
         // a stream's relay works inside the request's span (which ends at its last exit)
-        let entered = this.end.as_ref().map(|e| e.span.enter());
+        let entered = this.end.as_ref().filter(|e| !e.span.is_disabled()).map(|e| e.span.enter());
         let polled = Pin::new(inner).poll_frame(cx);
         drop(entered);
         if let Poll::Ready(Some(Ok(frame))) = &polled

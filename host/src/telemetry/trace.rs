@@ -42,6 +42,7 @@ pub fn request(method: &str, route: &str, path: &str, operation: Option<&str>, r
         freeway.attempts = Empty,
         freeway.stream = Empty,
         freeway.ttft_ms = Empty,
+        freeway.outcome = Empty,
         error.type = Empty,
     )
 }
@@ -57,7 +58,10 @@ pub struct RequestEnd<'a> {
     pub account: Option<&'a str>,
     pub attempts: u32,
     pub ttft_ms: Option<u64>,
+    /// prompt and completion tokens
     pub tokens: Option<(u64, u64)>,
+    /// how a stream ended
+    pub outcome: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 
@@ -75,6 +79,7 @@ pub fn finish_request(span: &Span, end: &RequestEnd<'_>) {
     span.record("freeway.attempts", end.attempts);
     span.record("freeway.stream", end.stream);
     span.record("freeway.ttft_ms", end.ttft_ms);
+    span.record("freeway.outcome", end.outcome);
     if let Some((input, output)) = end.tokens {
         span.record("gen_ai.usage.input_tokens", input);
         span.record("gen_ai.usage.output_tokens", output);

@@ -149,25 +149,51 @@ fn config(dir: &std::path::Path, sim: &Sim) -> String {
     cfg
 }
 
-async fn sim() -> Sim {
-    Sim::start_json(json!({"upstreams": [
-        {"prefix": "/v1", "token_delay_ms": 20, "reply_tokens": 5},
-        {"prefix": "/bad", "error_per_mille": 1000}
-    ]}))
-    .await
+/// The simulator (`/v1` answers, `/bad` always fails), a collector, and a gateway config over
+/// them.
+struct Rig {
+    _sim: Sim,
+    _dir: tempfile::TempDir,
+    collector: Collector,
+    endpoint: String,
+    cfg: String,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let sim = Sim::start_json(json!({"upstreams": [
+            {"prefix": "/v1", "token_delay_ms": 20, "reply_tokens": 5},
+            {"prefix": "/bad", "error_per_mille": 1000}
+        ]}))
+        .await;
+        let (collector, endpoint) = Collector::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &sim);
+        Rig { _sim: sim, _dir: dir, collector, endpoint, cfg }
+    }
+
+    /// `freeway serve` exporting to the collector.
+    fn serve_cmd(&self) -> std::process::Command {
+        serve_cmd(&self.cfg, Some(&self.endpoint))
+    }
+}
+
+/// A chat request to `server` with the client key and the request id `id`.
+fn chat(server: &Served, body: &serde_json::Value, id: &str) -> reqwest::RequestBuilder {
+    http().post(server.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).header("x-request-id", id).json(body)
 }
 
 #[tokio::test]
 async fn each_request_is_exported_as_a_trace_with_its_steps_and_never_a_key() {
-    let sim = sim().await;
-    let (collector, endpoint) = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &sim);
-    let server = Served::spawn(serve_cmd(&cfg, Some(&endpoint))).await;
-    assert!(server.log().contains(&format!("exporting traces over OTLP to {endpoint}/v1/traces")), "{}", server.log());
-    let chat = |body: serde_json::Value, id: &str| {
-        http().post(server.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).header("x-request-id", id).json(&body)
-    };
+    let rig = Rig::start().await;
+    let collector = &rig.collector;
+    let server = Served::spawn(rig.serve_cmd()).await;
+    assert!(
+        server.log().contains(&format!("exporting traces over OTLP to {}/v1/traces", rig.endpoint)),
+        "{}",
+        server.log()
+    );
+    let chat = |body: serde_json::Value, id: &str| chat(&server, &body, id);
 
     // `auto`, inside the caller's trace: classify, policy (its guest call), attempt (the
     // provider's guest call) under the request's span, which is the caller's span's child
@@ -222,6 +248,7 @@ async fn each_request_is_exported_as_a_trace_with_its_steps_and_never_a_key() {
     let spans = collector.trace_of("otel-stream", 3).await;
     let root = one(&spans, "POST /v1/chat/completions");
     assert_eq!(attr(root, "freeway.stream").as_deref(), Some("true"));
+    assert_eq!(attr(root, "freeway.outcome").as_deref(), Some("ok"));
     assert!(attr(root, "freeway.ttft_ms").is_some(), "{root:#?}");
     assert_eq!(attr(root, "gen_ai.usage.output_tokens").as_deref(), Some("5"));
     assert_ne!(hex(&root.trace_id), TRACE_ID, "no traceparent: a trace of its own");
@@ -261,27 +288,18 @@ async fn each_request_is_exported_as_a_trace_with_its_steps_and_never_a_key() {
 
 #[tokio::test]
 async fn traces_are_not_exported_when_disabled_or_over_a_protocol_not_built_in() {
-    let sim = sim().await;
-    let (collector, endpoint) = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &sim);
-    let mut disabled = serve_cmd(&cfg, Some(&endpoint));
+    let rig = Rig::start().await;
+    let mut disabled = rig.serve_cmd();
     disabled.env("OTEL_SDK_DISABLED", "true");
-    let mut grpc = serve_cmd(&cfg, Some(&endpoint));
+    let mut grpc = rig.serve_cmd();
     grpc.env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
     for (cmd, says) in [(disabled, None), (grpc, Some("traces are not exported: OTLP protocol `grpc` is not built in"))]
     {
         let server = Served::spawn(cmd).await;
-        let r = http()
-            .post(server.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
-            .json(&chat_body("p/m"))
-            .send()
-            .await
-            .unwrap();
+        let r = chat(&server, &chat_body("p/m"), "otel-off").send().await.unwrap();
         assert_eq!(r.status(), 200, "the gateway serves either way");
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(collector.exports(), 0);
+        assert_eq!(rig.collector.exports(), 0);
         let log = server.log();
         assert!(!log.contains("exporting traces"), "{log}");
         if let Some(says) = says {
