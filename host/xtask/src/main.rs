@@ -19,6 +19,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod deploy;
+mod e2e_python;
 mod policies;
 mod scaffold;
 mod services;
@@ -165,26 +166,9 @@ fn lint() -> Result<(), String> {
     run("clippy (Rust policies)", &mut policies)
 }
 
-fn venv_python() -> PathBuf {
-    root().join("target/e2e-venv/bin/python")
-}
-
+/// The Python suites, each in its venv (installed only when its requirements changed).
 fn python_e2e() -> Result<(), String> {
-    let py = venv_python();
-    if !py.exists() {
-        let python = if have("python3", "--version") { "python3" } else { "python" };
-        run("create the Python venv", Command::new(python).args(["-m", "venv"]).arg(root().join("target/e2e-venv")))?;
-    }
-    run(
-        "install the Python test requirements",
-        Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(root().join("tests/e2e/python/requirements.txt")),
-    )?;
-    let mut cmd = Command::new(&py);
-    cmd.current_dir(root()).args(["-m", "pytest", "-q", "tests/e2e/python"]);
-    e2e_env(&mut cmd);
-    run("end-to-end: official openai Python SDK", &mut cmd)
+    e2e_python::run_suites()
 }
 
 fn node_e2e() -> Result<(), String> {

@@ -2,6 +2,9 @@
 
 Tests whose faults could leave state in a gateway (cool-downs, breakers) ask for `fresh_gateway`,
 a gateway of their own that shares the session's simulator.
+
+`llamaindex/` runs in a venv of its own (its OpenAI integration pins openai<3; see
+host/xtask/src/e2e_python.rs): in a venv without llama_index it is not collected.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import openai
 import pytest
 
 from freeway_e2e import GATEWAY_KEY, Gateway, Sim, make_client
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError:
+    collect_ignore = ["llamaindex"]
 
 
 def _start(factory: Callable[[], object]) -> object:
@@ -42,6 +50,17 @@ def gateway(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
 def auth_gateway(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     started = _start(
         lambda: Gateway(sim, tmp_path_factory.mktemp("auth-gateway"), api_keys=[GATEWAY_KEY], name="freeway-auth")
+    )
+    assert isinstance(started, Gateway)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def embed_gateway(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway whose provider also serves the embedding model EMBED_MODEL."""
+    started = _start(
+        lambda: Gateway(sim, tmp_path_factory.mktemp("embed-gateway"), name="freeway-embed", embeddings=True)
     )
     assert isinstance(started, Gateway)
     yield started
