@@ -433,3 +433,58 @@ def test_overloaded_upstream_is_overloaded_error(fresh_claude: anthropic.Anthrop
     assert err.status_code == 529, err.response.text
     assert isinstance(err, anthropic.OverloadedError)
     assert _error(err)["type"] == "overloaded_error"
+
+
+def test_upstream_reasoning_becomes_a_thinking_block(claude: anthropic.Anthropic, sim: Sim) -> None:
+    sim.reply_once("The answer is four.", reasoning="Two plus two makes four.")
+    message = claude.messages.create(
+        model=CLAUDE_MODEL,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "What is two plus two?"}],
+    )
+
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == "Two plus two makes four."
+    assert message.content[1].text == "The answer is four."
+    assert message.stop_reason == "end_turn"
+
+
+def test_streamed_reasoning_is_a_thinking_block_before_the_text(claude: anthropic.Anthropic, sim: Sim) -> None:
+    sim.reply_once("The answer is four.", reasoning="Two plus two makes four.")
+    thinking: list[str] = []
+    with claude.messages.stream(
+        model=CLAUDE_MODEL,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "What is two plus two?"}],
+    ) as stream:
+        for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "thinking_delta":
+                thinking.append(event.delta.thinking)
+        final = stream.get_final_message()
+
+    assert "".join(thinking) == "Two plus two makes four."
+    assert len(thinking) == 5
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "Two plus two makes four."
+    assert final.content[1].text == "The answer is four."
+    # a thinking block sent back in the next turn is accepted (and not sent upstream)
+    sim.reset()
+    follow = claude.messages.create(
+        model=CLAUDE_MODEL,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[
+            {"role": "user", "content": "What is two plus two?"},
+            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]},
+            {"role": "user", "content": "And three plus three?"},
+        ],
+    )
+    assert follow.content[-1].text == FULL_REPLY
+    [upstream] = sim.chat_requests()
+    assert [text_of(m["content"]) for m in upstream["body"]["messages"]] == [
+        "What is two plus two?",
+        "The answer is four.",
+        "And three plus three?",
+    ]

@@ -87,6 +87,10 @@ pub enum Action {
     Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         content: Option<String>,
+        /// OpenAI-compatible profiles: reasoning text before the content, as `reasoning_content`
+        /// (a message field, or stream deltas of their own); native profiles ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         finish_reason: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
