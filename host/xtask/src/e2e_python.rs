@@ -41,15 +41,21 @@ const SUITES: &[Suite] = &[
     },
 ];
 
+/// Runs every suite (each after the others failed too), then fails naming the suites that did.
 pub fn run_suites() -> Result<(), String> {
+    let mut failed = Vec::new();
     for suite in SUITES {
-        let py = prepare(&root().join(suite.venv), &root().join(suite.requirements))?;
-        let mut cmd = Command::new(&py);
-        cmd.current_dir(root()).args(["-m", "pytest", "-q"]).args(suite.args);
-        e2e_env(&mut cmd);
-        run(suite.what, &mut cmd)?;
+        let ran = prepare(&root().join(suite.venv), &root().join(suite.requirements)).and_then(|py| {
+            let mut cmd = Command::new(&py);
+            cmd.current_dir(root()).args(["-m", "pytest", "-q"]).args(suite.args);
+            e2e_env(&mut cmd);
+            run(suite.what, &mut cmd)
+        });
+        if let Err(e) = ran {
+            failed.push(e);
+        }
     }
-    Ok(())
+    if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
 }
 
 /// Creates the venv if needed and installs `requirements` unless the venv's stamp says it
