@@ -35,6 +35,8 @@ pub struct App {
     pub audit: crate::store::AuditMirror,
     /// stores request and response bodies when `[body_log]` is on
     pub body_log: crate::body_log::BodyLog,
+    /// the Responses API's kept answers (`previous_response_id`)
+    pub conversations: crate::pipeline::dialect::Conversations,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -51,6 +53,7 @@ impl App {
             client_limits: &self.client_limits,
             stats: &self.stats,
             metrics: &self.metrics,
+            conversations: &self.conversations,
         }
     }
 
@@ -60,6 +63,11 @@ impl App {
         let admission = crate::admission::Admission::new(config.config.server.max_in_flight);
         let store = crate::store::Store::open(&config.config.storage.effective_url()).await?;
         let body_log = crate::body_log::BodyLog::start(store.clone());
+        let server = &config.config.server;
+        let conversations = crate::pipeline::dialect::Conversations::new(
+            server.responses_store_bytes,
+            std::time::Duration::from_secs(server.responses_store_ttl_secs.max(1)),
+        );
         let metrics = Arc::new(crate::telemetry::Metrics::new(crate::bindings::WIT_VERSION));
         let runtime = Runtime::new(&config.config.runtime, metrics.clone())?;
         let quota = &config.config.quota;
@@ -88,6 +96,7 @@ impl App {
             started_at_ms: crate::clock::now_ms(),
             audit: crate::store::AuditMirror::default(),
             body_log,
+            conversations,
         }))
         .inspect(spawn_audit_sync)
     }

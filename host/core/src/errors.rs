@@ -24,6 +24,8 @@ pub enum ErrorKind {
     MissingParameter,
     InvalidType,
     InvalidValue,
+    /// a parameter the gateway understands but does not serve (an API's feature it lacks)
+    UnsupportedParameter,
     ModelNotFound,
     BodyTooLarge,
     InvalidApiKey,
@@ -98,6 +100,7 @@ impl ErrorKind {
             MissingParameter => spec(400, INV, "missing_required_parameter", Client, false),
             InvalidType => spec(400, INV, "invalid_type", Client, false),
             InvalidValue => spec(400, INV, "invalid_value", Client, false),
+            UnsupportedParameter => spec(400, INV, "unsupported_parameter", Client, false),
             ModelNotFound => spec(404, INV, "model_not_found", Client, false),
             BodyTooLarge => spec(413, INV, "request_too_large", Client, false),
             InvalidApiKey => spec(401, INV, "invalid_api_key", Client, false),

@@ -11,6 +11,7 @@
 //! - [`clock`]: Unix time in milliseconds
 
 pub mod clock;
+pub mod dialect;
 pub mod errors;
 pub mod hosts;
 pub mod interp;

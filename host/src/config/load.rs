@@ -110,6 +110,28 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
             return Err(ctx.err(None, Some(format!("routing_rules[{i}]")), e));
         }
     }
+    for (i, r) in config.routes.iter().enumerate() {
+        let field = Some(format!("routes[{i}]"));
+        match &r.to {
+            Some(to) if to.trim().is_empty() || to.contains('*') => {
+                return Err(ctx.err(None, field, "`to` must name one model or alias (no `*`)"));
+            }
+            Some(_) if !r.fallback_chain.is_empty() || r.policy.is_some() || r.hedge => {
+                return Err(ctx.err(
+                    None,
+                    field,
+                    "a route with `to` only renames: give `fallback_chain`, `policy` or `hedge` to the route it names",
+                ));
+            }
+            Some(to) if config.routes.iter().any(|o| o.to.is_some() && o.matches(to)) => {
+                return Err(ctx.err(None, field, format!("`to = \"{to}\"` is itself renamed by a route")));
+            }
+            None if r.model.contains('*') => {
+                return Err(ctx.err(None, field, "a `*` in `model` needs `to` (the model or alias it is served as)"));
+            }
+            _ => {}
+        }
+    }
     let mut ids = HashSet::new();
     for (i, p) in config.providers.iter().enumerate() {
         let id = p.id.get_ref();
@@ -275,6 +297,21 @@ mod tests {
 
     fn parse_str(text: &str) -> Result<Config, ConfigError> {
         parse(Path::new("freeway.toml"), text)
+    }
+
+    #[test]
+    fn renaming_routes_are_checked() {
+        let ok = parse_str("[[routes]]\nmodel = \"claude-*\"\nto = \"auto:code\"\n").unwrap();
+        assert_eq!(ok.routes[0].to.as_deref(), Some("auto:code"));
+        for (bad, says) in [
+            ("[[routes]]\nmodel = \"claude-*\"\nfallback_chain = [\"m\"]\n", "needs `to`"),
+            ("[[routes]]\nmodel = \"c\"\nto = \"m\"\npolicy = \"smart\"\n", "only renames"),
+            ("[[routes]]\nmodel = \"c\"\nto = \"m-*\"\n", "no `*`"),
+            ("[[routes]]\nmodel = \"a*\"\nto = \"ab\"\n", "itself renamed"),
+        ] {
+            let e = parse_str(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -122,6 +122,42 @@ pub struct RouteConfig {
     /// folder); without a fallback chain, the alias routes over every free model like `auto`
     #[serde(default)]
     pub policy: Option<String>,
+    /// serve requests for `model` as requests for this model or alias (`to = "auto:code"`);
+    /// `model` may then be a glob with `*` (`model = "claude-*"`), so a client's own model names
+    /// (Claude Code's, say) land on routes the gateway serves
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+impl RouteConfig {
+    /// Whether `name` is this route's model: equal, or matched by its `*` glob when it renames.
+    pub fn matches(&self, name: &str) -> bool {
+        if self.to.is_none() || !self.model.contains('*') {
+            return self.model == name;
+        }
+        glob_match(&self.model, name)
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let last = parts.pop();
+    for part in parts {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    match last {
+        Some(last) => rest.len() >= last.len() && rest.ends_with(last),
+        None => rest.is_empty(),
+    }
 }
 
 /// `[routing]`: policy routing (`auto`, `auto:*` and `[[routes]]` with a `policy`).
@@ -341,6 +377,10 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// time a client has to send a request's body once its headers are read, in milliseconds
     pub body_read_timeout_ms: u64,
+    /// memory for the Responses API's kept answers (`previous_response_id`), in bytes
+    pub responses_store_bytes: u64,
+    /// how long a kept answer lasts after its last use, in seconds
+    pub responses_store_ttl_secs: u64,
     /// API requests (`/v1/...`) served at once; beyond it a request waits up to
     /// `queue_timeout_ms` for a slot, then gets 503 with `Retry-After`
     pub max_in_flight: usize,
@@ -377,6 +417,8 @@ impl Default for ServerConfig {
             max_connections: 4096,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
+            responses_store_bytes: 64 * 1024 * 1024,
+            responses_store_ttl_secs: 3600,
             max_in_flight: 2048,
             queue_timeout_ms: 2_000,
         }
@@ -632,5 +674,42 @@ impl ModelSpec {
             ModelSpec::Id(id) => id,
             ModelSpec::Detailed(d) => &d.id,
         }
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    fn rename(model: &str) -> RouteConfig {
+        RouteConfig {
+            model: model.into(),
+            fallback_chain: vec![],
+            hedge: false,
+            policy: None,
+            to: Some("auto:code".into()),
+        }
+    }
+
+    #[test]
+    fn a_renaming_route_matches_its_glob() {
+        let r = rename("claude-*");
+        assert!(r.matches("claude-sonnet-4-5-20250929"));
+        assert!(r.matches("claude-"));
+        assert!(!r.matches("gpt-4o"));
+        assert!(!r.matches("xclaude-3"));
+        let mid = rename("claude-*-haiku*");
+        assert!(mid.matches("claude-3-5-haiku-latest"));
+        assert!(!mid.matches("claude-sonnet-4"));
+        let tail = rename("*-latest");
+        assert!(tail.matches("claude-3-5-haiku-latest"));
+        assert!(!tail.matches("claude-3-5-haiku"));
+    }
+
+    #[test]
+    fn a_route_that_does_not_rename_matches_only_its_exact_name() {
+        let r = RouteConfig { to: None, ..rename("claude-*") };
+        assert!(r.matches("claude-*"));
+        assert!(!r.matches("claude-3"));
     }
 }

@@ -1,5 +1,7 @@
 //! The request pipeline for `POST /v1/chat/completions`. One module per step; this is the
-//! order they run in, and the one place it is written down:
+//! order they run in, and the one place it is written down. Anthropic Messages, legacy
+//! completions and the Responses API enter it as chat requests and leave it translated back
+//! (`dialect`, marked below).
 //!
 //! ```text
 //! client ──> (edge)    the request id (`x-request-id`, the client's when sane)
@@ -15,11 +17,16 @@
 //!                      read from the headers before the body is    (auth.rs)
 //!            (edge)    an in-flight slot (503 + Retry-After when full); the
 //!                      body, within its size and time bounds    (crate::server)
+//!            (dialect) `/v1/messages`, `/v1/completions`, `/v1/responses`: the
+//!                      body's shape bounded, then translated into a chat body
+//!                      (freeway_core::dialect); `previous_response_id` read from
+//!                      the client's kept answers        (dialect/, conversations.rs)
 //!            ingress   bound the JSON's shape (depth, keys, elements), then
 //!                      parse the OpenAI body once into borrowed top-level
 //!                      entries; validate what the gateway reads (model,
 //!                      messages, stream, max tokens); unknown fields are kept
-//!                      verbatim                                              (ingress.rs)
+//!                      verbatim; a model a `[[routes]] to` renames is
+//!                      served as the model it names                          (ingress.rs)
 //!            needs     what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (needs.rs)
 //!            (context) one value for the rest of the way: the snapshot the
@@ -75,6 +82,10 @@
 //!                      chunk and an error event                              (stream.rs)
 //!            account   one usage record per request, handed to a background
 //!                      task without waiting                                   (account.rs)
+//!            (dialect) the answer translated back: a JSON body whole, a stream
+//!                      event by event as each arrives; errors shaped as the
+//!                      client's API shapes them (Anthropic's for Messages)
+//!                                                             (dialect/relay.rs)
 //! client <──
 //! ```
 //!
@@ -89,6 +100,7 @@ pub mod context;
 pub mod cost;
 pub mod decide;
 pub mod decision;
+pub mod dialect;
 pub mod dispatch;
 pub mod exchange;
 pub mod explain;
@@ -125,7 +137,10 @@ pub async fn chat_completions(
     exchange: &Arc<Exchange>,
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
-    let req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
+    let mut req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
+    if let Some(to) = snapshot.renamed(&req.model) {
+        req.model = std::borrow::Cow::Owned(to.to_owned());
+    }
     exchange.asked(&req.model, req.stream);
     let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
     services

@@ -336,7 +336,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
         }
     }
     // [[routes]]: a name's own routes, then its fallback chain's, in order (each route once)
-    for r in &inp.config.routes {
+    for r in inp.config.routes.iter().filter(|r| r.to.is_none()) {
         let mut list: Vec<Route> = index.get(&r.model).cloned().unwrap_or_default();
         for m in &r.fallback_chain {
             let Some(routes) = index.get(m) else {
@@ -422,7 +422,7 @@ fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::Rout
             })
         })
         .collect();
-    for r in routes.iter().filter(|r| !by_id.contains_key(r.model.as_str())) {
+    for r in routes.iter().filter(|r| r.to.is_none() && !by_id.contains_key(r.model.as_str())) {
         data.push(json!({
             "id": r.model,
             "object": "model",

@@ -162,6 +162,12 @@ impl Snapshot {
         self.index.get(model).map(Vec::as_slice)
     }
 
+    /// The model a request for `model` is served as, when a `[[routes]]` entry with `to`
+    /// renames it (the first that matches).
+    pub fn renamed(&self, model: &str) -> Option<&str> {
+        self.config.routes.iter().find(|r| r.to.is_some() && r.matches(model)).and_then(|r| r.to.as_deref())
+    }
+
     /// Whether requests for `model` are hedged (`[[routes]] hedge = true`).
     pub fn hedged(&self, model: &str) -> bool {
         !self.config.routes.is_empty() && self.config.routes.iter().any(|r| r.hedge && r.model == model)

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::errors::{Blame, ErrorKind, GatewayError};
+use crate::pipeline::dialect::{self, Api};
 use crate::pipeline::{self, Exchange};
 
 /// The request's exchange (made by the edge; a detached one if a caller bypassed it).
@@ -51,23 +52,24 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: Dura
 
 /// The client is authenticated from the headers before anything else: an unknown client gets
 /// its 401 without the gateway reading (up to 16 MiB of) its body or taking an in-flight slot.
-pub async fn chat_completions(
-    State(app): State<Arc<App>>,
+async fn serve(
+    app: Arc<App>,
     exchange: Option<Extension<Arc<Exchange>>>,
     headers: HeaderMap,
     body: Body,
+    api: Api,
 ) -> Response {
     let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
     let server = &snapshot.config.server;
     let client = match pipeline::auth::check(server, &headers) {
         Ok(c) => c,
-        Err(e) => return failed(&exchange, e),
+        Err(e) => return failed(&exchange, e, api),
     };
     exchange.client(client);
     let permit = match app.admission.enter(Duration::from_millis(server.queue_timeout_ms)).await {
         Ok(p) => p,
-        Err(e) => return failed(&exchange, e),
+        Err(e) => return failed(&exchange, e, api),
     };
     let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
     let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
@@ -75,19 +77,74 @@ pub async fn chat_completions(
             if snapshot.config.body_log.enabled {
                 exchange.keep_request_body(&bytes);
             }
-            pipeline::chat_completions(app.services(), &snapshot, client, bytes, &exchange).await
+            let services = app.services();
+            match api {
+                Api::Chat => pipeline::chat_completions(services, &snapshot, client, bytes, &exchange).await,
+                Api::Messages => dialect::messages(services, &snapshot, client, bytes, &exchange).await,
+                Api::CountTokens => dialect::count_tokens(&snapshot, &bytes),
+                Api::Completions => dialect::completions(services, &snapshot, client, bytes, &exchange).await,
+                Api::Responses => dialect::responses(services, &snapshot, client, bytes, &exchange).await,
+            }
         }
         Err(e) => Err(e),
     };
     match result {
         Ok(r) => crate::admission::hold(r, permit),
-        Err(e) => failed(&exchange, e),
+        Err(e) => failed(&exchange, e, api),
     }
 }
 
-/// Log a failed request once, by who is to blame, and answer it. A client's mistake is left to
-/// the access log line (at info, with its code); upstream and gateway failures say more here.
-fn failed(exchange: &Exchange, e: GatewayError) -> Response {
+pub async fn chat_completions(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::Chat).await
+}
+
+/// Anthropic Messages.
+pub async fn messages(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::Messages).await
+}
+
+pub async fn count_tokens(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::CountTokens).await
+}
+
+/// Legacy completions.
+pub async fn completions(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::Completions).await
+}
+
+pub async fn responses(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::Responses).await
+}
+
+/// Log a failed request once, by who is to blame, and answer it as its API shapes errors. A
+/// client's mistake is left to the access log line (at info, with its code); upstream and
+/// gateway failures say more here.
+fn failed(exchange: &Exchange, e: GatewayError, api: Api) -> Response {
     let code = e.kind.spec().code;
     exchange.error(code);
     let id = &exchange.id;
@@ -96,7 +153,7 @@ fn failed(exchange: &Exchange, e: GatewayError) -> Response {
         Blame::Upstream => tracing::warn!(code, request_id = %id, "upstream failure: {}", e.message),
         Blame::Internal => tracing::error!(code, request_id = %id, "gateway failure: {}", e.message),
     }
-    e.into_response()
+    api.error_response(e)
 }
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -115,7 +172,7 @@ pub async fn list_models(
     let snapshot = app.registry.snapshot();
     match pipeline::auth::check(&snapshot.config.server, &headers) {
         Ok(client) => exchange.client(client),
-        Err(e) => return failed(&exchange, e),
+        Err(e) => return failed(&exchange, e, Api::Chat),
     }
     json_response(StatusCode::OK, snapshot.models_body.clone())
 }
@@ -130,7 +187,7 @@ pub async fn get_model(
     let snapshot = app.registry.snapshot();
     match pipeline::auth::check(&snapshot.config.server, &headers) {
         Ok(client) => exchange.client(client),
-        Err(e) => return failed(&exchange, e),
+        Err(e) => return failed(&exchange, e, Api::Chat),
     }
     let Some(routes) = snapshot.routes(&id) else {
         exchange.error(ErrorKind::ModelNotFound.spec().code);

@@ -38,6 +38,11 @@ fn guest_histogram() -> Histogram {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    /// Anthropic Messages (and its token counting)
+    Messages,
+    /// legacy completions
+    Completions,
+    Responses,
     Models,
     Health,
     Ready,
@@ -53,6 +58,9 @@ impl Endpoint {
         let p = path.strip_prefix("/v1").filter(|rest| rest.starts_with('/')).unwrap_or(path);
         match p {
             "/chat/completions" => Self::ChatCompletions,
+            "/messages" | "/messages/count_tokens" => Self::Messages,
+            "/completions" => Self::Completions,
+            "/responses" => Self::Responses,
             "/models" => Self::Models,
             _ if p.starts_with("/models/") => Self::Models,
             "/health" => Self::Health,
@@ -67,6 +75,9 @@ impl Endpoint {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Messages => "messages",
+            Self::Completions => "completions",
+            Self::Responses => "responses",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
@@ -79,7 +90,7 @@ impl Endpoint {
 
     /// The OpenAI API: what the access log records at info level.
     pub fn is_api(self) -> bool {
-        matches!(self, Self::ChatCompletions | Self::Models)
+        matches!(self, Self::ChatCompletions | Self::Messages | Self::Completions | Self::Responses | Self::Models)
     }
 }
 
@@ -454,6 +465,10 @@ mod tests {
         for (path, kind) in [
             ("/v1/chat/completions", Endpoint::ChatCompletions),
             ("/chat/completions", Endpoint::ChatCompletions),
+            ("/v1/messages", Endpoint::Messages),
+            ("/v1/messages/count_tokens", Endpoint::Messages),
+            ("/v1/completions", Endpoint::Completions),
+            ("/v1/responses", Endpoint::Responses),
             ("/v1/models", Endpoint::Models),
             ("/v1/models/groq/llama", Endpoint::Models),
             ("/models", Endpoint::Models),

@@ -27,6 +27,7 @@ mod config_files;
 mod crash;
 mod dashboard;
 mod demo;
+mod dialects;
 mod discovery;
 mod drop_in;
 mod durability;
