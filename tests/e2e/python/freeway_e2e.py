@@ -174,8 +174,12 @@ class Gateway:
         # the default routing policy, so `model="auto"` works as it does for users
         (policies / "smart.wasm").write_bytes((ROOT / "policies" / "smart.wasm").read_bytes())
         keys_line = f"api_keys = {_toml_list(api_keys)}\n" if api_keys else ""
-        # `embeddings = true` marks a model for POST /v1/embeddings only (never chat)
-        models = f"[{_toml_str(MODEL)}" + (f", {{ id = {_toml_str(EMBED_MODEL)}, embeddings = true }}]" if embeddings else "]")
+        # the chat model says what it can do, so policy routes (auto:code, for Claude model
+        # names) offer it requests with tools or images; `embeddings = true` marks a model for
+        # POST /v1/embeddings only (never chat)
+        chat_model = f"{{ id = {_toml_str(MODEL)}, tools = true, vision = true }}"
+        embed_model = f", {{ id = {_toml_str(EMBED_MODEL)}, embeddings = true }}" if embeddings else ""
+        models = f"[{chat_model}{embed_model}]"
         config = workdir / "freeway.toml"
         config.write_text(
             "[server]\n"

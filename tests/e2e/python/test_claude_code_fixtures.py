@@ -9,6 +9,7 @@ the gateway's, in the header the fixture uses (`x-api-key` or `authorization: Be
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -110,6 +111,17 @@ def sdk_headers(fixture: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in fixture["headers"].items() if k.lower() not in SDK_HEADERS}
 
 
+def sdk_kwargs(method: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """The body as keyword arguments of an SDK method; fields it has no parameter for (this SDK
+    dropped `temperature`) go in `extra_body`, as they are on the wire."""
+    params = inspect.signature(method).parameters
+    kwargs = {k: v for k, v in body.items() if k in params}
+    extra = {k: v for k, v in body.items() if k not in params}
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
 def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -184,7 +196,9 @@ def test_main_turn_through_the_sdk_beta_stream(sdk: anthropic.Anthropic, sim: Si
     fixture = load(MAIN)
     body = {k: v for k, v in fixture["body"].items() if k != "stream"}
     betas = fixture["headers"]["anthropic-beta"].split(",")
-    with sdk.beta.messages.stream(**body, betas=betas, extra_headers=sdk_headers(fixture)) as stream:
+    with sdk.beta.messages.stream(
+        **sdk_kwargs(sdk.beta.messages.create, body), betas=betas, extra_headers=sdk_headers(fixture)
+    ) as stream:
         kinds = [e.type for e in stream if e.type not in ("text", "ping", "thinking", "signature", "input_json")]
         final = stream.get_final_message()
 
@@ -240,7 +254,9 @@ def test_tool_result_turn_through_the_sdk(sdk: anthropic.Anthropic, sim: Sim) ->
     fixture = load(TOOL_RESULTS)
     body = {k: v for k, v in fixture["body"].items() if k != "stream"}
     betas = fixture["headers"]["anthropic-beta"].split(",")
-    with sdk.beta.messages.stream(**body, betas=betas, extra_headers=sdk_headers(fixture)) as stream:
+    with sdk.beta.messages.stream(
+        **sdk_kwargs(sdk.beta.messages.create, body), betas=betas, extra_headers=sdk_headers(fixture)
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
 
@@ -282,7 +298,7 @@ def test_haiku_side_call_through_the_sdk(auth_gateway: Gateway, sim: Sim) -> Non
         base_url=auth_gateway.url, auth_token=GATEWAY_KEY, api_key=None, max_retries=0, timeout=15.0
     ) as client:
         message = client.beta.messages.create(
-            **fixture["body"],
+            **sdk_kwargs(client.beta.messages.create, fixture["body"]),
             betas=fixture["headers"]["anthropic-beta"].split(","),
             extra_headers=sdk_headers(fixture),
         )
@@ -326,7 +342,7 @@ def test_count_tokens_call(auth_gateway: Gateway, sim: Sim) -> None:
 def test_count_tokens_through_the_sdk(sdk: anthropic.Anthropic, auth_gateway: Gateway, sim: Sim) -> None:
     fixture = load(COUNT)
     counted = sdk.beta.messages.count_tokens(
-        **fixture["body"], betas=fixture["headers"]["anthropic-beta"].split(","), extra_headers=sdk_headers(fixture)
+        **sdk_kwargs(sdk.beta.messages.count_tokens, fixture["body"]), betas=fixture["headers"]["anthropic-beta"].split(","), extra_headers=sdk_headers(fixture)
     )
 
     assert counted.input_tokens == post(auth_gateway, fixture).json()["input_tokens"]

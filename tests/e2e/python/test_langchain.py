@@ -23,9 +23,8 @@ from freeway_e2e import (
 
 
 def chat(gw: Gateway, **kwargs: object) -> ChatOpenAI:
-    return ChatOpenAI(
-        base_url=gw.base_url, api_key="anything", model=MODEL, max_retries=0, timeout=15.0, **kwargs  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {"model": MODEL, "max_retries": 0, "timeout": 15.0, **kwargs}
+    return ChatOpenAI(base_url=gw.base_url, api_key="anything", **options)  # type: ignore[arg-type]
 
 
 @tool

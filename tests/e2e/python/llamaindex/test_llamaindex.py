@@ -15,16 +15,8 @@ from freeway_e2e import CLAUDE_MODEL, EMBED_MODEL, FULL_REPLY, MODEL, Gateway, S
 
 
 def llm(gw: Gateway, chat: bool, **kwargs: object) -> OpenAILike:
-    return OpenAILike(
-        model=MODEL,
-        api_base=gw.base_url,
-        api_key="anything",
-        is_chat_model=chat,
-        context_window=8192,
-        max_retries=0,
-        timeout=15.0,
-        **kwargs,
-    )
+    options: dict[str, object] = {"model": MODEL, "context_window": 8192, "max_retries": 0, "timeout": 15.0, **kwargs}
+    return OpenAILike(api_base=gw.base_url, api_key="anything", is_chat_model=chat, **options)
 
 
 def text_of(content: object) -> str:
