@@ -71,16 +71,18 @@ def test_embeddings_float(embed_client: openai.OpenAI, sim: Sim) -> None:
     result = embed_client.embeddings.create(model=EMBED_MODEL, input="The quick brown fox", encoding_format="float")
 
     assert result.object == "list"
-    assert result.model in (EMBED_MODEL, f"local/{EMBED_MODEL}")
+    assert result.model == EMBED_MODEL
     [item] = result.data
     assert item.object == "embedding"
     assert item.index == 0
     vector = item.embedding
-    assert isinstance(vector, list) and len(vector) >= 8
-    assert all(isinstance(x, float) and math.isfinite(x) for x in vector)
+    # the simulator's vectors: 8 values (its default dimensions) in [-1, 1]
+    assert isinstance(vector, list) and len(vector) == 8
+    assert all(isinstance(x, float) and -1.0 <= x <= 1.0 for x in vector)
     assert any(x != 0.0 for x in vector)
-    assert result.usage.prompt_tokens >= 1
-    assert result.usage.total_tokens == result.usage.prompt_tokens
+    # the simulator counts an embedding input's words as its tokens
+    assert result.usage.prompt_tokens == 4
+    assert result.usage.total_tokens == 4
     [upstream] = sim.embedding_requests()
     assert upstream["body"]["model"] == EMBED_MODEL
     assert upstream["body"]["input"] in ("The quick brown fox", ["The quick brown fox"])
@@ -114,14 +116,23 @@ def test_embeddings_batch_keeps_order(embed_client: openai.OpenAI, sim: Sim) -> 
     assert sorted(x for i in seen for x in (i if isinstance(i, list) else [i])) == inputs
     single = embed_client.embeddings.create(model=EMBED_MODEL, input="beta", encoding_format="float")
     assert _close(single.data[0].embedding, vectors[1])
-    assert batch.usage.prompt_tokens >= 3
+    assert batch.usage.prompt_tokens == 3
+
+
+def test_embeddings_dimensions_are_passed_upstream(embed_client: openai.OpenAI, sim: Sim) -> None:
+    result = embed_client.embeddings.create(model=EMBED_MODEL, input="short", dimensions=4, encoding_format="float")
+
+    assert len(result.data[0].embedding) == 4
+    assert sim.embedding_requests()[0]["body"]["dimensions"] == 4
 
 
 def test_embeddings_with_a_chat_model_is_bad_request(embed_client: openai.OpenAI, sim: Sim) -> None:
-    with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as info:
+    with pytest.raises(openai.BadRequestError) as info:
         embed_client.embeddings.create(model=MODEL, input="x", encoding_format="float")
-    assert info.value.status_code in (400, 404)
+    assert info.value.status_code == 400
+    assert info.value.param == "model"
     assert sim.embedding_requests() == []
+    assert sim.chat_requests() == []
 
 
 # --- /v1/completions (legacy) -----------------------------------------------------------------
