@@ -29,6 +29,7 @@ from freeway_e2e import (
     make_anthropic,
     parse_route,
     sim_prompt_tokens,
+    sse_events,
 )
 
 CHAT = "/chat/completions"
@@ -489,3 +490,37 @@ def test_streamed_reasoning_is_a_thinking_block_before_the_text(claude: anthropi
         "The answer is four.",
         "And three plus three?",
     ]
+
+
+def test_stream_cut_upstream_ends_with_an_error_event(fresh_gateway: Gateway, sim: Sim) -> None:
+    sim.script({"match": {"path_suffix": CHAT}, "action": {"type": "drop_after", "chunks": 3}})
+    with httpx.stream(
+        "POST",
+        fresh_gateway.url + "/v1/messages",
+        headers={"x-api-key": "anything", "anthropic-version": ANTHROPIC_VERSION},
+        json={"model": CLAUDE_MODEL, "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=15.0,
+    ) as response:
+        assert response.status_code == 200
+        events = sse_events(response.iter_lines())
+
+    kinds = [d["type"] for _, d in events]
+    assert kinds[0] == "message_start"
+    assert kinds[-1] == "error", kinds
+    assert "message_stop" not in kinds, "a failed stream does not claim to have finished"
+    name, error = events[-1]
+    assert name == "error"
+    assert error["error"]["type"] in ("api_error", "overloaded_error") and error["error"]["message"], error
+    text = "".join(d["delta"]["text"] for _, d in events if d["type"] == "content_block_delta")
+    assert text and FULL_REPLY.startswith(text) and text != FULL_REPLY, text
+
+    # the SDK raises on the error event
+    sim.reset()
+    sim.script({"match": {"path_suffix": CHAT}, "action": {"type": "drop_after", "chunks": 3}})
+    with make_anthropic(fresh_gateway) as client:
+        with pytest.raises(anthropic.APIError):
+            with client.messages.stream(
+                model=CLAUDE_MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+            ) as stream:
+                for _ in stream:
+                    pass
