@@ -266,3 +266,23 @@ async fn a_previous_response_is_not_visible_to_another_client() {
     assert_eq!(ask("fw-one", json!({"model": "m", "input": "more", "previous_response_id": id})).await.status(), 200);
     assert_eq!(ask("fw-two", json!({"model": "m", "input": "more", "previous_response_id": id})).await.status(), 400);
 }
+
+#[tokio::test]
+async fn upstream_reasoning_becomes_thinking_blocks_whole_and_streamed() {
+    let sim = Sim::start().await;
+    let gw = gateway(&sim, "").await;
+    let script = json!([{"action": {"type": "reply", "reasoning": "First, greet.", "content": "Hello there"}}]);
+    sim.script(script).await;
+    let m: Value = post(&gw, "/v1/messages", &hello("claude-opus-4-1")).await.json().await.unwrap();
+    assert_eq!(m["content"][0], json!({"type": "thinking", "thinking": "First, greet.", "signature": ""}));
+    assert_eq!(m["content"][1], json!({"type": "text", "text": "Hello there"}));
+    let mut body = hello("claude-opus-4-1");
+    body["stream"] = json!(true);
+    let ev = named_events(post(&gw, "/v1/messages", &body).await).await;
+    let starts: Vec<&Value> = ev.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| d).collect();
+    assert_eq!(starts[0]["content_block"]["type"], "thinking");
+    assert_eq!(starts[1]["content_block"]["type"], "text");
+    assert_eq!(starts[1]["index"], 1);
+    let thinking: String = ev.iter().filter_map(|(_, d)| d["delta"]["thinking"].as_str()).collect();
+    assert_eq!(thinking, "First, greet.");
+}

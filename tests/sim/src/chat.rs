@@ -106,6 +106,7 @@ fn last_user_text_contains(messages: &[Value], needle: &str) -> bool {
 /// A scripted `reply` override.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Custom<'a> {
+    pub reasoning: Option<&'a str>,
     pub content: Option<&'a str>,
     pub finish_reason: Option<&'a str>,
     pub usage: Option<&'a Value>,
@@ -126,6 +127,8 @@ pub struct Reply {
     pub seq: u64,
     pub created: u64,
     pub model: String,
+    /// Reasoning before the content, when scripted.
+    pub reasoning: Option<String>,
     /// Text content ("" when the reply is a tool call).
     pub content: String,
     pub tool_call: Option<ToolCall>,
@@ -206,6 +209,7 @@ pub fn plan(req: &ChatRequest<'_>, reply_tokens: u32, seq: u64, created: u64, cu
         seq,
         created,
         model: req.model.to_owned(),
+        reasoning: custom.reasoning.map(str::to_owned),
         content,
         tool_call,
         finish_reason: custom.finish_reason.unwrap_or(default_finish).to_owned(),
@@ -252,6 +256,8 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallOut<'a>; 1]>,
@@ -295,6 +301,7 @@ pub fn completion_body(reply: &Reply) -> Bytes {
             index: 0,
             message: Message {
                 role: "assistant",
+                reasoning_content: reply.reasoning.as_deref(),
                 content: if tool_calls.is_some() { None } else { Some(&reply.content) },
                 tool_calls,
                 refusal: None,
@@ -414,6 +421,7 @@ mod tests {
         let usage = json!({"completion_tokens": 99});
         let extra: Map<String, Value> = serde_json::from_value(json!({"provider": "sim", "model": "other"})).unwrap();
         let custom = Custom {
+            reasoning: None,
             content: Some("hello there world"),
             finish_reason: Some("content_filter"),
             usage: Some(&usage),

@@ -93,6 +93,9 @@ pub enum Action {
         usage: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         extra: Option<Map<String, Value>>,
+        /// reasoning before the answer (`reasoning_content`, as DeepSeek-style upstreams send it)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<String>,
     },
     /// Stream: `chunks` normal events, then an OpenRouter-style error event, then `[DONE]`.
     MidStreamError {

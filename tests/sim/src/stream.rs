@@ -35,6 +35,7 @@ pub enum Shape {
 #[derive(Debug, Clone, PartialEq)]
 enum Event {
     Role,
+    Reasoning,
     Text(Range<usize>),
     ToolHeader,
     ToolArgs,
@@ -66,6 +67,9 @@ impl StreamPlan {
     pub fn new(reply: Reply, include_usage: bool, delay: Duration, shape: Shape) -> Self {
         let mut events = Vec::with_capacity(8);
         events.push(Event::Role);
+        if reply.reasoning.is_some() {
+            events.push(Event::Reasoning);
+        }
         if reply.tool_call.is_some() {
             events.push(Event::ToolHeader);
             events.push(Event::ToolArgs);
@@ -117,6 +121,9 @@ impl StreamPlan {
             }
             Event::Role => {
                 self.chunk(Delta { role: Some("assistant"), content: Some(""), ..Delta::default() }, None, None)
+            }
+            Event::Reasoning => {
+                self.chunk(Delta { reasoning_content: self.reply.reasoning.as_deref(), ..Delta::default() }, None, None)
             }
             Event::Text(range) => {
                 self.chunk(Delta { content: self.reply.content.get(range.clone()), ..Delta::default() }, None, None)
@@ -263,6 +270,8 @@ struct ChunkChoice<'a> {
 struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -556,7 +556,8 @@ async fn chat(ctx: &Ctx<'_>, action: Option<Action>) -> Response {
         return ctx.error(StatusCode::NOT_FOUND, &message, "", None);
     }
     let custom = match &action {
-        Some(Action::Reply { content, finish_reason, usage, extra }) => Some(Custom {
+        Some(Action::Reply { content, finish_reason, usage, extra, .. }) => Some(Custom {
+            reasoning: None,
             content: content.as_deref(),
             finish_reason: finish_reason.as_deref(),
             usage: usage.as_ref(),

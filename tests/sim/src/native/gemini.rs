@@ -511,7 +511,8 @@ async fn generate(ctx: &Ctx<'_>, model: &str, stream: bool, action: Option<Actio
     let Some(body) = ctx.json else { return invalid(ctx, "Invalid JSON payload received.") };
     let request = parse(body);
     let custom = match &action {
-        Some(Action::Reply { content, finish_reason, usage, extra }) => Some(Custom {
+        Some(Action::Reply { content, finish_reason, usage, extra, .. }) => Some(Custom {
+            reasoning: None,
             content: content.as_deref(),
             finish_reason: finish_reason.as_deref(),
             usage: usage.as_ref(),
