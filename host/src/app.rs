@@ -35,6 +35,8 @@ pub struct App {
     pub audit: crate::store::AuditMirror,
     /// stores request and response bodies when `[body_log]` is on
     pub body_log: crate::body_log::BodyLog,
+    /// the exact response cache (`[cache]`; its store is chosen at start)
+    pub cache: Arc<crate::cache::ResponseCache>,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -51,6 +53,7 @@ impl App {
             client_limits: &self.client_limits,
             stats: &self.stats,
             metrics: &self.metrics,
+            cache: &self.cache,
         }
     }
 
@@ -65,6 +68,7 @@ impl App {
         let quota = &config.config.quota;
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
         let config_stats_file = config.config.routing.stats_file.clone();
+        let cache = Arc::new(crate::cache::ResponseCache::start(&config.config));
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone()).await;
         crate::registry::recheck::spawn(reloader.registry.clone());
         // build the classifier's matchers now, not on the first `auto` request
@@ -88,6 +92,7 @@ impl App {
             started_at_ms: crate::clock::now_ms(),
             audit: crate::store::AuditMirror::default(),
             body_log,
+            cache,
         }))
         .inspect(spawn_audit_sync)
     }

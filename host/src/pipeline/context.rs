@@ -34,6 +34,8 @@ pub struct Services<'a> {
     pub stats: &'a Arc<Stats>,
     /// what `/metrics` shows (most of it through the handles on each provider entry)
     pub metrics: &'a Metrics,
+    /// the exact response cache (`[cache]`)
+    pub cache: &'a Arc<crate::cache::ResponseCache>,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

@@ -137,6 +137,11 @@ struct GuestFailureLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -155,6 +160,7 @@ struct Families {
     guest_calls: HistogramFamily<GuestCallLabels>,
     guest_failures: Family<GuestFailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
 }
 
 impl Default for Families {
@@ -169,6 +175,7 @@ impl Default for Families {
             guest_calls: Family::new_with_constructor(guest_histogram),
             guest_failures: Family::default(),
             reloads: Family::default(),
+            cache: Family::default(),
         }
     }
 }
@@ -239,6 +246,11 @@ impl Metrics {
             f.reloads,
         );
         r.register(
+            "freeway_cache_requests",
+            "Requests the response cache was on for, by result: hit (answered from it), miss (answered by a provider), bypass (not read: not deterministic, or Cache-Control)",
+            f.cache,
+        );
+        r.register(
             "freeway_build",
             "The running build: gateway version and WIT package version",
             Info::new(vec![
@@ -263,6 +275,11 @@ impl Metrics {
     pub fn reload(&self, kind: &'static str, ok: bool) {
         let labels = ReloadLabels { kind, result: if ok { "ok" } else { "error" } };
         self.families.reloads.get_or_create(&labels).inc();
+    }
+
+    /// A request the response cache was on for: `hit`, `miss` or `bypass`.
+    pub fn cache(&self, result: &'static str) {
+        self.families.cache.get_or_create(&CacheLabels { result }).inc();
     }
 
     /// The handles for provider `id` (the same ones across reloads).
