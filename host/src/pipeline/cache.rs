@@ -423,7 +423,7 @@ mod tests {
         let base = k(&format!(r#"{{"model":"m","messages":{MSG},"temperature":0}}"#));
         for other in [
             format!(r#"{{"model":"m","messages":{MSG},"temperature":0.5}}"#),
-            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hello"}}],"temperature":0}}"#),
+            r#"{"model":"m","messages":[{"role":"user","content":"hello"}],"temperature":0}"#.to_owned(),
             format!(r#"{{"model":"m","messages":{MSG},"temperature":0,"stream":true}}"#),
             format!(
                 r#"{{"model":"m","messages":{MSG},"temperature":0,"tools":[{{"type":"function","function":{{"name":"f"}}}}]}}"#
