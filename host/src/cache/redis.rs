@@ -4,7 +4,8 @@
 //! `fwc:*`). Values larger than the entry bound are never written.
 //!
 //! Redis failing (down, slow past a short timeout) is a miss, or a write skipped: never a failed
-//! request. It is logged at warn once per burst.
+//! request. It is logged at warn once per burst, and for a second after a failure the cache
+//! is not asked at all, so a Redis that hangs costs requests at most one timeout a second.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +19,15 @@ use super::Entry;
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// At most one warning per this many ms while Redis keeps failing.
 const WARN_EVERY_MS: u64 = 30_000;
+/// After a failure, Redis is left alone this long (reads miss, writes are skipped).
+const REST_MS: u64 = 1_000;
 const PREFIX: &str = "fwc:";
 
 pub struct RedisStore {
     conn: ConnectionManager,
     last_warning_ms: AtomicU64,
+    /// Unix ms before which Redis is not asked (it just failed)
+    resting_until_ms: AtomicU64,
 }
 
 fn entry_key(key: &str) -> String {
@@ -44,11 +49,16 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("Redis: {e}"))?;
         tracing::info!("response cache shared through Redis");
-        Ok(Arc::new(Self { conn, last_warning_ms: AtomicU64::new(0) }))
+        Ok(Arc::new(Self { conn, last_warning_ms: AtomicU64::new(0), resting_until_ms: AtomicU64::new(0) }))
+    }
+
+    fn resting(&self) -> bool {
+        crate::clock::now_ms() < self.resting_until_ms.load(Ordering::Relaxed)
     }
 
     fn failed(&self, what: &str, e: &redis::RedisError) {
         let now = crate::clock::now_ms();
+        self.resting_until_ms.store(now.saturating_add(REST_MS), Ordering::Relaxed);
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= WARN_EVERY_MS
             && self.last_warning_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
@@ -58,6 +68,9 @@ impl RedisStore {
     }
 
     pub async fn get(&self, key: &str) -> Option<Entry> {
+        if self.resting() {
+            return None;
+        }
         let mut conn = self.conn.clone();
         let r: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET").arg(entry_key(key)).query_async(&mut conn).await;
         match r {
@@ -70,6 +83,9 @@ impl RedisStore {
     }
 
     pub async fn put(&self, key: &str, entry: &Entry, ttl: Duration) {
+        if self.resting() {
+            return;
+        }
         let secs = ttl.as_secs().max(1);
         let ek = entry_key(key);
         let mut pipe = redis::pipe();

@@ -13,8 +13,8 @@
 //!   do not (they do not change the answer).
 //! - **Cache-Control** (request): `no-store` neither reads nor writes; `no-cache` does not read
 //!   but stores the fresh answer (it refreshes the entry). Both answer `bypass`.
-//! - **Header**: `x-freeway-cache: hit | miss | bypass` whenever the cache is on for the
-//!   request; counted in `freeway_cache_requests_total{result}`.
+//! - **Header**: `x-freeway-cache: hit | miss | bypass` on every answer to a request the
+//!   cache is on for (not on errors); counted in `freeway_cache_requests_total{result}`.
 //! - **What is stored**: a JSON answer that succeeded; a stream's events exactly as they were
 //!   relayed, one chunk each, recorded while the client receives them (never buffered in front
 //!   of it), stored only when the stream ended cleanly (`[DONE]`) within `max_entry_bytes`

@@ -217,6 +217,21 @@ async fn the_admin_api_purges_one_model_or_everything_and_audits_it() {
         assert_eq!(send(&url, &det(model, "purge me"), &[]).await.1.as_deref(), Some("miss"));
         assert_eq!(send(&url, &det(model, "purge me"), &[]).await.1.as_deref(), Some("hit"));
     }
+    // the hits' usage records say so, and spent nothing upstream
+    let log = |gw: &Gateway| {
+        let url = gw.url("/admin/requests");
+        async move { http().get(url).bearer_auth(ADMIN).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let recorded = freeway_integration::eventually(Duration::from_secs(5), || async {
+        log(&gw).await["data"].as_array().is_some_and(|d| d.len() == 4)
+    })
+    .await;
+    let requests = log(&gw).await;
+    assert!(recorded, "{requests}");
+    assert_matches("RequestLog", &requests);
+    let hits: Vec<&Value> = requests["data"].as_array().unwrap().iter().filter(|r| r["cache_read"] == true).collect();
+    assert_eq!(hits.len(), 2, "{requests}");
+    assert!(hits.iter().all(|r| r["attempts"] == 0 && r["provider"] == "p" && r["outcome"] == "ok"), "{hits:?}");
     let r = http().delete(gw.url("/admin/cache")).send().await.unwrap();
     assert_eq!(r.status(), 401, "the admin key is needed");
     let v = purge(&gw, "?model=m1").await;
@@ -252,7 +267,7 @@ async fn redis_gateway(sim: &Sim, redis: &str, dir: &std::path::Path) -> Server 
              [discovery]\ninterval_secs = 0\nstate_file = \"{p}/models.json\"\n\n\
              [vault]\npath = \"{p}/vault.json\"\nkey_file = \"{p}/master.key\"\naudit_log = \"{p}/audit.log\"\nhealth_file = \"{p}/health.json\"\n\n\
              [storage]\nurl = \"sqlite://{p}/freeway.db\"\n\n[quota]\nstate_file = \"{p}/quota.json\"\nredis_url = \"{redis}\"\n\n\
-             [upstream]\negress_hosts = [\"127.0.0.1\"]\n\n\
+             [upstream]\negress_hosts = [\"127.0.0.1\"]\n\n[server]\nadmin_key = \"{ADMIN}\"\n\n\
              [cache]\nenabled = true\nbackend = \"redis\"\nttl_seconds = 60\n\n\
              [[providers]]\nid = \"p\"\nbase_url = \"{base}\"\napi_keys = [\"sk-cache-redis-1\"]\nmodels = [\"m\"]\n",
             p = p.display(),
@@ -284,6 +299,33 @@ async fn two_gateway_processes_share_the_cache_through_redis() {
     assert_eq!((v1.as_deref(), v2.as_deref()), (Some("miss"), Some("hit")));
     assert_eq!(second.concat(), first.concat());
     assert_eq!(chat_requests(&sim).await, 2, "one provider call per question, across both gateways");
+    // purging on one gateway empties the shared store for both
+    let purged: Value = http()
+        .delete(format!("http://127.0.0.1:{}/admin/cache?model=p/m", two.port))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_matches("CachePurge", &purged);
+    assert_eq!(purged["backend"], "redis");
+    assert!(purged["purged"].as_u64().is_some_and(|n| n >= 2), "{purged}");
+    assert_eq!(send(&url(one.port), &body, &[]).await.1.as_deref(), Some("miss"));
+}
+
+#[tokio::test]
+async fn a_redis_cache_that_does_not_answer_is_a_miss_never_a_failed_request() {
+    let sim = Sim::start().await;
+    let opts = Opts { quota: "redis_url = \"redis://127.0.0.1:1\"\n".into(), ..Opts::default() };
+    let gw = gateway(&sim, "[cache]\nenabled = true\nbackend = \"redis\"\n\n", &["m"], opts).await;
+    let url = gw.url("/v1/chat/completions");
+    for _ in 0..3 {
+        let (status, v, _) = send(&url, &det("m", "is redis there"), &[]).await;
+        assert_eq!((status, v.as_deref()), (200, Some("miss")));
+    }
+    assert_eq!(chat_requests(&sim).await, 3);
 }
 
 /// Not a timed assertion: prints how long a hit takes next to a miss, in the same run, over the
