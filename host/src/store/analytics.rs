@@ -164,6 +164,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cache_hit_s_record_reads_back_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap();
+        let hit = UsageRecord { cache_read: true, attempts: 0, ..record(10, Principal::Anyone, None) };
+        store.insert_usage(&[record(20, Principal::Anyone, None), hit]).await.unwrap();
+        let facts = store.usage_since(0, 10).await.unwrap();
+        assert_eq!(facts.iter().map(|f| (f.cache_read, f.attempts)).collect::<Vec<_>>(), [(true, 0), (false, 2)]);
+    }
+
+    #[tokio::test]
     async fn a_store_written_before_client_and_error_existed_gains_them_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");

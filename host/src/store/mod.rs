@@ -495,9 +495,13 @@ mod tests {
         };
         let store = Store::open(&url).await.unwrap();
         let provider = format!("pg-test-{}", std::process::id());
-        store.insert_usage(&[record(&provider, 5)]).await.unwrap();
+        let hit = UsageRecord { cache_read: true, ..record(&provider, 5) };
+        store.insert_usage(&[record(&provider, 5), hit]).await.unwrap();
         let rows = store.usage_summary(0).await.unwrap();
         let row = rows.iter().find(|r| r.provider == provider).unwrap();
-        assert_eq!((row.requests, row.prompt_tokens), (1, 5));
+        assert_eq!((row.requests, row.prompt_tokens), (2, 10));
+        let facts = store.usage_since(0, 100).await.unwrap();
+        let mine: Vec<bool> = facts.iter().filter(|f| f.provider == provider).map(|f| f.cache_read).collect();
+        assert_eq!(mine, [true, false], "a cache hit reads back as one (newest first)");
     }
 }
