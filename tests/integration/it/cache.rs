@@ -200,6 +200,23 @@ async fn the_cache_is_off_by_default_and_a_route_can_turn_it_on_or_off() {
     assert_eq!(send(&url, &det("m", "y"), &[]).await.1, None, "[cache] itself is still off");
 }
 
+#[tokio::test]
+async fn an_alias_and_the_model_it_routes_to_share_entries_keyed_after_aliases() {
+    let sim = Sim::start().await;
+    let routes = format!("{ON}[[routes]]\nmodel = \"chat\"\nfallback_chain = [\"p/m\"]\n\n");
+    let gw = gateway(&sim, &routes, &["m", "other"], Opts::default()).await;
+    let url = gw.url("/v1/chat/completions");
+    assert_eq!(send(&url, &det("m", "alias"), &[]).await.1.as_deref(), Some("miss"));
+    assert_eq!(send(&url, &det("chat", "alias"), &[]).await.1.as_deref(), Some("hit"), "chat reaches p/m too");
+    assert_eq!(send(&url, &det("p/m", "alias"), &[]).await.1.as_deref(), Some("hit"));
+    assert_eq!(
+        send(&url, &det("other", "alias"), &[]).await.1.as_deref(),
+        Some("miss"),
+        "another model, another entry"
+    );
+    assert_eq!(chat_requests(&sim).await, 2);
+}
+
 async fn purge(gw: &Gateway, query: &str) -> Value {
     let r = http().delete(gw.url(&format!("/admin/cache{query}"))).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -353,24 +370,28 @@ async fn cache_hit_latency_versus_a_miss_is_printed() {
     for i in 0..20 {
         timed(det("m", &format!("warm {i}"))).await;
     }
-    let (mut miss, mut hit) = (Vec::with_capacity(N), Vec::with_capacity(N));
-    for i in 0..N {
-        let body = det("m", &format!("timed question {i}"));
-        let (t, v) = timed(body.clone()).await;
-        assert_eq!(v.as_deref(), Some("miss"));
-        miss.push(t);
-        let (t, v) = timed(body).await;
-        assert_eq!(v.as_deref(), Some("hit"));
-        hit.push(t);
-    }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1000.0
     };
-    let (m, h) = (median(&mut miss), median(&mut hit));
-    println!(
-        "cache: median hit {h:.3} ms vs miss {m:.3} ms ({N} each, instant simulator upstream): a hit takes {:.0}% of a miss ({:.1}x faster)",
-        100.0 * h / m,
-        m / h
-    );
+    for stream in [false, true] {
+        let (mut miss, mut hit) = (Vec::with_capacity(N), Vec::with_capacity(N));
+        for i in 0..N {
+            let mut body = det("m", &format!("timed question {i}"));
+            body["stream"] = json!(stream);
+            let (t, v) = timed(body.clone()).await;
+            assert_eq!(v.as_deref(), Some("miss"));
+            miss.push(t);
+            let (t, v) = timed(body).await;
+            assert_eq!(v.as_deref(), Some("hit"));
+            hit.push(t);
+        }
+        let (m, h) = (median(&mut miss), median(&mut hit));
+        println!(
+            "cache ({}): median hit {h:.3} ms vs miss {m:.3} ms ({N} each, same run, instant simulator upstream): a hit takes {:.0}% of a miss ({:.1}x faster)",
+            if stream { "stream" } else { "json" },
+            100.0 * h / m,
+            m / h
+        );
+    }
 }
