@@ -37,6 +37,8 @@ pub struct App {
     pub body_log: crate::body_log::BodyLog,
     /// the Responses API's kept answers (`previous_response_id`)
     pub conversations: crate::pipeline::dialect::Conversations,
+    /// the exact response cache (`[cache]`; its store is chosen at start)
+    pub cache: Arc<crate::cache::ResponseCache>,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -54,6 +56,7 @@ impl App {
             stats: &self.stats,
             metrics: &self.metrics,
             conversations: &self.conversations,
+            cache: &self.cache,
         }
     }
 
@@ -73,6 +76,7 @@ impl App {
         let quota = &config.config.quota;
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
         let config_stats_file = config.config.routing.stats_file.clone();
+        let cache = Arc::new(crate::cache::ResponseCache::start(&config.config));
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone()).await;
         crate::registry::recheck::spawn(reloader.registry.clone());
         // build the classifier's matchers now, not on the first `auto` request
@@ -97,6 +101,7 @@ impl App {
             audit: crate::store::AuditMirror::default(),
             body_log,
             conversations,
+            cache,
         }))
         .inspect(spawn_audit_sync)
     }

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod app;
 pub mod bindings;
 pub mod body_log;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod cpu;

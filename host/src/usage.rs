@@ -44,4 +44,7 @@ pub struct UsageRecord {
     pub error: Option<&'static str>,
     /// the routing policy that ranked the candidates (`auto` and policy routes only)
     pub policy: Option<String>,
+    /// answered from the response cache: no provider was called, no quota spent (`usage` is
+    /// what the stored answer took, the tokens the hit saved)
+    pub cache_read: bool,
 }

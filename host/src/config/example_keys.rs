@@ -92,6 +92,7 @@ fn the_example_configuration_names_every_key() {
         ("quota", fields::<QuotaConfig>()),
         ("client_limits", fields::<ClientLimitsConfig>()),
         ("body_log", fields::<BodyLogConfig>()),
+        ("cache", fields::<CacheConfig>()),
         ("routes", fields::<RouteConfig>()),
         ("routing", fields::<RoutingConfig>()),
         ("routing_rules", fields::<RoutingRuleConfig>()),

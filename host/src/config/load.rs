@@ -116,11 +116,11 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
             Some(to) if to.trim().is_empty() || to.contains('*') => {
                 return Err(ctx.err(None, field, "`to` must name one model or alias (no `*`)"));
             }
-            Some(_) if !r.fallback_chain.is_empty() || r.policy.is_some() || r.hedge => {
+            Some(_) if !r.fallback_chain.is_empty() || r.policy.is_some() || r.hedge || r.cache.is_some() => {
                 return Err(ctx.err(
                     None,
                     field,
-                    "a route with `to` only renames: give `fallback_chain`, `policy` or `hedge` to the route it names",
+                    "a route with `to` only renames: give `fallback_chain`, `policy`, `hedge` or `cache` to the route it names",
                 ));
             }
             Some(to) if config.routes.iter().any(|o| o.to.is_some() && o.matches(to)) => {

@@ -63,6 +63,9 @@ pub struct Config {
     /// request and response bodies kept for debugging (`[body_log]`, off by default)
     #[serde(default)]
     pub body_log: BodyLogConfig,
+    /// the exact response cache (`[cache]`, off by default)
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// providers whose key variable is set (`GROQ_API_KEY`, ...) are enabled besides those
     /// listed here (paid ones only when `FREEWAY_PAID_PROVIDERS` names them); `false`: only the
     /// listed providers serve
@@ -92,6 +95,48 @@ impl Default for BodyLogConfig {
             max_bytes: 64 * 1024,
             retention_hours: 24,
             redact_fields: ["api_key", "authorization", "password", "secret", "token"].map(str::to_owned).to_vec(),
+        }
+    }
+}
+
+/// `[cache]`: identical requests answered from a stored response instead of a provider. Off by
+/// default; `[[routes]] cache = true|false` turns it on or off for one model name whatever
+/// `enabled` says. `backend`, `ttl_seconds` and `max_bytes` are read at start; the rest on every
+/// reload.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// `memory` (this process) or `redis` (shared by every gateway on the same Redis: the URL of
+    /// `[quota] redis_url` / `FREEWAY_REDIS_URL`)
+    pub backend: CacheBackend,
+    /// a stored response is served for this long
+    pub ttl_seconds: u64,
+    /// the memory backend's bound on the bytes it holds (least useful entries go first)
+    pub max_bytes: u64,
+    /// a response (a stream: all its events) larger than this is not stored
+    pub max_entry_bytes: usize,
+    /// cache only requests that ask for a repeatable answer (`temperature` 0 or a `seed`)
+    pub only_deterministic: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    #[default]
+    Memory,
+    Redis,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            backend: CacheBackend::Memory,
+            ttl_seconds: 3600,
+            max_bytes: 256 * 1024 * 1024,
+            max_entry_bytes: 1024 * 1024,
+            only_deterministic: true,
         }
     }
 }
@@ -127,6 +172,10 @@ pub struct RouteConfig {
     /// (Claude Code's, say) land on routes the gateway serves
     #[serde(default)]
     pub to: Option<String>,
+    /// answer this name's requests from the response cache (`true`) or never (`false`),
+    /// whatever `[cache] enabled` says
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 impl RouteConfig {
@@ -688,6 +737,7 @@ mod route_tests {
             hedge: false,
             policy: None,
             to: Some("auto:code".into()),
+            cache: None,
         }
     }
 

@@ -254,6 +254,10 @@ impl Writer {
                 completion_tokens = r.usage.as_ref().map_or(0, |u| u.completion_tokens),
                 "usage"
             );
+            // a cache hit called no provider: it says nothing of one, and spent none of its tokens
+            if r.cache_read {
+                continue;
+            }
             if let Some(stats) = self.stats.as_ref().filter(|_| r.outcome == Outcome::Ok) {
                 let tokens = r.usage.as_ref().map(|u| u.completion_tokens);
                 stats.finished(&r.provider, &r.model, r.latency, r.first_byte, tokens);
@@ -416,6 +420,7 @@ mod tests {
             client: crate::principal::Principal::Anyone,
             error: None,
             policy: None,
+            cache_read: false,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Services<'a> {
     pub metrics: &'a Metrics,
     /// the Responses API's kept answers
     pub conversations: &'a super::dialect::Conversations,
+    /// the exact response cache (`[cache]`)
+    pub cache: &'a Arc<crate::cache::ResponseCache>,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

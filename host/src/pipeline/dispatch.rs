@@ -90,6 +90,7 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
                 client: ctx.principal,
                 error: None,
                 policy: policy.map(str::to_owned),
+                cache_read: false,
             });
             builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body))
         }

@@ -39,6 +39,10 @@ pub struct Served {
     pub error: Option<&'static str>,
     /// the request's body, kept only when `[body_log]` is on
     pub request_body: Option<bytes::Bytes>,
+    /// what the response cache did (`hit`, `miss`, `bypass`), when it is on for the request
+    pub cache: Option<&'static str>,
+    /// the request's `Cache-Control` directives (read by the edge)
+    pub directives: crate::cache::Directives,
 }
 
 /// One request in flight, shared by the edge and the steps that serve it.
@@ -76,6 +80,32 @@ impl Exchange {
     /// Keep the request's body for the body log (a reference to the bytes already read).
     pub fn keep_request_body(&self, body: &bytes::Bytes) {
         self.served.lock().request_body = Some(body.clone());
+    }
+
+    /// The request's `Cache-Control` directives, as the edge read them.
+    pub fn set_directives(&self, d: crate::cache::Directives) {
+        self.served.lock().directives = d;
+    }
+
+    pub fn directives(&self) -> crate::cache::Directives {
+        self.served.lock().directives
+    }
+
+    /// What the response cache did.
+    pub fn cache(&self, verdict: &'static str) {
+        self.served.lock().cache = Some(verdict);
+    }
+
+    /// A cache hit: the tokens the stored answer took.
+    pub fn cached_usage(&self, usage: Option<&Usage>) {
+        self.served.lock().usage = usage.cloned();
+    }
+
+    /// Who answered so far: the provider, the model, the usage of a JSON reply.
+    pub fn answered(&self) -> Option<(String, String, Option<Usage>)> {
+        let s = self.served.lock();
+        let c = s.route.as_ref()?;
+        Some((c.route.provider.id.clone(), c.route.model.clone(), s.usage.clone()))
     }
 
     /// The request parsed: what it asked for.

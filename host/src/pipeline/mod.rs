@@ -42,6 +42,16 @@
 //!                      shared): over = 429 with the Retry-After at which it
 //!                      would conform; tokens as the one cost estimate counts
 //!                      them                                        (admit.rs, cost.rs)
+//!            cache     when `[cache]` (or the route's `cache`) is on: the key
+//!                      (the client's scope, the model after aliases, the
+//!                      normalised body); a stored answer is the response (a
+//!                      stream replayed in its chunks), no route, no quota, no
+//!                      upstream call; `Cache-Control: no-cache` skips the
+//!                      read, `no-store` the read and the write; after
+//!                      dispatch a successful answer is teed into the store (a
+//!                      stream as it is relayed, kept when it ends cleanly);
+//!                      `x-freeway-cache: hit|miss|bypass`
+//!                                                  (cache.rs, crate::cache)
 //!            route     the snapshot's routes for the model (`model` or
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
@@ -96,6 +106,7 @@ pub mod account;
 pub mod admit;
 pub mod attempt;
 pub mod auth;
+pub mod cache;
 pub mod context;
 pub mod cost;
 pub mod decide;
@@ -138,15 +149,21 @@ pub async fn chat_completions(
 ) -> Result<Response, GatewayError> {
     let started = Instant::now();
     let mut req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
+    exchange.asked(&req.model, req.stream);
     if let Some(to) = snapshot.renamed(&req.model) {
         req.model = std::borrow::Cow::Owned(to.to_owned());
     }
-    exchange.asked(&req.model, req.stream);
     let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
     services
         .client_limits
         .admit(&snapshot.config, services.ledger.remote(), client, || cost::admission_tokens(&ctx))
         .await?;
+    let caching = cache::plan(&ctx, exchange.directives());
+    if let Some(plan) = &caching
+        && let Some(stored) = plan.lookup(services.cache, req.stream).await
+    {
+        return Ok(cache::hit(&ctx, &stored));
+    }
     let (candidates, policy) = match decide::policy_route(snapshot, &req.model) {
         Some(how) => {
             let call = decide::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
@@ -155,5 +172,9 @@ pub async fn chat_completions(
         }
         None => (route::candidates(snapshot, &req, &ctx.needs)?, None),
     };
-    dispatch::run(&ctx, &candidates, policy.as_deref()).await
+    let response = dispatch::run(&ctx, &candidates, policy.as_deref()).await?;
+    Ok(match caching {
+        Some(plan) => plan.keep(&ctx, services.cache, response).await,
+        None => response,
+    })
 }

@@ -140,6 +140,7 @@ impl Relay {
             client: info.client,
             error: None,
             policy: None,
+            cache_read: false,
         };
         Self {
             upstream: Box::pin(upstream.bytes_stream()),

@@ -222,6 +222,7 @@ impl<'c> Walk<'c> {
                 client: ctx.principal,
                 error: Some(e.kind.spec().code),
                 policy: None,
+                cache_read: false,
             });
         }
         e

@@ -160,7 +160,8 @@ fn quota(facts: &[UsageFact], snapshot: &Snapshot) -> Vec<QuotaPeak> {
             }
         }
     }
-    for f in facts {
+    // a cache hit spent no quota
+    for f in facts.iter().filter(|f| !f.cache_read) {
         let Some(p) = providers.get(f.provider.as_str()) else { continue };
         let pool = p
             .accounts
@@ -229,6 +230,7 @@ mod tests {
             attempts: 1,
             stream: false,
             policy: None,
+            cache_read: false,
         }
     }
 

@@ -42,6 +42,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/stats", get(stats))
         .route("/admin/requests", get(recent_requests))
         .route("/admin/requests/{id}/bodies", get(request_bodies))
+        .route("/admin/cache", axum::routing::delete(purge_cache))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -370,6 +371,46 @@ async fn recent_requests(
         .await
         .map_err(|e| GatewayError::new(ErrorKind::NotReady, format!("reading usage: {e}")))?;
     Ok(Json(json!({ "object": "list", "data": facts })))
+}
+
+#[derive(Deserialize)]
+struct PurgeQuery {
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// `DELETE /admin/cache[?model=NAME]`: empty the response cache, or only the entries `NAME`
+/// answered or was asked as (an alias, a model id, `provider/model`). Audited.
+async fn purge_cache(
+    State(app): State<Arc<App>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<PurgeQuery>,
+) -> Result<Json<Value>, GatewayError> {
+    let model = q.model.filter(|m| !m.trim().is_empty());
+    let purged =
+        app.cache.purge(model.as_deref()).await.map_err(|e| {
+            GatewayError::new(ErrorKind::NotReady, format!("The response cache could not be purged: {e}"))
+        })?;
+    let journal = app.registry.snapshot().config.vault.audit_log.clone();
+    let (actor, detail) = (actor(&addr), format!("model={}; purged={purged}", model.as_deref().unwrap_or("*")));
+    blocking(move || {
+        let entry = audit::AuditEntry {
+            at_ms: crate::clock::now_ms(),
+            actor: &actor,
+            origin: None,
+            action: "cache.purge",
+            account: None,
+            provider: None,
+            label: None,
+            masked_key: None,
+            detail: Some(&detail),
+        };
+        audit::record(&journal, &entry);
+        Ok(())
+    })
+    .await?;
+    app.sync_audit().await;
+    Ok(Json(json!({ "object": "cache.purge", "model": model, "purged": purged, "backend": app.cache.backend_name() })))
 }
 
 /// The admin API's OpenAPI document, checked against real responses by the integration tests.

@@ -2,7 +2,9 @@
 //! a fresh one), every response carries it back, errors included, and when the response's last
 //! byte has gone (a stream: when it ends, or the client leaves) the request is counted in
 //! `freeway_request_duration_seconds` and, for the OpenAI API, written as one access log line
-//! (target `freeway::access`, level info; other endpoints at debug).
+//! (target `freeway::access`, level info; other endpoints at debug). The request's
+//! `Cache-Control` directives are noted on its exchange here, for the response cache of every
+//! API endpoint.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     let started = Instant::now();
     let endpoint = Endpoint::of(req.uri().path());
     let exchange = Exchange::new(RequestId::from_headers(req.headers()));
+    exchange.set_directives(crate::cache::Directives::from_headers(req.headers()));
     req.extensions_mut().insert(exchange.clone());
     let span = if endpoint.is_api() {
         let (route, operation) = match endpoint {
@@ -96,7 +99,7 @@ impl End {
         if self.endpoint.is_api() {
             let client = served.client.map(client_name);
             let summary = summary(&self, &served, client.as_deref());
-            access_line(&self, &summary, took);
+            access_line(&self, &summary, served.cache, took);
             // the span ends when `End` is dropped
             trace::finish_request(&self.span, &summary);
         } else {
@@ -142,7 +145,7 @@ fn summary<'s>(end: &End, s: &'s Served, client: Option<&'s str>) -> trace::Requ
 
 /// The access log line of one API request. Fields that do not apply (no provider for a request
 /// refused before routing, no time to first token without a stream) are left out.
-fn access_line(end: &End, v: &trace::RequestEnd<'_>, took: Duration) {
+fn access_line(end: &End, v: &trace::RequestEnd<'_>, cache: Option<&str>, took: Duration) {
     tracing::info!(
         target: "freeway::access",
         request_id = %end.exchange.id,
@@ -160,6 +163,7 @@ fn access_line(end: &End, v: &trace::RequestEnd<'_>, took: Duration) {
         completion_tokens = v.tokens.map(|t| t.1),
         outcome = v.outcome,
         error = v.error,
+        cache,
         "access"
     );
 }

@@ -22,6 +22,8 @@ pub struct UsageFact {
     pub stream: bool,
     /// the routing policy that ranked the candidates, for `auto` and policy routes
     pub policy: Option<String>,
+    /// answered from the response cache (no provider call)
+    pub cache_read: bool,
 }
 
 macro_rules! columns {
@@ -32,12 +34,12 @@ macro_rules! columns {
 const SQLITE_SINCE: &str = concat!(
     "SELECT ",
     columns!(),
-    ", attempts, stream, policy FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC, id DESC LIMIT ?"
+    ", attempts, stream, policy, cache_read FROM usage WHERE at_ms >= ? ORDER BY at_ms DESC, id DESC LIMIT ?"
 );
 const PG_SINCE: &str = concat!(
     "SELECT ",
     columns!(),
-    ", attempts::BIGINT, stream, policy FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC, id DESC LIMIT $2"
+    ", attempts::BIGINT, stream, policy, cache_read FROM usage WHERE at_ms >= $1 ORDER BY at_ms DESC, id DESC LIMIT $2"
 );
 
 type Row = (
@@ -55,6 +57,7 @@ type Row = (
     i64,
     bool,
     Option<String>,
+    bool,
 );
 
 impl Store {
@@ -82,6 +85,7 @@ impl Store {
                     attempts,
                     stream,
                     policy,
+                    cache_read,
                 )| {
                     UsageFact {
                         at_ms,
@@ -98,6 +102,7 @@ impl Store {
                         attempts,
                         stream,
                         policy,
+                        cache_read,
                     }
                 },
             )
@@ -128,6 +133,7 @@ mod tests {
             client,
             error,
             policy: None,
+            cache_read: false,
         }
     }
 
@@ -155,6 +161,16 @@ mod tests {
         assert_eq!((facts[1].attempts, facts[1].stream), (2, true));
         assert_eq!((facts[0].policy.as_deref(), facts[1].policy.as_deref()), (None, Some("smart")));
         assert_eq!(store.usage_since(0, 1).await.unwrap().len(), 1, "at most the limit");
+    }
+
+    #[tokio::test]
+    async fn a_cache_hit_s_record_reads_back_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap();
+        let hit = UsageRecord { cache_read: true, attempts: 0, ..record(10, Principal::Anyone, None) };
+        store.insert_usage(&[record(20, Principal::Anyone, None), hit]).await.unwrap();
+        let facts = store.usage_since(0, 10).await.unwrap();
+        assert_eq!(facts.iter().map(|f| (f.cache_read, f.attempts)).collect::<Vec<_>>(), [(true, 0), (false, 2)]);
     }
 
     #[tokio::test]

@@ -138,7 +138,8 @@ const SQLITE_SCHEMA: &[&str] = &[
         first_byte_ms INTEGER,
         client TEXT NOT NULL DEFAULT '',
         error TEXT,
-        policy TEXT
+        policy TEXT,
+        cache_read INTEGER NOT NULL DEFAULT 0
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
     AUDIT_TABLE,
@@ -178,6 +179,7 @@ const SQLITE_ADDED: &[(&str, &str)] = &[
     ("client", "ALTER TABLE usage ADD COLUMN client TEXT NOT NULL DEFAULT ''"),
     ("error", "ALTER TABLE usage ADD COLUMN error TEXT"),
     ("policy", "ALTER TABLE usage ADD COLUMN policy TEXT"),
+    ("cache_read", "ALTER TABLE usage ADD COLUMN cache_read INTEGER NOT NULL DEFAULT 0"),
 ];
 
 const PG_SCHEMA: &[&str] = &[
@@ -196,13 +198,15 @@ const PG_SCHEMA: &[&str] = &[
         first_byte_ms BIGINT,
         client TEXT NOT NULL DEFAULT '',
         error TEXT,
-        policy TEXT
+        policy TEXT,
+        cache_read BOOLEAN NOT NULL DEFAULT FALSE
     )",
     "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
     // tables made before these columns existed
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS client TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS error TEXT",
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS policy TEXT",
+    "ALTER TABLE usage ADD COLUMN IF NOT EXISTS cache_read BOOLEAN NOT NULL DEFAULT FALSE",
     AUDIT_TABLE,
     "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
     BODIES_TABLE,
@@ -224,8 +228,8 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms, client, error, policy) ";
-/// Rows per INSERT: well under SQLite's 32,766 bound parameters (14 per row).
+const INSERT_HEAD: &str = "INSERT INTO usage (at_ms, provider, model, account, outcome, stream, attempts, prompt_tokens, completion_tokens, latency_ms, first_byte_ms, client, error, policy, cache_read) ";
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters (15 per row).
 const INSERT_ROWS: usize = 1000;
 
 async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
@@ -250,7 +254,8 @@ async fn sqlite_batch(conn: &mut sqlx::SqliteConnection, batch: &[UsageRecord]) 
                 .push_bind(r.first_byte.map(ms))
                 .push_bind(r.client.id().unwrap_or_default())
                 .push_bind(r.error)
-                .push_bind(r.policy.clone());
+                .push_bind(r.policy.clone())
+                .push_bind(i64::from(r.cache_read));
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -277,7 +282,8 @@ async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) ->
                 .push_bind(r.first_byte.map(ms))
                 .push_bind(r.client.id().unwrap_or_default())
                 .push_bind(r.error)
-                .push_bind(r.policy.clone());
+                .push_bind(r.policy.clone())
+                .push_bind(r.cache_read);
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -458,6 +464,7 @@ mod tests {
             client: crate::principal::Principal::Anyone,
             error: None,
             policy: None,
+            cache_read: false,
         }
     }
 
@@ -488,9 +495,13 @@ mod tests {
         };
         let store = Store::open(&url).await.unwrap();
         let provider = format!("pg-test-{}", std::process::id());
-        store.insert_usage(&[record(&provider, 5)]).await.unwrap();
+        let hit = UsageRecord { cache_read: true, ..record(&provider, 5) };
+        store.insert_usage(&[record(&provider, 5), hit]).await.unwrap();
         let rows = store.usage_summary(0).await.unwrap();
         let row = rows.iter().find(|r| r.provider == provider).unwrap();
-        assert_eq!((row.requests, row.prompt_tokens), (1, 5));
+        assert_eq!((row.requests, row.prompt_tokens), (2, 10));
+        let facts = store.usage_since(0, 100).await.unwrap();
+        let mine: Vec<bool> = facts.iter().filter(|f| f.provider == provider).map(|f| f.cache_read).collect();
+        assert_eq!(mine, [true, false], "a cache hit reads back as one (newest first)");
     }
 }

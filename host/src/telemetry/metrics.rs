@@ -148,6 +148,11 @@ struct GuestFailureLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -166,6 +171,7 @@ struct Families {
     guest_calls: HistogramFamily<GuestCallLabels>,
     guest_failures: Family<GuestFailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
 }
 
 impl Default for Families {
@@ -180,6 +186,7 @@ impl Default for Families {
             guest_calls: Family::new_with_constructor(guest_histogram),
             guest_failures: Family::default(),
             reloads: Family::default(),
+            cache: Family::default(),
         }
     }
 }
@@ -250,6 +257,11 @@ impl Metrics {
             f.reloads,
         );
         r.register(
+            "freeway_cache_requests",
+            "Requests the response cache was on for, by result: hit (answered from it), miss (answered by a provider), bypass (not read: not deterministic, or Cache-Control)",
+            f.cache,
+        );
+        r.register(
             "freeway_build",
             "The running build: gateway version and WIT package version",
             Info::new(vec![
@@ -274,6 +286,11 @@ impl Metrics {
     pub fn reload(&self, kind: &'static str, ok: bool) {
         let labels = ReloadLabels { kind, result: if ok { "ok" } else { "error" } };
         self.families.reloads.get_or_create(&labels).inc();
+    }
+
+    /// A request the response cache was on for: `hit`, `miss` or `bypass`.
+    pub fn cache(&self, result: &'static str) {
+        self.families.cache.get_or_create(&CacheLabels { result }).inc();
     }
 
     /// The handles for provider `id` (the same ones across reloads).

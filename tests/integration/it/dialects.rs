@@ -9,8 +9,13 @@ const KEY: &str = "fw-dialect-client-key";
 
 /// A gateway over one simulated provider serving `m` (and `coder` through `claude-*`).
 async fn gateway(sim: &Sim, server: &str) -> Gateway {
+    gateway_with(sim, server, "").await
+}
+
+/// The same, with `extra` sections (`[cache]`, say) before the routes.
+async fn gateway_with(sim: &Sim, server: &str, extra: &str) -> Gateway {
     let providers = format!(
-        "[[routes]]\nmodel = \"claude-*\"\nto = \"m\"\n\n{}",
+        "{extra}[[routes]]\nmodel = \"claude-*\"\nto = \"m\"\n\n{}",
         provider("local", &sim.base(), &["sk-d1", "sk-d2"], &["m"])
     );
     Gateway::start_opts(&providers, Opts { server: server.into(), ..Opts::default() }).await
@@ -265,4 +270,55 @@ async fn a_previous_response_is_not_visible_to_another_client() {
     let id = first["id"].clone();
     assert_eq!(ask("fw-one", json!({"model": "m", "input": "more", "previous_response_id": id})).await.status(), 200);
     assert_eq!(ask("fw-two", json!({"model": "m", "input": "more", "previous_response_id": id})).await.status(), 400);
+}
+
+#[tokio::test]
+async fn upstream_reasoning_becomes_thinking_blocks_whole_and_streamed() {
+    let sim = Sim::start().await;
+    let gw = gateway(&sim, "").await;
+    let script = json!([{"action": {"type": "reply", "reasoning": "First, greet.", "content": "Hello there"}}]);
+    sim.script(script).await;
+    let m: Value = post(&gw, "/v1/messages", &hello("claude-opus-4-1")).await.json().await.unwrap();
+    assert_eq!(m["content"][0], json!({"type": "thinking", "thinking": "First, greet.", "signature": ""}));
+    assert_eq!(m["content"][1], json!({"type": "text", "text": "Hello there"}));
+    let mut body = hello("claude-opus-4-1");
+    body["stream"] = json!(true);
+    let ev = named_events(post(&gw, "/v1/messages", &body).await).await;
+    let starts: Vec<&Value> = ev.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| d).collect();
+    assert_eq!(starts[0]["content_block"]["type"], "thinking");
+    assert_eq!(starts[1]["content_block"]["type"], "text");
+    assert_eq!(starts[1]["index"], 1);
+    let thinking: String = ev.iter().filter_map(|(_, d)| d["delta"]["thinking"].as_str()).collect();
+    assert_eq!(thinking, "First, greet.");
+}
+
+#[tokio::test]
+async fn repeated_deterministic_messages_and_responses_are_answered_from_the_cache() {
+    let sim = Sim::start().await;
+    let gw = gateway_with(&sim, "", "[cache]\nenabled = true\n\n").await;
+    let mut body = hello("claude-sonnet-4-5");
+    body["temperature"] = json!(0);
+    let first = post(&gw, "/v1/messages", &body).await;
+    assert_eq!(first.headers()["x-freeway-cache"], "miss");
+    let first: Value = first.json().await.unwrap();
+    // another Claude name renamed onto the same route is the same request upstream
+    body["model"] = json!("claude-haiku-4-5");
+    let again = post(&gw, "/v1/messages", &body).await;
+    assert_eq!(again.headers()["x-freeway-cache"], "hit");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["content"], first["content"]);
+    // a stream replayed from the cache is translated like the original
+    body["stream"] = json!(true);
+    let live = named_events(post(&gw, "/v1/messages", &body).await).await;
+    let replay = post(&gw, "/v1/messages", &body).await;
+    assert_eq!(replay.headers()["x-freeway-cache"], "hit");
+    let replay = named_events(replay).await;
+    let text = |ev: &[(String, Value)]| ev.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect::<String>();
+    let names = |ev: &[(String, Value)]| ev.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(text(&replay), text(&live));
+    assert_eq!(names(&replay), names(&live));
+    let resp = json!({"model": "m", "input": "Hello", "temperature": 0});
+    assert_eq!(post(&gw, "/v1/responses", &resp).await.headers()["x-freeway-cache"], "miss");
+    assert_eq!(post(&gw, "/v1/responses", &resp).await.headers()["x-freeway-cache"], "hit");
+    assert_eq!(sim.requests().await.len(), 3, "one upstream call per distinct request");
 }

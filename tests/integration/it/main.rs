@@ -18,6 +18,7 @@ mod allocations;
 mod anthropic;
 mod bad_input;
 mod body_log;
+mod cache;
 mod cancellation;
 mod catalog;
 mod chat;

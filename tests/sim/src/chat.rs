@@ -106,8 +106,8 @@ fn last_user_text_contains(messages: &[Value], needle: &str) -> bool {
 /// A scripted `reply` override.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Custom<'a> {
-    pub content: Option<&'a str>,
     pub reasoning: Option<&'a str>,
+    pub content: Option<&'a str>,
     pub finish_reason: Option<&'a str>,
     pub usage: Option<&'a Value>,
     pub extra: Option<&'a Map<String, Value>>,
@@ -127,10 +127,10 @@ pub struct Reply {
     pub seq: u64,
     pub created: u64,
     pub model: String,
+    /// Reasoning before the content, when scripted.
+    pub reasoning: Option<String>,
     /// Text content ("" when the reply is a tool call).
     pub content: String,
-    /// Reasoning before the content ("" for none): `reasoning_content`.
-    pub reasoning: String,
     pub tool_call: Option<ToolCall>,
     pub finish_reason: String,
     pub usage: Value,
@@ -209,8 +209,8 @@ pub fn plan(req: &ChatRequest<'_>, reply_tokens: u32, seq: u64, created: u64, cu
         seq,
         created,
         model: req.model.to_owned(),
+        reasoning: custom.reasoning.map(str::to_owned),
         content,
-        reasoning: custom.reasoning.unwrap_or_default().to_owned(),
         tool_call,
         finish_reason: custom.finish_reason.unwrap_or(default_finish).to_owned(),
         usage,
@@ -256,9 +256,9 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
-    content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
+    content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallOut<'a>; 1]>,
     refusal: Option<()>,
@@ -301,8 +301,8 @@ pub fn completion_body(reply: &Reply) -> Bytes {
             index: 0,
             message: Message {
                 role: "assistant",
+                reasoning_content: reply.reasoning.as_deref(),
                 content: if tool_calls.is_some() { None } else { Some(&reply.content) },
-                reasoning_content: Some(reply.reasoning.as_str()).filter(|r| !r.is_empty()),
                 tool_calls,
                 refusal: None,
             },
@@ -421,11 +421,11 @@ mod tests {
         let usage = json!({"completion_tokens": 99});
         let extra: Map<String, Value> = serde_json::from_value(json!({"provider": "sim", "model": "other"})).unwrap();
         let custom = Custom {
+            reasoning: None,
             content: Some("hello there world"),
             finish_reason: Some("content_filter"),
             usage: Some(&usage),
             extra: Some(&extra),
-            reasoning: None,
         };
         let reply = plan(&r, 12, 1, 0, Some(custom));
         assert_eq!(reply.content, "hello there world");
@@ -435,17 +435,6 @@ mod tests {
         let body: Value = serde_json::from_slice(&completion_body(&reply)).unwrap();
         assert_eq!(body["provider"], "sim");
         assert_eq!(body["model"], "other");
-    }
-
-    #[test]
-    fn scripted_reasoning_is_the_messages_reasoning_content() {
-        let r = req(json!({"model": "m", "messages": []}));
-        let custom = Custom { content: Some("answer"), reasoning: Some("think first"), ..Custom::default() };
-        let body: Value = serde_json::from_slice(&completion_body(&plan(&r, 12, 1, 0, Some(custom)))).unwrap();
-        assert_eq!(body["choices"][0]["message"]["reasoning_content"], "think first");
-        assert_eq!(body["choices"][0]["message"]["content"], "answer");
-        let plain: Value = serde_json::from_slice(&completion_body(&plan(&r, 2, 1, 0, None))).unwrap();
-        assert!(plain["choices"][0]["message"].get("reasoning_content").is_none());
     }
 
     #[test]

@@ -224,9 +224,9 @@ impl Ctx<'_> {
             return self.model_not_found(request.model);
         }
         let custom = match &action {
-            Some(Action::Reply { content, reasoning, finish_reason, usage, extra }) => Some(Custom {
-                content: content.as_deref(),
+            Some(Action::Reply { content, finish_reason, usage, extra, reasoning }) => Some(Custom {
                 reasoning: reasoning.as_deref(),
+                content: content.as_deref(),
                 finish_reason: finish_reason.as_deref(),
                 usage: usage.as_ref(),
                 extra: extra.as_ref(),

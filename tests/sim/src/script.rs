@@ -87,16 +87,15 @@ pub enum Action {
     Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         content: Option<String>,
-        /// OpenAI-compatible profiles: reasoning text before the content, as `reasoning_content`
-        /// (a message field, or stream deltas of their own); native profiles ignore it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reasoning: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         finish_reason: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         extra: Option<Map<String, Value>>,
+        /// reasoning before the answer (`reasoning_content`, as DeepSeek-style upstreams send it)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<String>,
     },
     /// Stream: `chunks` normal events, then an OpenRouter-style error event, then `[DONE]`.
     MidStreamError {

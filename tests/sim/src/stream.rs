@@ -35,7 +35,7 @@ pub enum Shape {
 #[derive(Debug, Clone, PartialEq)]
 enum Event {
     Role,
-    Reasoning(Range<usize>),
+    Reasoning,
     Text(Range<usize>),
     ToolHeader,
     ToolArgs,
@@ -67,7 +67,9 @@ impl StreamPlan {
     pub fn new(reply: Reply, include_usage: bool, delay: Duration, shape: Shape) -> Self {
         let mut events = Vec::with_capacity(8);
         events.push(Event::Role);
-        events.extend(pieces(&reply.reasoning).into_iter().map(Event::Reasoning));
+        if reply.reasoning.is_some() {
+            events.push(Event::Reasoning);
+        }
         if reply.tool_call.is_some() {
             events.push(Event::ToolHeader);
             events.push(Event::ToolArgs);
@@ -120,11 +122,9 @@ impl StreamPlan {
             Event::Role => {
                 self.chunk(Delta { role: Some("assistant"), content: Some(""), ..Delta::default() }, None, None)
             }
-            Event::Reasoning(range) => self.chunk(
-                Delta { reasoning_content: self.reply.reasoning.get(range.clone()), ..Delta::default() },
-                None,
-                None,
-            ),
+            Event::Reasoning => {
+                self.chunk(Delta { reasoning_content: self.reply.reasoning.as_deref(), ..Delta::default() }, None, None)
+            }
             Event::Text(range) => {
                 self.chunk(Delta { content: self.reply.content.get(range.clone()), ..Delta::default() }, None, None)
             }
@@ -271,9 +271,9 @@ struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallOut<'a>; 1]>,
 }
@@ -333,23 +333,6 @@ mod tests {
         let usage = data(&frames[5]);
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(usage["usage"]["total_tokens"], 5);
-    }
-
-    #[tokio::test]
-    async fn scripted_reasoning_streams_before_the_content() {
-        let mut r = reply(None, 2);
-        r.reasoning = "hmm let me see".into();
-        let plan = StreamPlan::new(r, false, Duration::ZERO, Shape::Normal);
-        let (frames, _) = collect(plan.into_body()).await;
-        // role, 4 reasoning pieces, 2 tokens, finish, [DONE]
-        assert_eq!(frames.len(), 9);
-        let reasoning: String = frames[1..5]
-            .iter()
-            .map(|f| data(f)["choices"][0]["delta"]["reasoning_content"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(reasoning, "hmm let me see");
-        assert!(data(&frames[1])["choices"][0]["delta"].get("content").is_none());
-        assert_eq!(data(&frames[5])["choices"][0]["delta"]["content"], "tok0");
     }
 
     #[tokio::test]

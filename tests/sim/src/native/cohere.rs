@@ -557,11 +557,11 @@ async fn chat(ctx: &Ctx<'_>, action: Option<Action>) -> Response {
     }
     let custom = match &action {
         Some(Action::Reply { content, finish_reason, usage, extra, .. }) => Some(Custom {
+            reasoning: None,
             content: content.as_deref(),
             finish_reason: finish_reason.as_deref(),
             usage: usage.as_ref(),
             extra: extra.as_ref(),
-            reasoning: None,
         }),
         _ => None,
     };
