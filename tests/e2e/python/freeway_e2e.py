@@ -167,6 +167,7 @@ class Gateway:
         api_keys: list[str] | None = None,
         name: str = "freeway",
         embeddings: bool = False,
+        cache: bool = False,
     ):
         workdir.mkdir(parents=True, exist_ok=True)
         policies = workdir / "policies"
@@ -207,7 +208,8 @@ class Gateway:
             "[discovery]\n"
             "interval_secs = 0\n"
             f"state_file = {_toml_str(workdir / 'models.json')}\n"
-            "[[providers]]\n"
+            + ("[cache]\nenabled = true\n" if cache else "")
+            + "[[providers]]\n"
             'id = "local"\n'
             'component = "openai-compat"\n'
             f'base_url = "{sim.base_url}"\n'
