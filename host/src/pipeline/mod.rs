@@ -78,6 +78,10 @@
 //! client <──
 //! ```
 //!
+//! `POST /v1/embeddings` goes through the same edge, auth, admit, route (embedding models of
+//! exactly the requested name), walk and limit steps; its attempts and response are its own
+//! (embed.rs).
+//!
 //! Errors stay typed ([`crate::errors::GatewayError`]) and become HTTP responses only in
 //! `server::edge`.
 
@@ -90,6 +94,7 @@ pub mod cost;
 pub mod decide;
 pub mod decision;
 pub mod dispatch;
+pub mod embed;
 pub mod exchange;
 pub mod explain;
 pub mod hedge;
@@ -108,6 +113,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 pub use context::{RequestCtx, Services};
+pub use embed::embeddings;
 pub use exchange::Exchange;
 
 use crate::errors::GatewayError;

@@ -85,6 +85,37 @@ pub async fn chat_completions(
     }
 }
 
+/// `POST /v1/embeddings`: the same edge as chat (auth from the headers first, an in-flight
+/// slot, the bounded body), then [`pipeline::embeddings`].
+pub async fn embeddings(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let exchange = exchange_of(exchange);
+    let snapshot = app.registry.snapshot();
+    let server = &snapshot.config.server;
+    let client = match pipeline::auth::check(server, &headers) {
+        Ok(c) => c,
+        Err(e) => return failed(&exchange, e),
+    };
+    exchange.client(client);
+    let permit = match app.admission.enter(Duration::from_millis(server.queue_timeout_ms)).await {
+        Ok(p) => p,
+        Err(e) => return failed(&exchange, e),
+    };
+    let deadline = Duration::from_millis(server.body_read_timeout_ms.max(1));
+    let result = match read_body(&headers, body, server.max_body_bytes, deadline).await {
+        Ok(bytes) => pipeline::embeddings(app.services(), &snapshot, client, bytes, &exchange).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => crate::admission::hold(r, permit),
+        Err(e) => failed(&exchange, e),
+    }
+}
+
 /// Log a failed request once, by who is to blame, and answer it. A client's mistake is left to
 /// the access log line (at info, with its code); upstream and gateway failures say more here.
 fn failed(exchange: &Exchange, e: GatewayError) -> Response {

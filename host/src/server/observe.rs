@@ -33,6 +33,7 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     let span = if endpoint.is_api() {
         let (route, operation) = match endpoint {
             Endpoint::ChatCompletions => ("/v1/chat/completions", Some("chat")),
+            Endpoint::Embeddings => ("/v1/embeddings", Some("embeddings")),
             _ => ("/v1/models", None),
         };
         let span = trace::request(req.method().as_str(), route, req.uri().path(), operation, exchange.id.as_str());

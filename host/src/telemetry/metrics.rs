@@ -38,6 +38,7 @@ fn guest_histogram() -> Histogram {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    Embeddings,
     Models,
     Health,
     Ready,
@@ -53,6 +54,7 @@ impl Endpoint {
         let p = path.strip_prefix("/v1").filter(|rest| rest.starts_with('/')).unwrap_or(path);
         match p {
             "/chat/completions" => Self::ChatCompletions,
+            "/embeddings" => Self::Embeddings,
             "/models" => Self::Models,
             _ if p.starts_with("/models/") => Self::Models,
             "/health" => Self::Health,
@@ -67,6 +69,7 @@ impl Endpoint {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat_completions",
+            Self::Embeddings => "embeddings",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
@@ -79,7 +82,7 @@ impl Endpoint {
 
     /// The OpenAI API: what the access log records at info level.
     pub fn is_api(self) -> bool {
-        matches!(self, Self::ChatCompletions | Self::Models)
+        matches!(self, Self::ChatCompletions | Self::Embeddings | Self::Models)
     }
 }
 
@@ -382,10 +385,12 @@ pub enum GuestFn {
     ListModels,
     Check,
     Rank,
+    Embed,
+    TranslateEmbeddings,
 }
 
 impl GuestFn {
-    const ALL: usize = 10;
+    const ALL: usize = 12;
 
     /// The WIT name.
     pub fn as_str(self) -> &'static str {
@@ -400,6 +405,8 @@ impl GuestFn {
             Self::ListModels => "list-models",
             Self::Check => "check",
             Self::Rank => "rank",
+            Self::Embed => "embed",
+            Self::TranslateEmbeddings => "translate-embeddings",
         }
     }
 }
@@ -454,6 +461,7 @@ mod tests {
         for (path, kind) in [
             ("/v1/chat/completions", Endpoint::ChatCompletions),
             ("/chat/completions", Endpoint::ChatCompletions),
+            ("/v1/embeddings", Endpoint::Embeddings),
             ("/v1/models", Endpoint::Models),
             ("/v1/models/groq/llama", Endpoint::Models),
             ("/models", Endpoint::Models),
@@ -463,13 +471,14 @@ mod tests {
             ("/admin/status", Endpoint::Admin),
             ("/ui", Endpoint::Ui),
             ("/ui/app.js", Endpoint::Ui),
-            ("/v1/embeddings", Endpoint::Other),
+            ("/v1/files", Endpoint::Other),
             ("/v1", Endpoint::Other),
             ("/administrator", Endpoint::Other),
         ] {
             assert_eq!(Endpoint::of(path), kind, "{path}");
         }
-        assert!(Endpoint::ChatCompletions.is_api() && Endpoint::Models.is_api() && !Endpoint::Metrics.is_api());
+        assert!(Endpoint::ChatCompletions.is_api() && Endpoint::Embeddings.is_api() && Endpoint::Models.is_api());
+        assert!(!Endpoint::Metrics.is_api());
     }
 
     #[test]
