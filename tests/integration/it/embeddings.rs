@@ -200,14 +200,15 @@ async fn the_quota_ledger_refuses_embeddings_beyond_the_pools_limit() {
 }
 
 #[tokio::test]
-async fn gemini_embeds_through_batch_embed_contents() {
+async fn gemini_embeds_the_catalogs_embedding_model_through_batch_embed_contents() {
     let sim = Sim::start_json(json!({"upstreams": [{
         "prefix": "/v1beta", "profile": "gemini", "keys": ["AIza-e"], "embedding_dimensions": 6,
         "models": ["gemini-2.5-flash", "gemini-embedding-001"],
     }]}))
     .await;
     let gw = native_gateway(
-        ("gem", "gemini", &sim.url("/v1beta"), "gemini-2.5-flash"),
+        // the catalog's id: its entry marks gemini-embedding-001 as an embedding model
+        ("gemini", "gemini", &sim.url("/v1beta"), "gemini-2.5-flash"),
         "AIza-e",
         Some(&["gemini-2.5-flash", "gemini-embedding-001"]),
         Opts::default(),
@@ -226,14 +227,15 @@ async fn gemini_embeds_through_batch_embed_contents() {
 }
 
 #[tokio::test]
-async fn cohere_embeds_through_v2_embed_with_billed_tokens() {
+async fn cohere_embeds_the_catalogs_embedding_model_through_v2_embed_with_billed_tokens() {
     let sim = Sim::start_json(json!({"upstreams": [
         {"prefix": "/v2", "profile": "cohere", "keys": ["co-e"], "models": ["command-a-03-2025", "embed-v4.0"]},
         {"prefix": "/v1", "profile": "cohere", "keys": ["co-e"], "models": ["command-a-03-2025", "embed-v4.0"]},
     ]}))
     .await;
     let gw = native_gateway(
-        ("co", "cohere", &sim.url("/v2"), "command-a-03-2025"),
+        // the catalog's id: its entry marks embed-v4.0 as an embedding model
+        ("cohere", "cohere", &sim.url("/v2"), "command-a-03-2025"),
         "co-e",
         Some(&["command-a-03-2025", "embed-v4.0"]),
         Opts::default(),
