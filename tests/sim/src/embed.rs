@@ -64,7 +64,7 @@ impl Ctx<'_> {
         if ask.texts.is_empty() {
             return Err(self.error(StatusCode::BAD_REQUEST, "input must not be empty", "invalid_request_error", None));
         }
-        if config.strict_models && !config.models.iter().any(|m| *m == ask.model) {
+        if config.strict_models && !config.models.contains(&ask.model) {
             return Err(self.error(
                 StatusCode::NOT_FOUND,
                 &format!("The model `{}` does not exist or you do not have access to it.", ask.model),

@@ -249,7 +249,7 @@ mod tests {
         let (read, tokens) = read_openai(&body).unwrap();
         assert_eq!((read, tokens), (vec![v.clone()], Some(7)));
         assert_eq!(base64_of(&[1.0]), "AACAPw==");
-        let floats = render("m", &[v.clone()], Encoding::Float, 7);
+        let floats = render("m", std::slice::from_ref(&v), Encoding::Float, 7);
         assert_eq!(read_openai(&floats).unwrap().0, vec![v]);
     }
 
