@@ -129,10 +129,16 @@ async fn bad_input_is_an_openai_shaped_400_naming_the_parameter_and_reaches_no_u
 #[tokio::test]
 async fn a_429_moves_to_the_next_account_of_the_same_model_and_never_to_another_model() {
     let sim = Sim::start().await;
-    // the alias chain offers another embedding model: embeddings must never fall back to it
+    // the alias chain offers another provider's embedding model, on an account that is never
+    // rate-limited: embeddings must never fall back to it
+    let p2 = format!(
+        "[[providers]]\nid = \"p2\"\ncomponent = \"openai-compat\"\nbase_url = \"{}\"\napi_keys = [\"sk-c\"]\n\
+         models = [{{ id = \"other-embedding\", embeddings = true }}]\n\n",
+        sim.base()
+    );
     let providers = format!(
-        "[[routes]]\nmodel = \"{EMBED}\"\nfallback_chain = [\"other-embedding\"]\n\n{}",
-        embedding_provider("oa", &sim.base(), &["sk-a", "sk-b"], ", { id = \"other-embedding\", embeddings = true }")
+        "[[routes]]\nmodel = \"{EMBED}\"\nfallback_chain = [\"p2/other-embedding\"]\n\n{}{p2}",
+        embedding_provider("oa", &sim.base(), &["sk-a", "sk-b"], "")
     );
     let gw = Gateway::start(&providers).await;
     sim.script(json!([{ "match": { "key": "sk-a" }, "action": { "type": "rate_limit", "retry_after_s": 30 } }])).await;
