@@ -2,7 +2,12 @@
 
 /// The WIT package version this host implements. Components built against another
 /// incompatible version are refused when they load.
-pub const WIT_VERSION: &str = "0.1.0";
+///
+/// 0.1.1 added the optional `embeddings` export (world `embedding-provider`). A component built
+/// against 0.1.0 still loads: wasmtime looks imports and exports up by semver-compatible name, so
+/// its `provider-api@0.1.0` satisfies this host's `provider-api@0.1.1`, and it simply lacks the
+/// optional exports.
+pub const WIT_VERSION: &str = "0.1.1";
 pub const WIT_PACKAGE: &str = "freeway:gateway";
 
 pub mod provider {
@@ -46,6 +51,25 @@ pub mod declared {
             "freeway:gateway/log": super::provider::freeway::gateway::log,
             "freeway:gateway/clock": super::provider::freeway::gateway::clock,
             "freeway:gateway/provider-api": super::provider::exports::freeway::gateway::provider_api,
+        },
+    });
+}
+
+/// The optional `embeddings` export (world `embedding-provider`, since 0.1.1).
+pub mod embedding {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "embedding-provider",
+        exports: { default: async },
+        with: {
+            "freeway:gateway/types": super::provider::freeway::gateway::types,
+            "freeway:gateway/http": super::provider::freeway::gateway::http,
+            "freeway:gateway/credentials": super::provider::freeway::gateway::credentials,
+            "freeway:gateway/rate-limit": super::provider::freeway::gateway::rate_limit,
+            "freeway:gateway/log": super::provider::freeway::gateway::log,
+            "freeway:gateway/clock": super::provider::freeway::gateway::clock,
+            "freeway:gateway/provider-api": super::provider::exports::freeway::gateway::provider_api,
+            "freeway:gateway/declare": super::declared::exports::freeway::gateway::declare,
         },
     });
 }

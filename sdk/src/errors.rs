@@ -234,6 +234,18 @@ pub fn invalid_response(message: &str) -> ProviderError {
     }
 }
 
+/// Something this provider does not serve (a model, an operation).
+pub fn not_found(message: &str) -> ProviderError {
+    ProviderError {
+        kind: ErrorKind::NotFound,
+        message: message.to_owned(),
+        status: 404,
+        code: None,
+        retry_after_ms: None,
+        window: None,
+    }
+}
+
 /// A request this provider cannot serve as asked.
 pub fn bad_request(message: &str) -> ProviderError {
     ProviderError {

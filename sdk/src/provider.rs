@@ -4,7 +4,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "declared-provider",
+        world: "embedding-provider",
         pub_export_macro: true,
         export_macro_name: "__export_provider_world",
         default_bindings_module: "freeway_sdk::provider::bindings",
@@ -13,6 +13,8 @@ pub mod bindings {
     });
 }
 
+/// The optional embeddings operation's types (`EmbedRequest`, `EmbedResponse`).
+pub use bindings::exports::freeway::gateway::embeddings::{EmbedRequest, EmbedResponse};
 /// The WIT types (`ChatRequest`, `UpstreamCall`, `ProviderError`, ...).
 pub use bindings::freeway::gateway::types;
 use types::*;
@@ -73,6 +75,18 @@ pub trait Provider {
     fn declaration() -> Option<ProviderDeclaration> {
         None
     }
+
+    /// Embeddings: plan the upstream call for `req.input` on `req.model`. Defaults to "not
+    /// served": the gateway only sends embeddings requests for models configured or catalogued
+    /// as embedding models. [`openai_embeddings`] is the plan for OpenAI-compatible upstreams.
+    fn embed(req: EmbedRequest) -> Result<UpstreamCall, ProviderError> {
+        Err(crate::errors::not_found(&format!("this provider does not serve embeddings (model `{}`)", req.model)))
+    }
+
+    /// Embeddings, translating providers: the upstream's body -> one vector per input, in order.
+    fn translate_embeddings(_body: String) -> Result<EmbedResponse, ProviderError> {
+        Err(crate::errors::invalid_response("this provider does not translate embeddings"))
+    }
 }
 
 /// Export a [`Provider`] implementation as the component's `provider-api`.
@@ -129,6 +143,14 @@ macro_rules! export_provider {
                 <$t as $crate::Provider>::declaration()
             }
         }
+        impl $crate::provider::bindings::exports::freeway::gateway::embeddings::Guest for __FreewayProviderExport {
+            fn embed(req: $crate::provider::EmbedRequest) -> Result<$crate::types::UpstreamCall, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::embed(req)
+            }
+            fn translate_embeddings(body: String) -> Result<$crate::provider::EmbedResponse, $crate::types::ProviderError> {
+                <$t as $crate::Provider>::translate_embeddings(body)
+            }
+        }
         // Only wasm builds export symbols; native builds (unit tests) just type-check the impl.
         #[cfg(target_arch = "wasm32")]
         const _: () = {
@@ -150,6 +172,37 @@ pub fn openai_passthrough(req: &ChatRequest, path: &str, edits: Vec<BodyEdit>) -
         headers,
         body: RequestBody::Passthrough(edits),
         response: ResponseFormat::Openai,
+        framing: StreamFraming::Sse,
+    }
+}
+
+/// An embeddings plan for OpenAI-compatible upstreams: `POST {base_url}{path}` with the OpenAI
+/// embeddings body the host builds (`model`, `input`, `encoding_format: "float"`, `dimensions`
+/// when asked), answered in OpenAI's format.
+pub fn openai_embeddings(req: &EmbedRequest, path: &str, edits: Vec<BodyEdit>) -> UpstreamCall {
+    UpstreamCall {
+        method: "POST".to_owned(),
+        url: join_url(&req.config.base_url, path),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body: RequestBody::Passthrough(edits),
+        response: ResponseFormat::Openai,
+        framing: StreamFraming::Sse,
+    }
+}
+
+/// A JSON plan whose body the component built and whose answer it translates
+/// (`translate-embeddings`): native embeddings APIs.
+pub fn translated_embeddings(url: String, headers: Headers, body: String) -> UpstreamCall {
+    let mut headers = headers;
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
+    UpstreamCall {
+        method: "POST".to_owned(),
+        url,
+        headers,
+        body: RequestBody::Replace(body),
+        response: ResponseFormat::Translate,
         framing: StreamFraming::Sse,
     }
 }

@@ -111,6 +111,7 @@ fn simulator_config() -> SimConfig {
                 limits: Some(LimitsConfig { rpm: Some(m.rpm), rpd: Some(m.rpd), ..LimitsConfig::default() }),
                 error_per_mille: m.errors_per_mille,
                 model_limits: Default::default(),
+                ..UpstreamConfig::default()
             })
             .collect(),
     }

@@ -224,6 +224,15 @@ pub struct CatalogModel {
     pub reasoning: Option<bool>,
     #[serde(default)]
     pub json_mode: Option<bool>,
+    /// an embedding model (`POST /v1/embeddings`), not a chat model
+    #[serde(default)]
+    pub embeddings: bool,
+    /// embedding models: the length of the vectors it returns by default
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// embedding models: the most tokens one input may have
+    #[serde(default)]
+    pub max_input_tokens: Option<u32>,
     /// served free on this provider
     #[serde(default = "yes")]
     pub free: bool,

@@ -715,6 +715,15 @@ pub struct ModelDetails {
     pub reasoning: Option<bool>,
     #[serde(default)]
     pub json_mode: Option<bool>,
+    /// an embedding model, served on `POST /v1/embeddings` (never to chat requests)
+    #[serde(default)]
+    pub embeddings: Option<bool>,
+    /// embedding models: the length of its vectors
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// embedding models: the most tokens one input may have
+    #[serde(default)]
+    pub max_input_tokens: Option<u32>,
 }
 
 impl ModelSpec {

@@ -28,7 +28,7 @@ use crate::wire::types::{CompletionPeek, Usage};
 use tracing::Instrument as _;
 
 /// Largest upstream error body read (and shown to the provider component).
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(super) const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A candidate cleared to be sent: its quota reserved, its account claimed, a slot of its
 /// provider's in-flight bound taken.
@@ -45,13 +45,13 @@ pub(super) enum Reply {
     Stream(Box<Relay>),
 }
 
-fn guest_failed(p: &ProviderEntry) -> impl Fn(crate::runtime::GuestFailure) -> GatewayError + '_ {
+pub(super) fn guest_failed(p: &ProviderEntry) -> impl Fn(crate::runtime::GuestFailure) -> GatewayError + '_ {
     move |f| f.into_gateway(&p.id)
 }
 
 /// A provider error typed by the component -> a gateway error, its message scrubbed of the
 /// account's secret.
-fn provider_error(e: wit::ProviderError, cand: &Candidate) -> GatewayError {
+pub(super) fn provider_error(e: wit::ProviderError, cand: &Candidate) -> GatewayError {
     use wit::ErrorKind as K;
     let kind = match e.kind {
         K::BadRequest => ErrorKind::UpstreamBadRequest,
@@ -84,7 +84,7 @@ fn component_error(p: &ProviderEntry, message: String) -> GatewayError {
 }
 
 /// Response headers as (lower-case name, value) pairs, secrets scrubbed.
-fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) -> Vec<(String, String)> {
+pub(super) fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(k, _)| {
@@ -100,7 +100,7 @@ fn header_pairs(headers: &HeaderMap, cand: &Candidate, only: Option<&[String]>) 
 }
 
 /// Read a response body up to `cap` bytes.
-async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Result<Bytes, GatewayError> {
+pub(super) async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Result<Bytes, GatewayError> {
     egress::read_capped(resp, cap).await.map_err(|e| match e {
         egress::ReadError::TooLarge => GatewayError::new(
             ErrorKind::UpstreamInvalidResponse,
@@ -111,7 +111,7 @@ async fn read_body(resp: reqwest::Response, cap: usize, provider: &str) -> Resul
 }
 
 /// A planned call the egress policy refused, as the request's error.
-fn refused(p: &ProviderEntry, r: &egress::Refusal) -> GatewayError {
+pub(super) fn refused(p: &ProviderEntry, r: &egress::Refusal) -> GatewayError {
     match r {
         // the provider itself is somewhere the gateway never goes: nothing the component did
         egress::Refusal::Forbidden { .. } | egress::Refusal::OutsideEgress { .. } => {
@@ -129,7 +129,7 @@ fn refused(p: &ProviderEntry, r: &egress::Refusal) -> GatewayError {
 }
 
 /// The request's provider instance: the one it holds, or a warm one leased now.
-async fn instance<'l>(
+pub(super) async fn instance<'l>(
     lease: &'l mut Option<ProviderLease>,
     cand: &Candidate,
 ) -> Result<&'l mut ProviderLease, GatewayError> {
@@ -143,7 +143,7 @@ async fn instance<'l>(
 
 /// The rate-limit headers worth showing the component, or `None` when there is nothing to read
 /// (no matching header, and the provider does not poll its quota).
-fn limit_headers(cand: &Candidate, headers: &HeaderMap) -> Option<Vec<(String, String)>> {
+pub(super) fn limit_headers(cand: &Candidate, headers: &HeaderMap) -> Option<Vec<(String, String)>> {
     let p = &cand.route.provider;
     let prefixes = &p.component.manifest.limit_headers;
     let pairs = if prefixes.is_empty() { Vec::new() } else { header_pairs(headers, cand, Some(prefixes)) };
@@ -151,7 +151,7 @@ fn limit_headers(cand: &Candidate, headers: &HeaderMap) -> Option<Vec<(String, S
 }
 
 /// Let the component read what the upstream said about the account's quota.
-async fn note_limits(
+pub(super) async fn note_limits(
     ledger: &crate::quota::Ledger,
     lease: &mut Option<ProviderLease>,
     cand: &Candidate,
@@ -177,7 +177,7 @@ async fn note_limits(
 }
 
 /// After a success, read the quota news off the request path.
-fn note_limits_later(ledger: &Arc<Ledger>, cand: &Candidate, status: u16, headers: &HeaderMap) {
+pub(super) fn note_limits_later(ledger: &Arc<Ledger>, cand: &Candidate, status: u16, headers: &HeaderMap) {
     let Some(pairs) = limit_headers(cand, headers) else { return };
     let cand = cand.clone();
     let ledger = ledger.clone();

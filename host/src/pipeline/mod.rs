@@ -99,6 +99,10 @@
 //! client <──
 //! ```
 //!
+//! `POST /v1/embeddings` goes through the same edge, auth, admit, route (embedding models of
+//! exactly the requested name), walk and limit steps; its attempts and response are its own
+//! (embed.rs).
+//!
 //! Errors stay typed ([`crate::errors::GatewayError`]) and become HTTP responses only in
 //! `server::edge`.
 
@@ -113,6 +117,7 @@ pub mod decide;
 pub mod decision;
 pub mod dialect;
 pub mod dispatch;
+pub mod embed;
 pub mod exchange;
 pub mod explain;
 pub mod hedge;
@@ -131,6 +136,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 pub use context::{RequestCtx, Services};
+pub use embed::embeddings;
 pub use exchange::Exchange;
 
 use crate::errors::GatewayError;

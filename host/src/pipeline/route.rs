@@ -22,7 +22,11 @@ pub struct Candidate {
 /// Whether a model is known to lack something the request needs. Unknown capabilities
 /// (models configured by bare id) are not held against it.
 fn lacks(route: &Route, needs: &Needs) -> Option<&'static str> {
-    let info = route.provider.models.iter().find(|m| m.info.id == route.model).map(|m| &m.info)?;
+    let entry = route.provider.models.iter().find(|m| m.info.id == route.model)?;
+    if entry.embedding.is_some() {
+        return Some("chat (it is an embedding model: POST /v1/embeddings)");
+    }
+    let info = &entry.info;
     let explicit = info.capabilities != Capabilities::STREAMING && info.capabilities != Capabilities::empty();
     if explicit {
         if needs.tools && !info.capabilities.contains(Capabilities::TOOLS) {
@@ -41,33 +45,46 @@ fn lacks(route: &Route, needs: &Needs) -> Option<&'static str> {
     None
 }
 
+/// No route serves `model`: no provider at all, or no such model.
+pub fn unknown_model(snapshot: &Snapshot, model: &str) -> GatewayError {
+    if snapshot.providers.is_empty() {
+        let why = snapshot.problems.first().cloned().unwrap_or_else(|| "no provider is configured".to_owned());
+        return GatewayError::new(ErrorKind::NoProvider, format!("No provider can serve requests: {why}."));
+    }
+    GatewayError::new(
+        ErrorKind::ModelNotFound,
+        format!(
+            "The model `{model}` does not exist or you do not have access to it. GET /v1/models lists the available models."
+        ),
+    )
+    .with_param("model")
+}
+
 pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Result<Vec<Candidate>, GatewayError> {
-    let Some(routes) = snapshot.routes(&req.model) else {
-        if snapshot.providers.is_empty() {
-            let why = snapshot.problems.first().cloned().unwrap_or_else(|| "no provider is configured".to_owned());
-            return Err(GatewayError::new(ErrorKind::NoProvider, format!("No provider can serve requests: {why}.")));
+    let Some(routes) = snapshot.routes(&req.model) else { return Err(unknown_model(snapshot, &req.model)) };
+    let mut refused = None;
+    let fit = routes.iter().filter(|route| match lacks(route, needs) {
+        Some(what) => {
+            refused
+                .get_or_insert_with(|| format!("`{}` on '{}' does not support {what}", route.model, route.provider.id));
+            false
         }
-        return Err(GatewayError::new(
-            ErrorKind::ModelNotFound,
-            format!(
-                "The model `{}` does not exist or you do not have access to it. GET /v1/models lists the available models.",
-                req.model
-            ),
-        )
-        .with_param("model"));
-    };
+        None => true,
+    });
+    let fit: Vec<&Route> = fit.collect();
+    rotate(&req.model, fit, refused)
+}
+
+/// The candidates of `routes` for a request for `model`: each route's available accounts in
+/// rotation order, those resting after upstream trouble last; `refused` says why routes were
+/// left out, for the error when none is left.
+pub fn rotate(model: &str, routes: Vec<&Route>, refused: Option<String>) -> Result<Vec<Candidate>, GatewayError> {
     let now = Instant::now();
     let mut out = Vec::new();
     let mut last_resort = Vec::new();
-    let mut refused = None;
     let mut resting: Option<Instant> = None;
     let mut disabled: Vec<String> = Vec::new();
     for route in routes {
-        if let Some(what) = lacks(route, needs) {
-            refused
-                .get_or_insert_with(|| format!("`{}` on '{}' does not support {what}", route.model, route.provider.id));
-            continue;
-        }
         for account in route.provider.accounts_in_order(&route.model, now) {
             if account.health.available(now) {
                 out.push(Candidate { route: route.clone(), account });
@@ -93,7 +110,7 @@ pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Res
                 ErrorKind::UpstreamRateLimited,
                 format!(
                     "Every account that serves `{}` is resting after a rate limit; try again in {} s.",
-                    req.model,
+                    model,
                     wait.as_secs()
                 ),
             )
@@ -102,13 +119,13 @@ pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Res
         if !disabled.is_empty() {
             return Err(GatewayError::new(
                 ErrorKind::NoProvider,
-                format!("Every account that serves `{}` is disabled: {}.", req.model, disabled.join("; ")),
+                format!("Every account that serves `{}` is disabled: {}.", model, disabled.join("; ")),
             ));
         }
         let why = refused.unwrap_or_else(|| "no account is available".to_owned());
         return Err(GatewayError::new(
             ErrorKind::InvalidValue,
-            format!("The model `{}` cannot serve this request: {why}.", req.model),
+            format!("The model `{model}` cannot serve this request: {why}."),
         )
         .with_param("model"));
     }

@@ -146,6 +146,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
                 source: ModelSource::Config,
                 availability: Availability::Available,
                 catalog: catalog_model(m.id()).cloned(),
+                embedding: super::EmbeddingModel::of_spec(m, catalog_model(m.id())),
             })
             .collect();
     }
@@ -160,6 +161,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
                 source: ModelSource::Discovered,
                 availability: Availability::Available,
                 catalog: catalog_model(&m.id).cloned(),
+                embedding: catalog_model(&m.id).and_then(super::EmbeddingModel::of_catalog),
             });
         }
     }
@@ -167,12 +169,16 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
     let mut extra = Vec::new();
     for m in p.catalog.iter().flat_map(|c| &c.models) {
         if !listed(&m.id) {
+            // components list chat models only: an embedding model missing from a listing is
+            // still assumed served
+            let unlisted = listing.is_some() && !m.embeddings;
             extra.push(ModelEntry {
                 quality: [0; 8],
                 info: model_from_catalog(m),
                 source: ModelSource::Catalog,
-                availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
+                availability: if unlisted { Availability::Unavailable } else { Availability::Assumed },
                 catalog: Some(m.clone()),
+                embedding: super::EmbeddingModel::of_catalog(m),
             });
         }
     }
@@ -184,6 +190,7 @@ fn models_for(p: &ResolvedProvider, component: &ProviderComponent, discovered: &
                 source: ModelSource::Manifest,
                 availability: if listing.is_some() { Availability::Unavailable } else { Availability::Assumed },
                 catalog: catalog_model(&m.id).cloned(),
+                embedding: catalog_model(&m.id).and_then(super::EmbeddingModel::of_catalog),
             });
         }
     }
@@ -385,12 +392,12 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
 /// `/v1/models`: each model id once, in provider order, with the providers serving it.
 fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::RouteConfig]) -> Bytes {
     let mut order: Vec<&str> = Vec::new();
-    let mut by_id: HashMap<&str, (Vec<&str>, &wit::ModelInfo)> = HashMap::new();
+    let mut by_id: HashMap<&str, (Vec<&str>, &ModelEntry)> = HashMap::new();
     for p in providers {
         for m in p.models.iter().filter(|m| m.routable()) {
             let e = by_id.entry(m.info.id.as_str()).or_insert_with(|| {
                 order.push(m.info.id.as_str());
-                (Vec::new(), &m.info)
+                (Vec::new(), m)
             });
             e.0.push(p.id.as_str());
         }
@@ -398,7 +405,8 @@ fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::Rout
     let mut data: Vec<serde_json::Value> = order
         .iter()
         .filter_map(|id| by_id.get(id).map(|e| (id, e)))
-        .map(|(id, (provs, info))| {
+        .map(|(id, (provs, entry))| {
+            let info = &entry.info;
             let mut caps = Vec::new();
             for (flag, name) in [
                 (wit::Capabilities::TOOLS, "tools"),
@@ -410,7 +418,7 @@ fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::Rout
                     caps.push(name);
                 }
             }
-            json!({
+            let mut m = json!({
                 "id": id,
                 "object": "model",
                 "created": 0,
@@ -419,7 +427,12 @@ fn render_models(providers: &[Arc<ProviderEntry>], routes: &[crate::config::Rout
                 "context_window": info.context_window,
                 "free": info.free,
                 "capabilities": caps,
-            })
+            });
+            if let Some(e) = &entry.embedding {
+                // an embedding model: served on /v1/embeddings only
+                m["embeddings"] = json!({ "dimensions": e.dimensions, "max_input_tokens": e.max_input_tokens });
+            }
+            m
         })
         .collect();
     for r in routes.iter().filter(|r| r.to.is_none() && !by_id.contains_key(r.model.as_str())) {

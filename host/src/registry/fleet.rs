@@ -10,6 +10,9 @@ const NOT_CHAT: &[&str] =
     &["embed", "whisper", "tts", "guard", "rerank", "moderation", "-transcribe", "dall-e", "stable-diffusion", "flux"];
 
 fn chat_model(m: &ModelEntry) -> bool {
+    if m.embedding.is_some() {
+        return false;
+    }
     let id = m.info.id.to_ascii_lowercase();
     !NOT_CHAT.iter().any(|n| id.contains(n))
 }

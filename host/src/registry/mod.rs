@@ -122,6 +122,40 @@ pub struct ModelEntry {
     pub catalog: Option<crate::config::CatalogModel>,
     /// quality 0-100 per task (`routing::classifier::Task` order), computed once per reload
     pub quality: [u8; 8],
+    /// set for an embedding model (served on `/v1/embeddings`, never to chat requests)
+    pub embedding: Option<EmbeddingModel>,
+}
+
+/// What is known of an embedding model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddingModel {
+    /// the length of its vectors, when known
+    pub dimensions: Option<u32>,
+    /// the most tokens one input may have, when known
+    pub max_input_tokens: Option<u32>,
+}
+
+impl EmbeddingModel {
+    /// From the catalog's entry, when it marks an embedding model.
+    pub fn of_catalog(m: &crate::config::CatalogModel) -> Option<Self> {
+        m.embeddings.then_some(Self { dimensions: m.dimensions, max_input_tokens: m.max_input_tokens })
+    }
+
+    /// From a configuration entry (its own facts first, the catalog's after), or the catalog's.
+    pub fn of_spec(spec: &crate::config::ModelSpec, catalog: Option<&crate::config::CatalogModel>) -> Option<Self> {
+        let known = catalog.and_then(Self::of_catalog);
+        match spec {
+            crate::config::ModelSpec::Detailed(d) => match d.embeddings {
+                Some(false) => None,
+                Some(true) => Some(Self {
+                    dimensions: d.dimensions.or(known.and_then(|k| k.dimensions)),
+                    max_input_tokens: d.max_input_tokens.or(known.and_then(|k| k.max_input_tokens)),
+                }),
+                None => known,
+            },
+            crate::config::ModelSpec::Id(_) => known,
+        }
+    }
 }
 
 impl ModelEntry {

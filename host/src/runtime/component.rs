@@ -18,6 +18,9 @@ use super::hosts::AllowedHosts;
 use super::pool::{InstancePool, ProviderLease};
 use super::state::{AuthStyle, GuestIo, GuestState};
 use crate::accounts::Account;
+use crate::bindings::embedding::exports::freeway::gateway::embeddings::{
+    Guest as EmbeddingsGuest, GuestIndices as EmbeddingsIndices,
+};
 use crate::bindings::policy::{Policy, PolicyPre};
 use crate::bindings::provider::{Provider, ProviderPre};
 use crate::bindings::{WIT_PACKAGE, WIT_VERSION, wit};
@@ -76,6 +79,8 @@ pub struct ProviderComponent {
     pub auth: AuthStyle,
     pub loaded_at: std::time::SystemTime,
     pre: ProviderPre<GuestState>,
+    /// where the optional `embeddings` export is, when the component has it
+    embeddings: Option<EmbeddingsIndices>,
     engine: Engine,
     limits: GuestLimits,
     pool: Arc<InstancePool>,
@@ -209,6 +214,7 @@ impl Runtime {
             declaration: None,
             auth: AuthStyle::None,
             loaded_at: std::time::SystemTime::now(),
+            embeddings: EmbeddingsIndices::new(pre.instance_pre()).ok(),
             pre,
             engine: self.engine.clone(),
             limits: self.limits,
@@ -439,7 +445,7 @@ impl ProviderComponent {
     ) -> Result<ProviderInstance, GuestFailure> {
         let mut store = new_store(&self.engine, self.limits, io, accounts);
         store.data_mut().begin_call();
-        let made = match tokio::time::timeout(self.limits.wall, self.pre.instantiate_async(&mut store)).await {
+        let made = match tokio::time::timeout(self.limits.wall, self.instantiate_bindings(&mut store)).await {
             Ok(Ok(bindings)) => {
                 return Ok(ProviderInstance::new(store, bindings, &self.name, self.limits.wall, self.metrics.clone()));
             }
@@ -448,6 +454,25 @@ impl ProviderComponent {
         };
         self.metrics.failed(made.kind.as_str());
         Err(made)
+    }
+
+    /// An instance's provider bindings, and its optional `embeddings` export.
+    async fn instantiate_bindings(
+        &self,
+        store: &mut Store<GuestState>,
+    ) -> wasmtime::Result<(Provider, Option<EmbeddingsGuest>)> {
+        let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+        let bindings = Provider::new(&mut *store, &instance)?;
+        let embeddings = match &self.embeddings {
+            Some(indices) => Some(indices.load(&mut *store, &instance)?),
+            None => None,
+        };
+        Ok((bindings, embeddings))
+    }
+
+    /// Whether the component exports `embeddings` (built against 0.1.1 or later and opting in).
+    pub fn embeds(&self) -> bool {
+        self.embeddings.is_some()
     }
 
     /// The optional `declare` export's answer (`None` for components that do not have it).

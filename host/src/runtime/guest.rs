@@ -8,12 +8,14 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::state::GuestState;
+use crate::bindings::embedding::exports::freeway::gateway::embeddings as wembed;
 use crate::bindings::policy::Policy;
 use crate::bindings::policy::exports::freeway::gateway::policy_api as wpolicy;
 use crate::bindings::provider::Provider;
 use crate::bindings::wit;
 use crate::errors::{ErrorKind, GatewayError};
 use crate::telemetry::{GuestFn, GuestMetrics};
+pub use wembed::{EmbedRequest, EmbedResponse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -158,6 +160,8 @@ fn classify(store: &Store<GuestState>, e: &wasmtime::Error, component: &str, fun
 pub struct ProviderInstance {
     store: Store<GuestState>,
     bindings: Provider,
+    /// the optional `embeddings` export (components built against 0.1.1 or later)
+    embeddings: Option<Arc<wembed::Guest>>,
     component: String,
     poisoned: bool,
     /// wall-clock deadline of each call
@@ -223,7 +227,7 @@ macro_rules! guest_call {
 impl ProviderInstance {
     pub(crate) fn new(
         store: Store<GuestState>,
-        bindings: Provider,
+        (bindings, embeddings): (Provider, Option<wembed::Guest>),
         component: &str,
         wall: std::time::Duration,
         metrics: Arc<GuestMetrics>,
@@ -231,6 +235,7 @@ impl ProviderInstance {
         Self {
             store,
             bindings,
+            embeddings: embeddings.map(Arc::new),
             component: component.to_owned(),
             poisoned: false,
             wall,
@@ -333,6 +338,34 @@ impl ProviderInstance {
         account: wit::Credential,
     ) -> Result<Result<(), wit::ProviderError>, GuestFailure> {
         guest_call!(self, GuestFn::Check, |b, s| b.freeway_gateway_provider_api().call_check(s, config, account))
+    }
+
+    /// Whether the component exports `embeddings`.
+    pub fn embeds(&self) -> bool {
+        self.embeddings.is_some()
+    }
+
+    fn no_embeddings(&self) -> GuestFailure {
+        GuestFailure {
+            kind: FailureKind::Trap,
+            message: format!("component '{}' does not export freeway:gateway/embeddings", self.component),
+        }
+    }
+
+    pub async fn embed(
+        &mut self,
+        req: &wembed::EmbedRequest,
+    ) -> Result<Result<wit::UpstreamCall, wit::ProviderError>, GuestFailure> {
+        let Some(e) = self.embeddings.clone() else { return Err(self.no_embeddings()) };
+        guest_call!(self, GuestFn::Embed, |_b, s| e.call_embed(s, req))
+    }
+
+    pub async fn translate_embeddings(
+        &mut self,
+        body: &str,
+    ) -> Result<Result<wembed::EmbedResponse, wit::ProviderError>, GuestFailure> {
+        let Some(e) = self.embeddings.clone() else { return Err(self.no_embeddings()) };
+        guest_call!(self, GuestFn::TranslateEmbeddings, |_b, s| e.call_translate_embeddings(s, body))
     }
 }
 

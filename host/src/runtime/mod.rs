@@ -15,6 +15,6 @@ pub mod state;
 pub use crate::accounts::Account;
 pub use component::{ComponentError, PolicyComponent, ProviderComponent, Runtime};
 pub use freeway_core::hosts::{self, AllowedHosts};
-pub use guest::{GuestFailure, ProviderInstance, live_instances};
+pub use guest::{EmbedRequest, EmbedResponse, GuestFailure, ProviderInstance, live_instances};
 pub use pool::ProviderLease;
 pub use state::GuestIo;

@@ -84,6 +84,7 @@ async fn serve(
                 Api::CountTokens => dialect::count_tokens(&snapshot, &bytes),
                 Api::Completions => dialect::completions(services, &snapshot, client, bytes, &exchange).await,
                 Api::Responses => dialect::responses(services, &snapshot, client, bytes, &exchange).await,
+                Api::Embeddings => pipeline::embeddings(services, &snapshot, client, bytes, &exchange).await,
             }
         }
         Err(e) => Err(e),
@@ -139,6 +140,16 @@ pub async fn responses(
     body: Body,
 ) -> Response {
     serve(app, exchange, headers, body, Api::Responses).await
+}
+
+/// `POST /v1/embeddings`: the same edge as chat, then [`pipeline::embeddings`].
+pub async fn embeddings(
+    State(app): State<Arc<App>>,
+    exchange: Option<Extension<Arc<Exchange>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, exchange, headers, body, Api::Embeddings).await
 }
 
 /// Log a failed request once, by who is to blame, and answer it as its API shapes errors. A

@@ -47,6 +47,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/completions", post(handlers::completions))
         .route("/v1/responses", post(handlers::responses))
         .route("/responses", post(handlers::responses))
+        .route("/v1/embeddings", post(handlers::embeddings))
+        .route("/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::list_models))
         .route("/models", get(handlers::list_models))
         .route("/v1/models/{*id}", get(handlers::get_model))

@@ -39,6 +39,7 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
             Endpoint::Messages => ("/v1/messages", Some("chat")),
             Endpoint::Completions => ("/v1/completions", Some("text_completion")),
             Endpoint::Responses => ("/v1/responses", Some("chat")),
+            Endpoint::Embeddings => ("/v1/embeddings", Some("embeddings")),
             _ => ("/v1/models", None),
         };
         let span = trace::request(req.method().as_str(), route, req.uri().path(), operation, exchange.id.as_str());

@@ -43,6 +43,7 @@ pub enum Endpoint {
     /// legacy completions
     Completions,
     Responses,
+    Embeddings,
     Models,
     Health,
     Ready,
@@ -61,6 +62,7 @@ impl Endpoint {
             "/messages" | "/messages/count_tokens" => Self::Messages,
             "/completions" => Self::Completions,
             "/responses" => Self::Responses,
+            "/embeddings" => Self::Embeddings,
             "/models" => Self::Models,
             _ if p.starts_with("/models/") => Self::Models,
             "/health" => Self::Health,
@@ -78,6 +80,7 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::Completions => "completions",
             Self::Responses => "responses",
+            Self::Embeddings => "embeddings",
             Self::Models => "models",
             Self::Health => "health",
             Self::Ready => "ready",
@@ -90,7 +93,15 @@ impl Endpoint {
 
     /// The OpenAI API: what the access log records at info level.
     pub fn is_api(self) -> bool {
-        matches!(self, Self::ChatCompletions | Self::Messages | Self::Completions | Self::Responses | Self::Models)
+        matches!(
+            self,
+            Self::ChatCompletions
+                | Self::Messages
+                | Self::Completions
+                | Self::Responses
+                | Self::Embeddings
+                | Self::Models
+        )
     }
 }
 
@@ -410,10 +421,12 @@ pub enum GuestFn {
     ListModels,
     Check,
     Rank,
+    Embed,
+    TranslateEmbeddings,
 }
 
 impl GuestFn {
-    const ALL: usize = 10;
+    const ALL: usize = 12;
 
     /// The WIT name.
     pub fn as_str(self) -> &'static str {
@@ -428,6 +441,8 @@ impl GuestFn {
             Self::ListModels => "list-models",
             Self::Check => "check",
             Self::Rank => "rank",
+            Self::Embed => "embed",
+            Self::TranslateEmbeddings => "translate-embeddings",
         }
     }
 }
@@ -486,6 +501,7 @@ mod tests {
             ("/v1/messages/count_tokens", Endpoint::Messages),
             ("/v1/completions", Endpoint::Completions),
             ("/v1/responses", Endpoint::Responses),
+            ("/v1/embeddings", Endpoint::Embeddings),
             ("/v1/models", Endpoint::Models),
             ("/v1/models/groq/llama", Endpoint::Models),
             ("/models", Endpoint::Models),
@@ -495,13 +511,14 @@ mod tests {
             ("/admin/status", Endpoint::Admin),
             ("/ui", Endpoint::Ui),
             ("/ui/app.js", Endpoint::Ui),
-            ("/v1/embeddings", Endpoint::Other),
+            ("/v1/files", Endpoint::Other),
             ("/v1", Endpoint::Other),
             ("/administrator", Endpoint::Other),
         ] {
             assert_eq!(Endpoint::of(path), kind, "{path}");
         }
-        assert!(Endpoint::ChatCompletions.is_api() && Endpoint::Models.is_api() && !Endpoint::Metrics.is_api());
+        assert!(Endpoint::ChatCompletions.is_api() && Endpoint::Embeddings.is_api() && Endpoint::Models.is_api());
+        assert!(!Endpoint::Metrics.is_api());
     }
 
     #[test]

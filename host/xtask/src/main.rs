@@ -38,10 +38,11 @@ const EMBEDDED_PROVIDERS: &[(&str, &str, &str)] = &[
 ];
 const EMBEDDED_POLICIES: &[(&str, &str, &str)] = &[("smart-policy", "smart_policy.wasm", "policies/smart.wasm")];
 
-/// Test components: hostile and future-versioned providers, a policy that fails.
+/// Test components: hostile, future-versioned and 0.1.0-built providers, a policy that fails.
 const TEST_PROVIDERS: &[(&str, &str, &str)] = &[
     ("misbehave", "misbehave.wasm", "tests/guests/misbehave.wasm"),
     ("future-version", "future_version.wasm", "tests/guests/future-version.wasm"),
+    ("v010-provider", "v010_provider.wasm", "tests/guests/v010-provider.wasm"),
 ];
 const TEST_POLICIES: &[(&str, &str, &str)] = &[("bad-policy", "bad_policy.wasm", "tests/guests/bad-policy.wasm")];
 
@@ -251,7 +252,16 @@ fn test() -> Result<(), String> {
     deploy::checks()?;
     run(
         "unit and integration tests",
-        cargo().args(["test", "--workspace", "--exclude", "misbehave", "--exclude", "future-version"]),
+        cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "misbehave",
+            "--exclude",
+            "future-version",
+            "--exclude",
+            "v010-provider",
+        ]),
     )?;
     let fuzzed = fuzz(FUZZ_TEST_SECONDS, FUZZ_TARGETS)?;
     let fuzz_skipped = fuzzed.starts_with("fuzzing SKIPPED").then(|| "fuzzing".to_owned());

@@ -6,10 +6,11 @@
 //! than null, and text-only content arrays are flattened to a string (some models reject
 //! arrays). Errors come in Cloudflare's v4 envelope with its own codes: 3036 is the daily free
 //! neuron allowance (quota until 00:00 UTC), 3040 is out of capacity (retry soon), 5035 needs the
-//! paid plan, 5007 is an unknown model. Models are listed through `ai/models/search`.
+//! paid plan, 5007 is an unknown model. Models are listed through `ai/models/search`. Embeddings
+//! (`@cf/baai/bge-*`) go to the native `ai/run/{model}` endpoint with `{"text": [...]}`.
 
 use freeway_sdk::errors;
-use freeway_sdk::provider::{join_url, setting};
+use freeway_sdk::provider::{EmbedRequest, EmbedResponse, join_url, setting, translated_embeddings};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, export_provider};
 use serde_json::Value;
@@ -31,6 +32,28 @@ fn account_id(config: &ProviderConfig, account: Credential) -> Result<String, Pr
             retry_after_ms: None,
             window: None,
         })
+}
+
+/// A run endpoint's embeddings answer (`{"result": {"shape": [n, d], "data": [[...]]}}`) -> the
+/// vectors, in input order.
+pub fn embedding_vectors(body: &str) -> Result<EmbedResponse, ProviderError> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| errors::invalid_response(&format!("Workers AI embeddings: {e}")))?;
+    let data = v
+        .pointer("/result/data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| errors::invalid_response("Workers AI embeddings: no `result.data`"))?;
+    let mut vectors = Vec::with_capacity(data.len());
+    for row in data {
+        // f32 vectors: the narrowing is the format's own precision
+        #[expect(clippy::cast_possible_truncation)]
+        let vector: Option<Vec<f32>> =
+            row.as_array().and_then(|xs| xs.iter().map(|x| x.as_f64().map(|f| f as f32)).collect());
+        vectors.push(
+            vector.ok_or_else(|| errors::invalid_response("Workers AI embeddings: a row is not a list of numbers"))?,
+        );
+    }
+    Ok(EmbedResponse { vectors, prompt_tokens: None })
 }
 
 fn now_ms() -> u64 {
@@ -126,6 +149,22 @@ impl Provider for Cloudflare {
         })
     }
 
+    /// Embeddings through the native run endpoint (`POST {base}/accounts/{id}/ai/run/{model}`
+    /// with `{"text": [...]}`), answered in the v4 envelope as `result.data`.
+    fn embed(req: EmbedRequest) -> Result<UpstreamCall, ProviderError> {
+        let id = account_id(&req.config, req.account)?;
+        let body = serde_json::json!({ "text": req.input }).to_string();
+        Ok(translated_embeddings(
+            account_url(&req.config.base_url, &id, &format!("run/{}", req.model)),
+            Vec::new(),
+            body,
+        ))
+    }
+
+    fn translate_embeddings(body: String) -> Result<EmbedResponse, ProviderError> {
+        embedding_vectors(&body)
+    }
+
     fn map_error(_config: ProviderConfig, status: u16, headers: Headers, body: String) -> ProviderError {
         map_cloudflare_error(status, &headers, &body, now_ms())
     }
@@ -201,6 +240,17 @@ export_provider!(Cloudflare);
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn embeddings_are_read_from_the_run_envelope_in_order() {
+        let r = embedding_vectors(
+            r#"{"result":{"shape":[2,2],"data":[[1,2],[3,4]],"pooling":"mean"},"success":true,"errors":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.vectors, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert!(embedding_vectors(r#"{"success":false,"errors":[{"code":5007}]}"#).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -6,7 +6,7 @@
 //! and Cohere's answers and stream events back into OpenAI completions and chunks
 //! ([`response`]). The host attaches the account's key as `Authorization: Bearer`; the
 //! component never sees it. Errors and trial-key limits are read in [`quota`], models in
-//! [`models`].
+//! [`models`]; embeddings go to the v2 `/embed` ([`embed`]).
 //!
 //! Where the two APIs differ (see each module for the details):
 //! - Cohere calls `top_p` `p` and `top_k` `k`, accepts at most 5 stop sequences, `p` between
@@ -34,6 +34,7 @@ use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, errors, export_provider, translate};
 
+pub mod embed;
 pub mod models;
 pub mod quota;
 pub mod request;
@@ -88,6 +89,14 @@ impl Provider for Cohere {
             response: ResponseFormat::Translate,
             framing: StreamFraming::Sse,
         })
+    }
+
+    fn embed(req: freeway_sdk::provider::EmbedRequest) -> Result<UpstreamCall, ProviderError> {
+        embed::plan(&req)
+    }
+
+    fn translate_embeddings(body: String) -> Result<freeway_sdk::provider::EmbedResponse, ProviderError> {
+        embed::translate(&body)
     }
 
     fn translate_response(body: String) -> Result<String, ProviderError> {

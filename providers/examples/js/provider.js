@@ -20,7 +20,7 @@
 // error value itself (a plain object, not an Error); an imported function's error is thrown as
 // an exception whose `payload` is the error value.
 
-import { send } from "freeway:gateway/http@0.1.0";
+import { send } from "freeway:gateway/http@0.1.1";
 
 const ID = "jsexample";
 const VERSION = "0.1.0";

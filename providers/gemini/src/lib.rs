@@ -21,6 +21,8 @@
 //!   tool calls as `extra_content.google.thought_signature` (as Google's OpenAI endpoint does) and
 //!   read back from there; when a client dropped them, Gemini's documented placeholder is sent.
 //!
+//! Embeddings go to `models/{model}:batchEmbedContents` ([`embed`]).
+//!
 //! Settings (`[providers.settings]`):
 //! - `safety_threshold = "BLOCK_NONE"` (or `OFF`, `BLOCK_ONLY_HIGH`, ...): one threshold for the
 //!   harassment, hate speech, sexually explicit and dangerous content categories;
@@ -30,6 +32,7 @@ use freeway_sdk::http::{get_request, request_json};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, errors, export_provider, translate};
 
+pub mod embed;
 pub mod models;
 pub mod quota;
 pub mod request;
@@ -77,6 +80,14 @@ impl Provider for Gemini {
             response: ResponseFormat::Translate,
             framing: StreamFraming::Sse,
         })
+    }
+
+    fn embed(req: freeway_sdk::provider::EmbedRequest) -> Result<UpstreamCall, ProviderError> {
+        Ok(embed::plan(&req))
+    }
+
+    fn translate_embeddings(body: String) -> Result<freeway_sdk::provider::EmbedResponse, ProviderError> {
+        embed::translate(&body)
     }
 
     fn translate_response(body: String) -> Result<String, ProviderError> {

@@ -10,12 +10,14 @@
 //! - `requests_window` / `tokens_window` (`minute`, `day`, ...): what its `x-ratelimit-*-requests`
 //!   and `-tokens` headers count (Groq: requests per day, tokens per minute)
 //! - `chat_path` (default `chat/completions`)
+//! - `embeddings_path` (default `embeddings`): where embeddings requests go (`POST /v1/embeddings`
+//!   for models marked `embeddings = true`); the body is the OpenAI one, answered natively
 //! - `key_info_path` (OpenRouter: `key`): the upstream reports quota only through this endpoint;
 //!   with the provider's `poll_limits`, it is read (at most twice a minute per account) after
 //!   responses, off the request path
 
 use freeway_sdk::errors;
-use freeway_sdk::provider::{openai_passthrough, setting};
+use freeway_sdk::provider::{EmbedRequest, openai_embeddings, openai_passthrough, setting};
 use freeway_sdk::types::*;
 use freeway_sdk::{Provider, export_provider, limits};
 
@@ -75,6 +77,15 @@ impl Provider for OpenAiCompat {
             limit_headers: vec!["x-ratelimit-".to_owned()],
             models: Vec::new(),
         }
+    }
+
+    fn embed(req: EmbedRequest) -> Result<UpstreamCall, ProviderError> {
+        let path = setting(&req.config, "embeddings_path").unwrap_or("embeddings").to_owned();
+        let mut params = vec!["model".to_owned(), "input".to_owned(), "encoding_format".to_owned()];
+        if req.dimensions.is_some() {
+            params.push("dimensions".to_owned());
+        }
+        Ok(openai_embeddings(&req, &path, quirk_edits(&req.config, &params)))
     }
 
     fn chat(req: ChatRequest) -> Result<UpstreamCall, ProviderError> {

@@ -86,7 +86,7 @@ async fn without_a_key_a_declared_provider_stays_unregistered() {
     assert!(!gw.model_ids().await.contains(&"example-large".to_owned()));
     let c = gw.app.reloader.components.list().into_iter().find(|c| c.name == "example").unwrap();
     assert_eq!(c.source, "folder");
-    assert_eq!(c.wit.as_deref(), Some("0.1.0"));
+    assert_eq!(c.wit.as_deref(), Some("0.1.1"));
 }
 
 #[tokio::test]

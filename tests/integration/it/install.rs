@@ -63,7 +63,7 @@ async fn the_binary_alone_in_an_empty_folder_serves_through_its_embedded_compone
     let plugins: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let find = |name: &str| plugins.iter().find(|p| p["name"] == name).cloned().unwrap_or_default();
     assert_eq!(find("openai-compat")["source"], "embedded", "{plugins:?}");
-    assert_eq!(find("openai-compat")["wit"], "0.1.0");
+    assert_eq!(find("openai-compat")["wit"], "0.1.1");
     assert_eq!(find("smart")["kind"], "policy");
     assert_eq!(find("smart")["source"], "embedded");
     assert_eq!(find("openai-compat")["sha256"].as_str().map(str::len), Some(64));

@@ -33,6 +33,7 @@ mod discovery;
 mod drop_in;
 mod durability;
 mod edge;
+mod embeddings;
 mod fallback;
 mod gemini;
 mod hostile_guests;

@@ -137,7 +137,7 @@ async fn a_component_built_for_another_wit_version_is_refused_by_name() {
     let v: Value = gw.get("/ready").await.json().await.unwrap();
     let problem = v["problems"].to_string();
     assert!(seen, "{problem}");
-    assert!(problem.contains("freeway:gateway@0.2.0") && problem.contains("freeway:gateway@0.1.0"), "{problem}");
+    assert!(problem.contains("freeway:gateway@0.2.0") && problem.contains("freeway:gateway@0.1.1"), "{problem}");
     assert_eq!(gw.get("/ready").await.status(), 503);
     // the rest keeps serving
     assert_eq!(gw.chat(chat_body("m")).await.status(), 200);

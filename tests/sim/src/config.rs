@@ -60,6 +60,8 @@ pub struct UpstreamConfig {
     /// these limits instead of `limits`, and its responses' rate-limit headers report them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub model_limits: BTreeMap<String, LimitsConfig>,
+    /// Length of the embedding vectors returned when a request does not ask for one.
+    pub embedding_dimensions: u32,
 }
 
 impl Default for UpstreamConfig {
@@ -76,6 +78,7 @@ impl Default for UpstreamConfig {
             limits: None,
             error_per_mille: 0,
             model_limits: BTreeMap::new(),
+            embedding_dimensions: 8,
         }
     }
 }

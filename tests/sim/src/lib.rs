@@ -25,6 +25,7 @@ pub mod chat;
 pub mod config;
 mod control;
 pub mod daily;
+mod embed;
 pub mod limits;
 mod native;
 pub mod profiles;

@@ -3,6 +3,7 @@
 //! shapes the gateway reads (`types`).
 
 pub mod chat;
+pub mod embeddings;
 pub mod shape;
 pub mod sse;
 pub mod types;

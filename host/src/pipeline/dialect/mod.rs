@@ -33,6 +33,8 @@ pub enum Api {
     /// legacy completions
     Completions,
     Responses,
+    /// OpenAI embeddings (not a dialect of chat: its own pipeline entry, OpenAI's errors)
+    Embeddings,
 }
 
 impl Api {
@@ -48,7 +50,7 @@ impl Api {
                 resp.headers_mut().remove(header::CONTENT_LENGTH);
                 resp
             }
-            Self::Chat | Self::Completions | Self::Responses => e.into_response(),
+            Self::Chat | Self::Completions | Self::Responses | Self::Embeddings => e.into_response(),
         }
     }
 }

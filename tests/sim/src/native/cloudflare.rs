@@ -41,7 +41,13 @@ pub fn key(headers: &HeaderMap, _query: Option<&str>) -> Option<String> {
 }
 
 /// The body's `model` (chat requests).
-pub fn model<'a>(_suffix: &'a str, body: Option<&'a Value>) -> Option<&'a str> {
+pub fn model<'a>(suffix: &'a str, body: Option<&'a Value>) -> Option<&'a str> {
+    // the native run endpoint names the model in its path
+    if let Some((_, rest)) = account_path(suffix)
+        && let Some(model) = rest.strip_prefix("run/")
+    {
+        return Some(model);
+    }
     body?.get("model")?.as_str()
 }
 
@@ -61,6 +67,9 @@ pub async fn serve(ctx: &Ctx<'_>, action: Option<Action>) -> Response {
     let Some((_account, rest)) = account_path(ctx.suffix()) else { return not_found(ctx) };
     match (ctx.method, rest) {
         (&Method::POST, "v1/chat/completions") => ctx.chat(action).await,
+        (&Method::POST, _) if rest.starts_with("run/") => {
+            crate::embed::cloudflare(ctx, &rest["run/".len()..], action).await
+        }
         (&Method::GET, "models/search") => search(ctx, action).await,
         (_, "v1/chat/completions" | "models/search") => ctx.error(
             StatusCode::METHOD_NOT_ALLOWED,

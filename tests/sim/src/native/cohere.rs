@@ -151,6 +151,7 @@ pub async fn serve(ctx: &Ctx<'_>, action: Option<Action>) -> Response {
     let method = ctx.method;
     match path {
         "/chat" if *method == Method::POST => chat(ctx, action).await,
+        "/embed" if *method == Method::POST => crate::embed::cohere(ctx, action).await,
         "/models" if *method == Method::GET => list(ctx, action).await,
         _ if *method == Method::GET && path.starts_with("/models/") => {
             get_model(ctx, &path["/models/".len()..], action).await

@@ -139,6 +139,7 @@ pub async fn serve(ctx: &Ctx<'_>, action: Option<Action>) -> Response {
                 None if get => get_model(ctx, name, action).await,
                 Some((model, "generateContent")) if post => generate(ctx, model, false, action).await,
                 Some((model, "streamGenerateContent")) if post => generate(ctx, model, true, action).await,
+                Some((model, "batchEmbedContents")) if post => crate::embed::gemini(ctx, model, action).await,
                 _ => not_found(ctx),
             }
         }

@@ -8,7 +8,7 @@
 //! It also declares the provider it serves (`declaration`), so dropping `{{name}}.wasm` into the
 //! gateway's providers folder with `{{ENV}}_API_KEY` set is the whole installation.
 //!
-//! The contract is the WIT in `wit/` (package `freeway:gateway@0.1.0`, world `declared-provider`).
+//! The contract is the WIT in `wit/` (package `freeway:gateway@0.1.1`, world `declared-provider`).
 
 wit_bindgen::generate!({ path: "wit", world: "declared-provider" });
 
