@@ -275,12 +275,16 @@ async fn ask(
     };
     tokio::pin!(interrupt);
     loop {
+        // the interrupt first: `ctrl_c()` listens only once polled, and a Ctrl-C pressed after the
+        // first token is printed must find it listening (unbiased, a ready chunk could win the
+        // first poll and the key press be lost)
         let chunk = tokio::select! {
-            c = stream.next() => c,
+            biased;
             () = &mut interrupt => {
                 answer.stopped = true;
                 break;
             }
+            c = stream.next() => c,
         };
         let Some(chunk) = chunk else { break };
         let chunk = chunk.map_err(|e| format!("the answer broke off: {e}"))?;

@@ -1,11 +1,11 @@
 // Check the "jsexample" provider's logic with plain node, no wasm: `node test_provider.mjs` (or
-// `npm test`). provider.js imports the host's `freeway:gateway/http@0.1.0`, which exists only
+// `npm test`). provider.js imports the host's `freeway:gateway/http@0.1.1`, which exists only
 // inside the component: it is loaded here with that import replaced by a stand-in.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-const IMPORT = 'import { send } from "freeway:gateway/http@0.1.0";';
+const IMPORT = 'import { send } from "freeway:gateway/http@0.1.1";';
 const source = readFileSync(new URL("./provider.js", import.meta.url), "utf8");
 assert.ok(source.includes(IMPORT), "provider.js imports the host's http.send");
 const stub = "const send = (req, auth) => globalThis.hostSend(req, auth);";
