@@ -77,6 +77,7 @@ pub fn entry(id: &str) -> ProviderConfig {
         enabled: true,
         discover_models: true,
         poll_limits: false,
+        legacy_completions: false,
         rotation: Default::default(),
         limits: None,
     }

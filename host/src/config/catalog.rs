@@ -47,6 +47,10 @@ pub struct CatalogProvider {
     /// the component reads quota through an endpoint after responses (OpenRouter's `/key`)
     #[serde(default)]
     pub poll_limits: bool,
+    /// the upstream still serves legacy `/completions` next to `/chat/completions`: Freeway's
+    /// `/v1/completions` requests are passed through to it instead of translated to chat
+    #[serde(default)]
+    pub legacy_completions: bool,
     /// what the provider's rate-limit headers mean, for people (the component reads `settings`)
     #[serde(default)]
     pub rate_limit_headers: Vec<HeaderMeaning>,

@@ -613,6 +613,11 @@ pub struct ProviderConfig {
     /// came (for upstreams that report it only through an endpoint, like OpenRouter's `/key`)
     #[serde(default)]
     pub poll_limits: bool,
+    /// the upstream still serves legacy `/completions`: `/v1/completions` requests are passed
+    /// through to it (an OpenAI-format component's chat URL with `/completions` in place of
+    /// `/chat/completions`) instead of translated to chat
+    #[serde(default)]
+    pub legacy_completions: bool,
     /// how requests spread over this provider's accounts
     #[serde(default)]
     pub rotation: Rotation,

@@ -37,6 +37,8 @@ pub struct ResolvedProvider {
     pub catalog: Option<CatalogProvider>,
     pub discover_models: bool,
     pub poll_limits: bool,
+    /// `/v1/completions` is passed through (the configuration's or the catalog's word)
+    pub legacy_completions: bool,
     /// a local server found by probing: unreachable is not a configuration problem
     pub local: bool,
     pub rotation: Rotation,
@@ -121,6 +123,7 @@ pub fn resolve(
             models: p.models.clone(),
             discover_models: p.discover_models,
             poll_limits: p.poll_limits || entry.as_ref().is_some_and(|e| e.poll_limits),
+            legacy_completions: p.legacy_completions || entry.as_ref().is_some_and(|e| e.legacy_completions),
             local: entry.as_ref().is_some_and(|e| e.local),
             rotation: p.rotation,
             limits: p.limits.clone(),
@@ -151,6 +154,7 @@ pub fn resolve(
             catalog: Some(entry.clone()),
             discover_models: true,
             poll_limits: entry.poll_limits,
+            legacy_completions: entry.legacy_completions,
             local: false,
             rotation: Rotation::default(),
             limits: None,
@@ -171,6 +175,7 @@ pub fn resolve(
                 catalog: Some(entry.clone()),
                 discover_models: true,
                 poll_limits: false,
+                legacy_completions: entry.legacy_completions,
                 local: true,
                 rotation: Rotation::default(),
                 limits: None,

@@ -37,6 +37,9 @@ pub struct Ready<'c> {
     pub reservation: Option<Reservation>,
     /// held until the answer is read (a stream takes it along)
     pub slot: Option<ProviderSlot>,
+    /// the attempt passed a legacy completions request through: its answer is a
+    /// `text_completion` already
+    pub legacy: bool,
 }
 
 /// What an attempt that succeeded hands back: a whole JSON body, or a stream being relayed.
@@ -201,6 +204,32 @@ pub(super) async fn attempt(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>) -> (Res
     (result, waited)
 }
 
+/// A legacy completions request to a provider that still serves `/completions`, through an
+/// OpenAI-format component that sends the chat body: the chat URL's `/chat/completions` ->
+/// `/completions`, and the client's own body with the candidate's model (and usage asked for).
+fn legacy_call(
+    ctx: &RequestCtx<'_>,
+    p: &ProviderEntry,
+    model: &str,
+    call: &wit::UpstreamCall,
+) -> Option<(String, Bytes)> {
+    let original = ctx.legacy.as_ref().filter(|_| p.legacy_completions)?;
+    if call.response != wit::ResponseFormat::Openai || !matches!(call.body, wit::RequestBody::Passthrough(_)) {
+        return None;
+    }
+    let at = call.url.rfind("/chat/completions")?;
+    let url = format!("{}/completions{}", &call.url[..at], &call.url[at + "/chat/completions".len()..]);
+    let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(original).ok()?;
+    body.insert("model".into(), model.into());
+    if ctx.req.stream {
+        let options = body.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+        if let Some(o) = options.as_object_mut() {
+            o.insert("include_usage".into(), true.into());
+        }
+    }
+    Some((url, Bytes::from(serde_json::to_vec(&body).ok()?)))
+}
+
 async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration) -> Result<Reply, GatewayError> {
     let (app, req, cand) = (ctx.services, ctx.req, ready.cand);
     let p = &cand.route.provider;
@@ -229,24 +258,31 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
         auth: &p.io.auth,
         secret: cand.account.secret.as_ref(),
     };
-    let out = egress::prepare(&sender, &call.url, &call.method, &call.headers).map_err(|r| refused(p, &r))?;
-    let body: Bytes = match &call.body {
-        wit::RequestBody::Passthrough(edits) => {
-            let edits: Vec<Edit> = edits
-                .iter()
-                .map(|e| match e {
-                    wit::BodyEdit::Remove(k) => Edit::Remove(k.clone()),
-                    wit::BodyEdit::Rename((a, b)) => Edit::Rename(a.clone(), b.clone()),
-                    wit::BodyEdit::Set((k, v)) => Edit::Set(k.clone(), v.clone()),
-                })
-                .collect();
-            let inject_usage =
-                req.stream && !edits.iter().any(|e| matches!(e, Edit::Remove(k) if k == "stream_options"));
-            let mut out = Vec::with_capacity(req.messages.get().len() + 512);
-            req.write_upstream(&UpstreamBody { model, inject_usage, edits: &edits }, &mut out)?;
-            Bytes::from(out)
+    let legacy = legacy_call(ctx, p, model, &call);
+    ready.legacy = legacy.is_some();
+    let url = legacy.as_ref().map_or(call.url.as_str(), |(url, _)| url.as_str());
+    let out = egress::prepare(&sender, url, &call.method, &call.headers).map_err(|r| refused(p, &r))?;
+    let body: Bytes = if let Some((_, body)) = legacy {
+        body
+    } else {
+        match &call.body {
+            wit::RequestBody::Passthrough(edits) => {
+                let edits: Vec<Edit> = edits
+                    .iter()
+                    .map(|e| match e {
+                        wit::BodyEdit::Remove(k) => Edit::Remove(k.clone()),
+                        wit::BodyEdit::Rename((a, b)) => Edit::Rename(a.clone(), b.clone()),
+                        wit::BodyEdit::Set((k, v)) => Edit::Set(k.clone(), v.clone()),
+                    })
+                    .collect();
+                let inject_usage =
+                    req.stream && !edits.iter().any(|e| matches!(e, Edit::Remove(k) if k == "stream_options"));
+                let mut out = Vec::with_capacity(req.messages.get().len() + 512);
+                req.write_upstream(&UpstreamBody { model, inject_usage, edits: &edits }, &mut out)?;
+                Bytes::from(out)
+            }
+            wit::RequestBody::Replace(text) => Bytes::from(text.clone()),
         }
-        wit::RequestBody::Replace(text) => Bytes::from(text.clone()),
     };
 
     let mut builder = app.http.client().request(out.method, out.url).headers(out.headers).body(body);

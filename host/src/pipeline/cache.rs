@@ -230,7 +230,9 @@ impl Plan {
         ctx.services.metrics.cache(verdict.as_str());
         let (mut parts, body) = response.into_parts();
         parts.headers.insert(HEADER, HeaderValue::from_static(verdict.as_str()));
-        if !self.write || parts.status != StatusCode::OK {
+        // a passed-through legacy answer is not a chat answer: it is not what a hit replays
+        let legacy = parts.extensions.get::<super::dispatch::LegacyAnswer>().is_some();
+        if !self.write || legacy || parts.status != StatusCode::OK {
             return Response::from_parts(parts, body);
         }
         let stream = parts

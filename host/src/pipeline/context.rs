@@ -84,6 +84,9 @@ pub struct RequestCtx<'a> {
     upstream_wait_ns: AtomicU64,
     /// the prompt's tokens, counted the first time a step needs them
     prompt_tokens: OnceLock<u64>,
+    /// the client's body when it came as a legacy completions request (`/v1/completions`):
+    /// passed through as it is to providers that still serve `/completions`
+    pub legacy: Option<bytes::Bytes>,
 }
 
 impl<'a> RequestCtx<'a> {
@@ -107,6 +110,7 @@ impl<'a> RequestCtx<'a> {
             exchange,
             upstream_wait_ns: AtomicU64::new(0),
             prompt_tokens: OnceLock::new(),
+            legacy: None,
         }
     }
 

@@ -37,7 +37,7 @@ pub async fn run(
         if let Some((mut ready, reply)) = won {
             walk.succeeded(ctx, &mut ready, &reply);
             let attempts = u32::try_from(walk.sent).unwrap_or(u32::MAX);
-            return Ok(respond(ctx, reply, ready.cand, attempts, policy));
+            return Ok(respond(ctx, reply, &ready, attempts, policy));
         }
         if walk.stopped() {
             break;
@@ -53,7 +53,8 @@ async fn single<'c>(ctx: &RequestCtx<'_>, walk: &mut Walk<'c>, mut ready: Ready<
     walk.conclude(ctx, ready, outcome, t)
 }
 
-fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, policy: Option<&str>) -> Response {
+fn respond(ctx: &RequestCtx<'_>, reply: Reply, ready: &Ready<'_>, attempts: u32, policy: Option<&str>) -> Response {
+    let cand = ready.cand;
     let overhead = ctx.overhead();
     let mut route = format!(
         "provider={}; model={}; account={}; attempts={attempts}",
@@ -106,5 +107,14 @@ fn respond(ctx: &RequestCtx<'_>, reply: Reply, cand: &Candidate, attempts: u32, 
                 .body(relay.into_body())
         }
     };
-    response.unwrap_or_else(|_| Response::new(Body::empty()))
+    let mut response = response.unwrap_or_else(|_| Response::new(Body::empty()));
+    if ready.legacy {
+        response.extensions_mut().insert(LegacyAnswer);
+    }
+    response
 }
+
+/// Marks a response whose answer is a legacy `text_completion` already: the request was passed
+/// through to a provider that serves `/completions` (see `attempt::legacy_call`).
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyAnswer;

@@ -77,6 +77,9 @@
 //!                      policy checks it and the host sends it with the
 //!                      credential attached (crate::egress); an error response
 //!                      is typed by the component (`map-error`) (attempt.rs);
+//!                      a legacy completions request to a provider that still
+//!                      serves `/completions` is sent there as the client wrote
+//!                      it (its answer is then not translated back, nor cached);
 //!                      when retryable and nothing has reached the client, the
 //!                      next candidate is tried                              (dispatch.rs)
 //!                      (server trouble on the same provider backs off with
@@ -153,13 +156,27 @@ pub async fn chat_completions(
     body: Bytes,
     exchange: &Arc<Exchange>,
 ) -> Result<Response, GatewayError> {
+    serve_chat(services, snapshot, client, body, exchange, None).await
+}
+
+/// [`chat_completions`], for a request that came as a legacy completions request (`legacy`:
+/// the client's own body, passed through to providers that still serve `/completions`).
+pub async fn serve_chat(
+    services: Services<'_>,
+    snapshot: &Snapshot,
+    client: Principal,
+    body: Bytes,
+    exchange: &Arc<Exchange>,
+    legacy: Option<Bytes>,
+) -> Result<Response, GatewayError> {
     let started = Instant::now();
     let mut req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
     exchange.asked(&req.model, req.stream);
     if let Some(to) = snapshot.renamed(&req.model) {
         req.model = std::borrow::Cow::Owned(to.to_owned());
     }
-    let ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
+    let mut ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
+    ctx.legacy = legacy;
     services
         .client_limits
         .admit(&snapshot.config, services.ledger.remote(), client, || cost::admission_tokens(&ctx))

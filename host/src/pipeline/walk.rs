@@ -114,7 +114,7 @@ impl<'c> Walk<'c> {
                 p.metrics.fallback(p.id != cand.route.provider.id);
             }
             self.last = Some(cand);
-            return Some(Ready { cand, reservation, slot: Some(slot) });
+            return Some(Ready { cand, reservation, slot: Some(slot), legacy: false });
         }
         None
     }

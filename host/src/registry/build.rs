@@ -315,6 +315,7 @@ pub fn snapshot(inp: Inputs<'_>) -> Snapshot {
             in_flight,
             models,
             poll_limits: p.poll_limits,
+            legacy_completions: p.legacy_completions,
             catalog: p.catalog.clone(),
             local: p.local,
             discover: p.models.is_empty() && p.discover_models,

@@ -58,6 +58,7 @@ fn entry(path: &Path, m: &wit::ProviderManifest, d: &wit::ProviderDeclaration) -
         settings: Default::default(),
         account_settings: d.account_settings.clone(),
         poll_limits: false,
+        legacy_completions: false,
         rate_limit_headers: Vec::new(),
         limits: Limits {
             rpm: l.requests_per_minute,

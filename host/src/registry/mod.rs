@@ -44,6 +44,8 @@ pub struct ProviderEntry {
     pub models: Vec<ModelEntry>,
     /// call `parse-limits` after every success (see `ProviderConfig::poll_limits`)
     pub poll_limits: bool,
+    /// `/v1/completions` is passed through (see `ProviderConfig::legacy_completions`)
+    pub legacy_completions: bool,
     /// the catalog entry, when the provider has one
     pub catalog: Option<crate::config::CatalogProvider>,
     /// a local server found by probing

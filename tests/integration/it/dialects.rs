@@ -322,3 +322,43 @@ async fn repeated_deterministic_messages_and_responses_are_answered_from_the_cac
     assert_eq!(post(&gw, "/v1/responses", &resp).await.headers()["x-freeway-cache"], "hit");
     assert_eq!(sim.requests().await.len(), 3, "one upstream call per distinct request");
 }
+
+#[tokio::test]
+async fn legacy_completions_pass_through_to_a_provider_that_serves_them_and_fall_back_to_chat() {
+    let sim = Sim::start().await;
+    // `old` still serves /completions; `chat` does not (its requests are translated)
+    let providers = format!(
+        "{}\nlegacy_completions = true\n\n{}",
+        provider("old", &sim.base(), &["sk-old"], &["m"]).trim_end(),
+        provider("chat", &sim.base(), &["sk-chat"], &["m"])
+    );
+    let gw = Gateway::start_opts(&providers, Opts::default()).await;
+    let body = json!({"model": "old/m", "prompt": "Once upon a time", "max_tokens": 4, "logit_bias": {"50256": -100}});
+    let r = post(&gw, "/v1/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.unwrap();
+    // the upstream's own answer, untouched
+    assert_eq!(c["id"], "cmpl-sim-1");
+    assert_eq!(c["object"], "text_completion");
+    assert_eq!(c["choices"][0]["text"], "tok0 tok1 tok2 tok3");
+    let requests = sim.requests().await;
+    assert!(requests[0]["path"].as_str().unwrap().ends_with("/v1/completions"), "{}", requests[0]);
+    assert_eq!(requests[0]["body"]["prompt"], "Once upon a time");
+    assert_eq!(requests[0]["body"]["logit_bias"], json!({"50256": -100}));
+    // streamed: passed through, usage only when asked
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let data = sse_data(post(&gw, "/v1/completions", &streamed).await).await;
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["id"].as_str().unwrap().starts_with("cmpl-sim-")), "{chunks:?}");
+    assert!(chunks.iter().all(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())), "usage chunk leaked");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
+    assert_eq!(text, "tok0 tok1 tok2 tok3");
+    assert_eq!(sim.requests().await[1]["body"]["stream_options"]["include_usage"], true);
+    // a provider without it gets a chat request
+    let r = post(&gw, "/v1/completions", &json!({"model": "chat/m", "prompt": "x", "max_tokens": 2})).await;
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["choices"][0]["text"], "tok0 tok1");
+    assert!(sim.requests().await[2]["path"].as_str().unwrap().ends_with("/chat/completions"));
+}

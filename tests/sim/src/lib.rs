@@ -26,6 +26,7 @@ pub mod config;
 mod control;
 pub mod daily;
 mod embed;
+mod legacy;
 pub mod limits;
 mod native;
 pub mod profiles;

@@ -181,6 +181,7 @@ impl Ctx<'_> {
         match (self.method, suffix) {
             (&Method::POST, "/chat/completions") => self.chat(action).await,
             (&Method::POST, "/embeddings") => crate::embed::openai(self, action).await,
+            (&Method::POST, "/completions") => crate::legacy::completions(self, action).await,
             (&Method::GET, "/models") => {
                 sleep_ms(config.latency_ms).await;
                 deliver_json(self.upstream.models_body.clone(), Vec::new(), action.as_ref())

@@ -102,7 +102,10 @@ pub async fn completions(
     exchange: &Arc<Exchange>,
 ) -> Result<Response, GatewayError> {
     let (chat, _) = translate(&body, snapshot, completions::to_chat)?;
-    let resp = super::chat_completions(services, snapshot, client, chat_body(&chat)?, exchange).await?;
+    let resp = super::serve_chat(services, snapshot, client, chat_body(&chat)?, exchange, Some(body)).await?;
+    if resp.extensions().get::<super::dispatch::LegacyAnswer>().is_some() {
+        return Ok(resp);
+    }
     relay::reply(resp, Box::new(completions::CompletionsReply)).await
 }
 
