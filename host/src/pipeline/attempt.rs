@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::context::RequestCtx;
+use super::context::{RequestCtx, Services};
 use super::limit;
 use super::route::Candidate;
 use super::stream::{Relay, RelayInfo};
@@ -230,6 +230,47 @@ fn legacy_call(
     Some((url, Bytes::from(serde_json::to_vec(&body).ok()?)))
 }
 
+/// Send a planned call: the reservation marked sent and the wait counted. An error status is
+/// read (bounded), scrubbed of the account's secret, its limits noted, and typed by the
+/// component; a success has its limit headers noted off the request path.
+pub(super) async fn send(
+    app: Services<'_>,
+    ready: &mut Ready<'_>,
+    lease: &mut Option<ProviderLease>,
+    builder: reqwest::RequestBuilder,
+    waited: &mut Duration,
+) -> Result<reqwest::Response, GatewayError> {
+    let cand = ready.cand;
+    let p = &cand.route.provider;
+    if let Some(r) = ready.reservation.as_mut() {
+        r.mark_sent();
+    }
+    let sent = Instant::now();
+    let resp = builder.send().await;
+    *waited += sent.elapsed();
+    let resp = resp.map_err(|e| transport_error(e, &p.id))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let resp_headers = resp.headers().clone();
+        let t = Instant::now();
+        let body = read_body(resp, MAX_ERROR_BODY, &p.id).await;
+        *waited += t.elapsed();
+        let body = body.unwrap_or_default();
+        let text = p.io.secrets.scrub(&String::from_utf8_lossy(&body)).into_owned();
+        let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
+        note_limits(app.ledger, lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
+        let pairs = header_pairs(&resp_headers, cand, None);
+        let typed = instance(lease, cand)
+            .await?
+            .map_error(&p.wit_config, status.as_u16(), &pairs, &text)
+            .await
+            .map_err(guest_failed(p))?;
+        return Err(provider_error(typed, cand));
+    }
+    note_limits_later(app.ledger, cand, status.as_u16(), resp.headers());
+    Ok(resp)
+}
+
 async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration) -> Result<Reply, GatewayError> {
     let (app, req, cand) = (ctx.services, ctx.req, ready.cand);
     let p = &cand.route.provider;
@@ -289,33 +330,7 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
     if !req.stream {
         builder = builder.timeout(app.http.request_timeout);
     }
-    if let Some(r) = ready.reservation.as_mut() {
-        r.mark_sent();
-    }
-    let sent = Instant::now();
-    let resp = builder.send().await;
-    *waited += sent.elapsed();
-    let resp = resp.map_err(|e| transport_error(e, &p.id))?;
-    let status = resp.status();
-
-    if !status.is_success() {
-        let resp_headers = resp.headers().clone();
-        let t = Instant::now();
-        let body = read_body(resp, MAX_ERROR_BODY, &p.id).await;
-        *waited += t.elapsed();
-        let body = body.unwrap_or_default();
-        let text = p.io.secrets.scrub(&String::from_utf8_lossy(&body)).into_owned();
-        let pairs = limit_headers(cand, &resp_headers).unwrap_or_default();
-        note_limits(app.ledger, &mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
-        let pairs = header_pairs(&resp_headers, cand, None);
-        let typed = instance(&mut lease, cand)
-            .await?
-            .map_error(&p.wit_config, status.as_u16(), &pairs, &text)
-            .await
-            .map_err(guest_failed(p))?;
-        return Err(provider_error(typed, cand));
-    }
-    note_limits_later(app.ledger, cand, status.as_u16(), resp.headers());
+    let resp = send(app, ready, &mut lease, builder, waited).await?;
 
     if req.stream {
         let translator = match call.response {

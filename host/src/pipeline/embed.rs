@@ -34,7 +34,6 @@ use crate::principal::Principal;
 use crate::registry::{Route, Snapshot};
 use crate::runtime::{EmbedRequest, ProviderLease};
 use crate::telemetry::trace;
-use crate::upstream::transport_error;
 use crate::usage::{Outcome, UsageRecord};
 use crate::wire::chat::ChatBody;
 use crate::wire::embeddings::{EmbeddingsBody, read_openai, render};
@@ -226,32 +225,7 @@ async fn run(
     }
     let builder =
         app.http.client().request(out.method, out.url).headers(headers).body(body).timeout(app.http.request_timeout);
-    if let Some(r) = ready.reservation.as_mut() {
-        r.mark_sent();
-    }
-    let sent = Instant::now();
-    let resp = builder.send().await;
-    *waited += sent.elapsed();
-    let resp = resp.map_err(|e| transport_error(e, &p.id))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let resp_headers = resp.headers().clone();
-        let t = Instant::now();
-        let body = attempt::read_body(resp, attempt::MAX_ERROR_BODY, &p.id).await;
-        *waited += t.elapsed();
-        let body = body.unwrap_or_default();
-        let text = p.io.secrets.scrub(&String::from_utf8_lossy(&body)).into_owned();
-        let pairs = attempt::limit_headers(cand, &resp_headers).unwrap_or_default();
-        attempt::note_limits(app.ledger, &mut lease, cand, status.as_u16(), &pairs, Some(&text)).await?;
-        let pairs = attempt::header_pairs(&resp_headers, cand, None);
-        let typed = attempt::instance(&mut lease, cand)
-            .await?
-            .map_error(&p.wit_config, status.as_u16(), &pairs, &text)
-            .await
-            .map_err(attempt::guest_failed(p))?;
-        return Err(attempt::provider_error(typed, cand));
-    }
-    attempt::note_limits_later(app.ledger, cand, status.as_u16(), resp.headers());
+    let resp = attempt::send(app, ready, &mut lease, builder, waited).await?;
     let t = Instant::now();
     let body = attempt::read_body(resp, app.http.max_response_bytes, &p.id).await;
     *waited += t.elapsed();
