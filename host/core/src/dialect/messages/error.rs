@@ -9,6 +9,8 @@ use crate::errors::{ErrorKind, GatewayError};
 pub fn kind_of(e: &GatewayError) -> (&'static str, u16) {
     match e.kind {
         ErrorKind::UpstreamOverloaded | ErrorKind::Overloaded => ("overloaded_error", 529),
+        // nothing configured to serve it: retrying will not help, so not an overload
+        ErrorKind::NoProvider | ErrorKind::NotReady => ("api_error", e.status()),
         _ => by_status(e.status()),
     }
 }
@@ -65,6 +67,8 @@ mod tests {
         assert_eq!(kind_of(&e), ("not_found_error", 404));
         let e = GatewayError::new(ErrorKind::MissingParameter, "max_tokens");
         assert_eq!(kind_of(&e), ("invalid_request_error", 400));
+        let e = GatewayError::new(ErrorKind::NoProvider, "nothing configured");
+        assert_eq!(kind_of(&e), ("api_error", 503));
         let e = GatewayError::internal("bug");
         assert_eq!(kind_of(&e), ("api_error", 500));
     }
