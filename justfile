@@ -32,6 +32,10 @@ bench-quick:
 bench-fleet:
     cargo xtask bench --fleet
 
+# client key checks: gateway CPU per request with one static key vs 10,000 virtual keys
+bench-keys:
+    cargo xtask bench --keys
+
 # soak: 10 minutes (or --minutes N) of mixed traffic with reloads; fails if memory or fds grow
 soak *ARGS:
     cargo xtask soak {{ARGS}}

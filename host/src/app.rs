@@ -39,6 +39,10 @@ pub struct App {
     pub conversations: crate::pipeline::dialect::Conversations,
     /// the exact response cache (`[cache]`; its store is chosen at start)
     pub cache: Arc<crate::cache::ResponseCache>,
+    /// the virtual client keys, as this gateway holds them (refreshed from the store)
+    pub keys: Arc<crate::keys::KeyRing>,
+    /// which of the keys' budget levels were already told
+    pub key_alerts: Arc<crate::keys::budget::Alerts>,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -57,6 +61,7 @@ impl App {
             metrics: &self.metrics,
             conversations: &self.conversations,
             cache: &self.cache,
+            key_alerts: &self.key_alerts,
         }
     }
 
@@ -77,6 +82,12 @@ impl App {
         let ledger = crate::quota::Ledger::start(Some(quota.state_file.clone()), quota.effective_redis_url()).await;
         let config_stats_file = config.config.routing.stats_file.clone();
         let cache = Arc::new(crate::cache::ResponseCache::start(&config.config));
+        // the keys are loaded before the gateway serves: a store that cannot be read stops the
+        // start rather than leave the gateway open to anyone
+        let keys = Arc::new(crate::keys::KeyRing::new());
+        keys.refresh(&store, &config.config.keys.zone(), &ledger)
+            .await
+            .map_err(|e| format!("client keys could not be read: {e}"))?;
         let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone()).await;
         crate::registry::recheck::spawn(reloader.registry.clone());
         // build the classifier's matchers now, not on the first `auto` request
@@ -102,8 +113,11 @@ impl App {
             body_log,
             conversations,
             cache,
+            keys,
+            key_alerts: Arc::new(crate::keys::budget::Alerts::default()),
         }))
         .inspect(spawn_audit_sync)
+        .inspect(spawn_key_refresh)
     }
 
     /// Copy the audit journal's new lines into the store; a failure is logged, and the lines are
@@ -114,6 +128,33 @@ impl App {
             tracing::warn!("audit log: {e}");
         }
     }
+}
+
+/// Keep the keys' view current: the store's change counter is read every `[keys] refresh_ms`
+/// (a failed read keeps the last view and is logged).
+fn spawn_key_refresh(app: &Arc<App>) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let Some(a) = app.upgrade() else { return };
+            let keys = a.registry.snapshot().config.keys.clone();
+            match a.keys.refresh(&a.store, &keys.zone(), &a.ledger).await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("client keys are read from the store again");
+                }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("client keys could not be refreshed (the last ones read stay in force): {e}");
+                }
+                Err(_) => {}
+            }
+            drop(a);
+            tokio::time::sleep(keys.refresh()).await;
+        }
+    });
 }
 
 fn spawn_audit_sync(app: &Arc<App>) {

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod egress;
+pub mod keys;
 pub mod pipeline;
 pub mod principal;
 pub mod quota;

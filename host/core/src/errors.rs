@@ -32,6 +32,10 @@ pub enum ErrorKind {
     RouteNotFound,
     MethodNotAllowed,
     ClientRateLimited,
+    /// a virtual key spent a daily or monthly budget of its own
+    KeyBudgetExhausted,
+    /// a virtual key may not use the model it asked for
+    ModelNotAllowed,
     AccountNotFound,
     /// a record the admin API was asked for (kept bodies of a request) is not there
     RecordNotFound,
@@ -107,6 +111,8 @@ impl ErrorKind {
             RouteNotFound => spec(404, INV, "unknown_url", Client, false),
             MethodNotAllowed => spec(405, INV, "method_not_allowed", Client, false),
             ClientRateLimited => spec(429, "rate_limit_error", "rate_limit_exceeded", Client, false),
+            KeyBudgetExhausted => spec(429, "insufficient_quota", "insufficient_quota", Client, false),
+            ModelNotAllowed => spec(403, "permission_error", "model_not_allowed", Client, false),
             AccountNotFound => spec(404, INV, "account_not_found", Client, false),
             RecordNotFound => spec(404, INV, "not_found", Client, false),
             Conflict => spec(409, INV, "conflict", Client, false),

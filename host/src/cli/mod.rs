@@ -7,6 +7,7 @@ mod chat_view;
 mod demo;
 mod eval;
 mod gateway;
+mod keys;
 mod models;
 mod paths;
 mod plugins;
@@ -82,6 +83,9 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Accounts in the encrypted vault: add, list, remove, enable, disable, check, import, export
     Accounts(accounts::AccountsArgs),
+    /// Virtual client keys with their own limits, model lists and tags: create, list, update,
+    /// rotate, revoke
+    Keys(keys::KeysArgs),
     /// The vault itself
     Vault {
         #[command(subcommand)]
@@ -213,6 +217,7 @@ impl Cli {
                 | Command::Paths(_)
                 | Command::Plugins(_)
                 | Command::Ready(_)
+                | Command::Keys(_)
         )
     }
 }
@@ -226,6 +231,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Providers { config } => providers::run(config.as_deref()),
         Command::Models(args) => models::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Vault { command: VaultCommand::RotateKey { passphrase }, config } => {
             accounts::rotate_key(config.as_deref(), passphrase)
         }
@@ -270,15 +276,8 @@ async fn run_gateway(
     insecure_no_auth: bool,
     started: impl FnOnce(&str),
 ) -> i32 {
-    match crate::server::exposure(&addr, &loaded.config.server, insecure_no_auth) {
-        Ok(None) => {}
-        Ok(Some(warning)) => tracing::warn!("{warning}"),
-        Err(refusal) => {
-            eprintln!("freeway: {refusal}");
-            return 2;
-        }
-    }
     let grace = Duration::from_secs(loaded.config.server.shutdown_grace_secs);
+    let server = loaded.config.server.clone();
     let app = match App::start(loaded).await {
         Ok(a) => a,
         Err(e) => {
@@ -286,6 +285,15 @@ async fn run_gateway(
             return 1;
         }
     };
+    // after the start: virtual keys in the store close the gateway as static ones do
+    match crate::server::exposure(&addr, &server, insecure_no_auth, app.keys.any()) {
+        Ok(None) => {}
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Err(refusal) => {
+            eprintln!("freeway: {refusal}");
+            return 2;
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {

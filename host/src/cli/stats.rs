@@ -17,6 +17,9 @@ pub struct StatsArgs {
     /// Print the JSON of `GET /admin/stats`
     #[arg(long)]
     pub json: bool,
+    /// Only this client key's usage: a virtual key's name or id (`freeway keys list`), or key-N
+    #[arg(long)]
+    pub key: Option<String>,
     /// The gateway (default: the configuration's listen address)
     #[arg(long, env = "FREEWAY_URL")]
     pub url: Option<String>,
@@ -37,7 +40,12 @@ pub async fn run(args: StatsArgs) -> i32 {
             return 2;
         }
     };
-    let path = format!("/admin/stats?since={}", args.since.trim());
+    let mut path = format!("/admin/stats?since={}", args.since.trim());
+    if let Some(key) = &args.key {
+        let encoded: String = url::form_urlencoded::byte_serialize(key.trim().as_bytes()).collect();
+        path.push_str("&key=");
+        path.push_str(&encoded);
+    }
     match gateway.admin_get(&path).await {
         Ok(body) if args.json => {
             println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());

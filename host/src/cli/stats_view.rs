@@ -38,7 +38,10 @@ fn groups_table(title: &str, groups: &[Group]) -> String {
     let mut t = table(&[title, "REQUESTS", "SUCCESS", "TOKENS IN", "TOKENS OUT", "P50", "P95", "TTFT P50", "TTFT P95"]);
     for g in groups {
         t.add_row(vec![
-            g.key.clone(),
+            match &g.name {
+                Some(name) => format!("{name} ({})", g.key),
+                None => g.key.clone(),
+            },
             group(g.requests),
             rate(g.success_rate),
             group(g.prompt_tokens),
@@ -66,6 +69,9 @@ pub fn render(r: &Report) -> String {
         ms(t.latency_p50_ms),
         ms(t.latency_p95_ms)
     );
+    if let Some(key) = &r.key {
+        let _ = writeln!(out, "(only client key {key})");
+    }
     if r.truncated {
         let _ = writeln!(out, "(only the newest {} records were read)", group(r.records as u64));
     }

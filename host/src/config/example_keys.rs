@@ -93,6 +93,7 @@ fn the_example_configuration_names_every_key() {
         ("client_limits", fields::<ClientLimitsConfig>()),
         ("body_log", fields::<BodyLogConfig>()),
         ("cache", fields::<CacheConfig>()),
+        ("keys", fields::<KeysConfig>()),
         ("routes", fields::<RouteConfig>()),
         ("routing", fields::<RoutingConfig>()),
         ("routing_rules", fields::<RoutingRuleConfig>()),

@@ -98,6 +98,16 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
     if config.upstream.max_attempts == 0 {
         return Err(ctx.err(None, Some("upstream.max_attempts".into()), "must be at least 1"));
     }
+    if let Err(e) = jiff::tz::TimeZone::get(config.keys.timezone.trim()) {
+        return Err(ctx.err(None, Some("keys.timezone".into()), format!("not a time zone: {e}")));
+    }
+    if config.keys.refresh_ms > 5000 {
+        return Err(ctx.err(
+            None,
+            Some("keys.refresh_ms".into()),
+            "at most 5000 (revocations must reach every gateway within 5 s)",
+        ));
+    }
     if config.runtime.guest_cpu_ms == 0 || config.runtime.guest_memory_mib == 0 || config.runtime.max_instances == 0 {
         return Err(ctx.err(
             None,

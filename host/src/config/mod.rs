@@ -66,6 +66,10 @@ pub struct Config {
     /// the exact response cache (`[cache]`, off by default)
     #[serde(default)]
     pub cache: CacheConfig,
+    /// virtual client keys (`freeway keys`): their calendar and how often gateways look for
+    /// changes (`[keys]`)
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// providers whose key variable is set (`GROQ_API_KEY`, ...) are enabled besides those
     /// listed here (paid ones only when `FREEWAY_PAID_PROVIDERS` names them); `false`: only the
     /// listed providers serve
@@ -118,6 +122,37 @@ pub struct CacheConfig {
     pub max_entry_bytes: usize,
     /// cache only requests that ask for a repeatable answer (`temperature` 0 or a `seed`)
     pub only_deterministic: bool,
+}
+
+/// `[keys]`: virtual client keys (made with `freeway keys create` or the admin API, stored hashed
+/// in the usage store).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// the IANA zone whose midnights and calendar months the keys' daily and monthly limits
+    /// reset on (`UTC`, `Europe/Paris`)
+    pub timezone: String,
+    /// how often each gateway looks for keys made, changed or revoked elsewhere (the CLI,
+    /// another gateway on the same database), in ms; at most 5000
+    pub refresh_ms: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self { timezone: "UTC".to_owned(), refresh_ms: 1000 }
+    }
+}
+
+impl KeysConfig {
+    /// The configured zone (UTC when it names none; the loader refuses unknown names).
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(self.timezone.trim()).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    /// The refresh period, within 50 ms and 5 s.
+    pub fn refresh(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.refresh_ms.clamp(50, 5000))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -189,7 +224,7 @@ impl RouteConfig {
 }
 
 /// `*` matches any run of characters (none included); everything else matches itself.
-fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = name.strip_prefix(first) else {

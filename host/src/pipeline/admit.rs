@@ -5,7 +5,9 @@
 //! minute's token allowance gets a 400. Tokens are the prompt estimate plus `max_tokens` (or the
 //! quota default), charged when admitted. With Redis (`[quota] redis_url`) the allowances are
 //! shared by every gateway (one Lua script checks and takes them all, on Redis' clock; a client
-//! key is named there by a hash of it); while Redis is away each gateway counts alone.
+//! key is named there by a hash of it); while Redis is away each gateway counts alone. The
+//! per-key limits here are for static keys; a virtual key has limits of its own, reserved in the
+//! quota ledger (`crate::keys::budget`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,10 +17,29 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
+use super::context::RequestCtx;
+use super::cost;
 use crate::config::{ClientLimitsConfig, Config};
 use crate::errors::{ErrorKind, GatewayError};
 use crate::principal::Principal;
 use crate::quota::remote::Remote;
+
+/// The admit step: the gateway's own client limits (`[client_limits]`), then a virtual key's
+/// limits, whose reservation the request's exchange holds until its response has ended.
+pub async fn admit(ctx: &RequestCtx<'_>) -> Result<(), GatewayError> {
+    let s = &ctx.services;
+    s.client_limits
+        .admit(&ctx.snapshot.config, s.ledger.remote(), &ctx.principal, || cost::admission_tokens(ctx))
+        .await?;
+    if let Some(key) = ctx.principal.virtual_key() {
+        let output = u64::from(cost::output_tokens(ctx, None));
+        let hold = crate::keys::budget::admit(s.ledger, s.key_alerts, key, ctx.prompt_tokens(), output).await?;
+        if let Some(hold) = hold {
+            ctx.exchange.hold_key(hold);
+        }
+    }
+    Ok(())
+}
 
 const KEY_RPM: &str = "requests per minute for this API key";
 const KEY_TPM: &str = "tokens per minute for this API key";
@@ -100,7 +121,7 @@ impl ClientLimits {
         &self,
         config: &Config,
         remote: Option<&Arc<Remote>>,
-        client: Principal,
+        client: &Principal,
         tokens: impl FnOnce() -> u32,
     ) -> Result<(), GatewayError> {
         let Some(l) = self.limiters(&config.client_limits) else { return Ok(()) };
@@ -174,7 +195,7 @@ mod tests {
 
     impl ClientLimits {
         fn admit_now(&self, config: &Config, client: Principal, tokens: u32) -> Result<(), GatewayError> {
-            futures_util::FutureExt::now_or_never(self.admit(config, None, client, || tokens))
+            futures_util::FutureExt::now_or_never(self.admit(config, None, &client, || tokens))
                 .expect("without Redis admission is decided at once")
         }
     }

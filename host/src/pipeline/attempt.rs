@@ -349,7 +349,7 @@ async fn run(ctx: &RequestCtx<'_>, ready: &mut Ready<'_>, waited: &mut Duration)
             idle_timeout: app.http.idle_timeout,
             bounds: app.http.stream_bounds,
             secrets: p.io.secrets.clone(),
-            client: ctx.principal,
+            client: ctx.principal.clone(),
             metrics: p.metrics.clone(),
         };
         let mut relay = Relay::new(resp, call.framing, translator, info, app.usage.clone());

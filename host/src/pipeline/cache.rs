@@ -104,7 +104,7 @@ pub fn plan(ctx: &RequestCtx<'_>, directives: Directives) -> Option<Plan> {
     let read = cacheable && !directives.no_cache && !directives.no_store;
     let write = cacheable && !directives.no_store;
     let (model, tags) = model_identity(snapshot, &req.model);
-    let scope = scope(ctx.principal, snapshot);
+    let scope = scope(&ctx.principal, snapshot);
     // bounded by the body's size limits; a large body is hashed off the async worker
     let size = req.messages.get().len();
     let key = if write || read { crate::cpu::run(size, || key(&scope, &model, req)) } else { String::new() };
@@ -138,9 +138,12 @@ fn model_identity(snapshot: &Snapshot, model: &str) -> (String, Vec<String>) {
     (format!("routes:{}", ids.join(",")), tags)
 }
 
-/// The client's scope: a hash of its key (so reordering `[server] api_keys` never hands one
-/// client another's answers), or `anyone`.
-fn scope(principal: Principal, snapshot: &Snapshot) -> String {
+/// The client's scope: a hash of its static key (so reordering `[server] api_keys` never hands
+/// one client another's answers), a virtual key's id (the same across rotations), or `anyone`.
+fn scope(principal: &Principal, snapshot: &Snapshot) -> String {
+    if let Some(k) = principal.virtual_key() {
+        return format!("vk:{}", k.id);
+    }
     match principal.key(&snapshot.config.server) {
         Some(k) => hex::encode(Sha256::digest(k.expose().as_bytes())),
         None => "anyone".to_owned(),
@@ -285,7 +288,7 @@ pub fn hit(ctx: &RequestCtx<'_>, entry: &Entry) -> Response {
         attempts: 0,
         latency: ctx.started.elapsed(),
         first_byte: None,
-        client: ctx.principal,
+        client: ctx.principal.clone(),
         error: None,
         policy: None,
         cache_read: true,

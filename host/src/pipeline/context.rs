@@ -38,6 +38,8 @@ pub struct Services<'a> {
     pub conversations: &'a super::dialect::Conversations,
     /// the exact response cache (`[cache]`)
     pub cache: &'a Arc<crate::cache::ResponseCache>,
+    /// where virtual keys' budget levels are told
+    pub key_alerts: &'a Arc<crate::keys::budget::Alerts>,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

@@ -49,6 +49,9 @@ impl Routes<'_> {
     }
 }
 
+/// Preferences from a virtual key's `prefer` list rank after a routing rule's own.
+const KEY_PREFERENCE_BASE: u32 = 1 << 16;
+
 /// Whether `model` is routed by a policy, and how.
 pub fn policy_route<'s>(snapshot: &'s Snapshot, model: &str) -> Option<PolicyRoute<'s>> {
     let kind = auto_kind(model);
@@ -233,8 +236,17 @@ fn pools(route: &Route, now: Instant) -> (Pools, Option<Dropped>) {
 }
 
 /// Decide the order for a policy-routed request.
-pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) -> Decision {
+pub async fn decide(ctx: &RequestCtx<'_>, mut route: PolicyRoute<'_>, call: Call) -> Decision {
     let started = Instant::now();
+    // a virtual key may pin its own policy and prefer providers, and holds what may be picked
+    let key = ctx.principal.virtual_key();
+    if let Some(p) = key.and_then(|k| k.doc.policy.as_ref()) {
+        route.policy.clone_from(p);
+    }
+    let key_preference = |provider: &str| {
+        key.and_then(|k| k.doc.prefer.iter().position(|p| p == provider))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX).saturating_add(KEY_PREFERENCE_BASE))
+    };
     let (snapshot, req, needs) = (ctx.snapshot, ctx.req, &ctx.needs);
     let (client_id, tags) = (ctx.principal.id(), ctx.principal.tags(&snapshot.config.server).to_vec());
     let c = {
@@ -276,6 +288,8 @@ pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) ->
             Some(Dropped::Context { window: w, need: needed_context })
         } else if !c.actions.fallback_chain.is_empty() && c.actions.preference(&r.provider.id, &r.model).is_none() {
             Some(Dropped::NotInRule)
+        } else if key.is_some_and(|k| !k.allow.picks(&r.provider.id, &r.model)) {
+            Some(Dropped::NotForKey)
         } else {
             None
         };
@@ -311,7 +325,7 @@ pub async fn decide(ctx: &RequestCtx<'_>, route: PolicyRoute<'_>, call: Call) ->
                 capabilities: model.info.capabilities,
                 context_window: model.info.context_window,
                 quality: q,
-                preference: c.actions.preference(&r.provider.id, &r.model),
+                preference: c.actions.preference(&r.provider.id, &r.model).or_else(|| key_preference(&r.provider.id)),
                 headroom: e.headroom.clone(),
                 latency_ewma_ms: stats.latency_ewma_ms,
                 ttft_p50_ms: stats.ttft_p50_ms,

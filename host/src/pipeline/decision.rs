@@ -25,6 +25,8 @@ pub enum Dropped {
         need: u32,
     },
     NotInRule,
+    /// the client's virtual key may not use it
+    NotForKey,
     NoAccounts,
     Disabled(String),
     Cooling(Duration),
@@ -49,6 +51,7 @@ impl Dropped {
                 )
             }
             Dropped::NotInRule => "not in the matching routing rule's fallback chain".to_owned(),
+            Dropped::NotForKey => "not in this API key's model list".to_owned(),
             Dropped::NoAccounts => "no account configured".to_owned(),
             Dropped::Disabled(why) => format!("disabled: {why}"),
             Dropped::Cooling(d) => format!("cooldown {} s", d.as_secs().max(1)),
@@ -127,6 +130,13 @@ impl Decision {
 
     /// The error for a request no candidate is left for.
     pub fn nothing_left(&self) -> GatewayError {
+        if !self.entries.is_empty() && self.entries.iter().all(|e| e.dropped == Some(Dropped::NotForKey)) {
+            return GatewayError::new(
+                ErrorKind::ModelNotAllowed,
+                format!("None of the models this API key may use can serve `{}`.", self.requested),
+            )
+            .with_param("model");
+        }
         if self.entries.iter().any(|e| e.dropped == Some(Dropped::LeftOut)) {
             return GatewayError::new(
                 ErrorKind::NoProvider,

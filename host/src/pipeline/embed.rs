@@ -51,15 +51,13 @@ pub async fn embeddings(
     let limits = snapshot.config.server.shape_limits();
     let req = crate::cpu::run(body.len(), || EmbeddingsBody::parse_with(&body, &limits))?;
     exchange.asked(&req.model, false);
+    super::route::permitted(&client, &req.model, None)?;
     let stand_in = stand_in(&req);
     let chat = ChatBody::parse_with(&stand_in, &limits)?;
     let mut needs = super::needs::needs(&chat);
     needs.max_tokens = Some(0);
     let ctx = RequestCtx::new(services, snapshot, client, &chat, needs, started, exchange);
-    services
-        .client_limits
-        .admit(&snapshot.config, services.ledger.remote(), client, || super::cost::admission_tokens(&ctx))
-        .await?;
+    super::admit::admit(&ctx).await?;
     let candidates = candidates(snapshot, &req.model)?;
     let mut walk = Walk::new(&ctx, &candidates);
     while let Some(mut ready) = walk.next(&ctx).await {
@@ -270,7 +268,7 @@ fn respond(ctx: &RequestCtx<'_>, body: Bytes, usage: Option<Usage>, cand: &Candi
         attempts,
         latency: ctx.started.elapsed(),
         first_byte: None,
-        client: ctx.principal,
+        client: ctx.principal.clone(),
         error: None,
         policy: None,
         cache_read: false,

@@ -43,6 +43,8 @@ pub struct Served {
     pub cache: Option<&'static str>,
     /// the request's `Cache-Control` directives (read by the edge)
     pub directives: crate::cache::Directives,
+    /// a virtual key's reservation, settled when the response has ended
+    pub key_hold: Option<crate::keys::budget::KeyHold>,
 }
 
 /// One request in flight, shared by the edge and the steps that serve it.
@@ -75,6 +77,11 @@ impl Exchange {
 
     pub fn client(&self, client: Principal) {
         self.served.lock().client = Some(client);
+    }
+
+    /// Hold a virtual key's reservation until the response has ended.
+    pub fn hold_key(&self, hold: crate::keys::budget::KeyHold) {
+        self.served.lock().key_hold = Some(hold);
     }
 
     /// Keep the request's body for the body log (a reference to the bytes already read).

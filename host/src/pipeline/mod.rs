@@ -172,15 +172,14 @@ pub async fn serve_chat(
     let started = Instant::now();
     let mut req = ingress::parse(&body, &snapshot.config.server.shape_limits())?;
     exchange.asked(&req.model, req.stream);
-    if let Some(to) = snapshot.renamed(&req.model) {
+    let renamed = snapshot.renamed(&req.model);
+    route::permitted(&client, &req.model, renamed)?;
+    if let Some(to) = renamed {
         req.model = std::borrow::Cow::Owned(to.to_owned());
     }
     let mut ctx = RequestCtx::new(services, snapshot, client, &req, needs::needs(&req), started, exchange);
     ctx.legacy = legacy;
-    services
-        .client_limits
-        .admit(&snapshot.config, services.ledger.remote(), client, || cost::admission_tokens(&ctx))
-        .await?;
+    admit::admit(&ctx).await?;
     let caching = cache::plan(&ctx, exchange.directives());
     if let Some(plan) = &caching
         && let Some(stored) = plan.lookup(services.cache, req.stream).await
@@ -193,7 +192,7 @@ pub async fn serve_chat(
             let decision = decide::decide(&ctx, how, call).await;
             (decision.candidates()?, Some(decision.label()))
         }
-        None => (route::candidates(snapshot, &req, &ctx.needs)?, None),
+        None => (route::preferred(&ctx.principal, route::candidates(snapshot, &req, &ctx.needs)?), None),
     };
     let response = dispatch::run(&ctx, &candidates, policy.as_deref()).await?;
     Ok(match caching {

@@ -9,6 +9,7 @@ use crate::accounts::Account;
 use crate::accounts::Health;
 use crate::bindings::wit::Capabilities;
 use crate::errors::{ErrorKind, GatewayError};
+use crate::principal::Principal;
 use crate::registry::{Route, Snapshot};
 use crate::wire::chat::ChatBody;
 
@@ -58,6 +59,27 @@ pub fn unknown_model(snapshot: &Snapshot, model: &str) -> GatewayError {
         ),
     )
     .with_param("model")
+}
+
+/// A virtual key's model list: the name the client asked for, or the one a `[[routes]] to`
+/// renames it to, must be on it (403 otherwise). Static keys and open gateways allow every name.
+pub fn permitted(client: &Principal, asked: &str, renamed: Option<&str>) -> Result<(), GatewayError> {
+    match client.virtual_key() {
+        Some(k) if !k.allow.names(asked) && !renamed.is_some_and(|r| k.allow.names(r)) => {
+            Err(GatewayError::new(ErrorKind::ModelNotAllowed, format!("This API key may not use the model `{asked}`."))
+                .with_param("model"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A virtual key's preferred providers first (in its order), the rest as they were.
+pub fn preferred(client: &Principal, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    if let Some(k) = client.virtual_key().filter(|k| !k.doc.prefer.is_empty()) {
+        let rank = |c: &Candidate| k.doc.prefer.iter().position(|p| *p == c.route.provider.id).unwrap_or(usize::MAX);
+        candidates.sort_by_key(rank);
+    }
+    candidates
 }
 
 pub fn candidates(snapshot: &Snapshot, req: &ChatBody<'_>, needs: &Needs) -> Result<Vec<Candidate>, GatewayError> {

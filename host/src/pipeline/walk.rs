@@ -219,7 +219,7 @@ impl<'c> Walk<'c> {
                 attempts,
                 latency: ctx.started.elapsed(),
                 first_byte: None,
-                client: ctx.principal,
+                client: ctx.principal.clone(),
                 error: Some(e.kind.spec().code),
                 policy: None,
                 cache_read: false,

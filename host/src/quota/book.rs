@@ -180,7 +180,7 @@ impl CounterState {
         };
         let when = match self.window {
             Window::Day if at == plan.daily_reset.next_after(now) => format!("resets {}", plan.daily_reset),
-            Window::Month => "resets on the 1st (UTC)".to_owned(),
+            Window::Month => format!("resets on the 1st ({})", plan.month_zone_name()),
             _ => format!("frees in {} s", at.saturating_sub(now).div_ceil(1000)),
         };
         if self.dim == Dim::Requests {

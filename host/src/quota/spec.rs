@@ -194,26 +194,45 @@ impl DailyReset {
 
 /// The first instant of the next calendar month (UTC) after `now_ms`.
 pub fn next_month_start(now_ms: u64) -> u64 {
+    next_month_start_in(now_ms, &TimeZone::UTC)
+}
+
+/// The first instant of the next calendar month in `zone` after `now_ms`.
+pub fn next_month_start_in(now_ms: u64, zone: &TimeZone) -> u64 {
     let fallback = now_ms.saturating_add(Window::Month.len_ms());
     let Ok(now) = Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(i64::MAX)) else { return fallback };
-    let date = now.to_zoned(TimeZone::UTC).date();
+    let date = now.to_zoned(zone.clone()).date();
     let Ok(first) = date.first_of_month().checked_add(jiff::Span::new().months(1)) else { return fallback };
     first
         .at(0, 0, 0, 0)
-        .to_zoned(TimeZone::UTC)
+        .to_zoned(zone.clone())
         .ok()
         .and_then(|z| u64::try_from(z.timestamp().as_millisecond()).ok())
         .unwrap_or(fallback)
 }
 
 /// Everything the ledger needs to know about one provider's limits.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuotaPlan {
     /// limits of models without their own
     pub default: ScopedLimits,
     /// models with limits of their own
     pub per_model: HashMap<String, ScopedLimits>,
     pub daily_reset: DailyReset,
+    /// the zone whose calendar months the monthly limits count (UTC for providers; the
+    /// `[keys] timezone` for virtual keys' budgets)
+    pub month_zone: TimeZone,
+}
+
+impl Default for QuotaPlan {
+    fn default() -> Self {
+        Self {
+            default: ScopedLimits::default(),
+            per_model: HashMap::new(),
+            daily_reset: DailyReset::default(),
+            month_zone: TimeZone::UTC,
+        }
+    }
 }
 
 impl QuotaPlan {
@@ -237,7 +256,7 @@ impl QuotaPlan {
             Some(text) => DailyReset::parse(text)?,
             None => DailyReset::default(),
         };
-        Ok(Self { default, per_model, daily_reset })
+        Ok(Self { default, per_model, daily_reset, month_zone: TimeZone::UTC })
     }
 
     pub fn for_model(&self, model: &str) -> &ScopedLimits {
@@ -248,9 +267,14 @@ impl QuotaPlan {
     pub fn window_end(&self, window: Window, now_ms: u64) -> u64 {
         match window {
             Window::Day => self.daily_reset.next_after(now_ms),
-            Window::Month => next_month_start(now_ms),
+            Window::Month => next_month_start_in(now_ms, &self.month_zone),
             Window::Minute | Window::Hour => now_ms.saturating_add(window.len_ms()),
         }
+    }
+
+    /// The month's zone as people read it (`UTC`, `Europe/Paris`).
+    pub fn month_zone_name(&self) -> &str {
+        self.month_zone.iana_name().unwrap_or("UTC")
     }
 }
 
@@ -290,6 +314,16 @@ mod tests {
     fn the_month_ends_on_the_first_of_the_next() {
         // 2026-12-01T00:00:00Z
         assert_eq!(next_month_start(NOV_27_2026_1200_UTC), 1_796_083_200_000);
+    }
+
+    #[test]
+    fn a_month_in_another_zone_ends_at_its_own_midnight() {
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        // 1 Dec 2026 00:00 in Paris (winter time, UTC+1) is 30 Nov 23:00 UTC
+        assert_eq!(next_month_start_in(NOV_27_2026_1200_UTC, &paris), 1_796_083_200_000 - 3_600_000);
+        let plan = QuotaPlan { month_zone: paris, ..QuotaPlan::default() };
+        assert_eq!(plan.window_end(Window::Month, NOV_27_2026_1200_UTC), 1_796_083_200_000 - 3_600_000);
+        assert_eq!(plan.month_zone_name(), "Europe/Paris");
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub fn report(facts: &[UsageFact], since_ms: u64, until_ms: u64, truncated: bool
         hourly: hourly(facts, since_ms, until_ms),
         errors: errors(facts),
         quota: quota(facts, snapshot),
+        key: None,
     }
 }
 

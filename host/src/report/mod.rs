@@ -33,11 +33,21 @@ pub fn parse_period(text: &str) -> Result<u64, String> {
     Ok(ms)
 }
 
+/// Which client a report is about, and the virtual keys' names.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    /// only this client's records (`vk_` id or `key-N`)
+    pub only: Option<String>,
+    /// `vk_` id → name
+    pub names: std::collections::HashMap<String, String>,
+}
+
 /// The report for the last `period_ms` from `store`, under the routing table `snapshot`.
 pub async fn build(
     store: &crate::store::Store,
     snapshot: std::sync::Arc<crate::registry::Snapshot>,
     period_ms: u64,
+    clients: Clients,
 ) -> Result<Report, String> {
     let until = crate::clock::now_ms();
     let since = until.saturating_sub(period_ms);
@@ -49,9 +59,19 @@ pub async fn build(
     let truncated = facts.len() > MAX_RECORDS;
     facts.truncate(MAX_RECORDS);
     // grouping and sorting a few hundred thousand records is CPU work: off the async workers
-    tokio::task::spawn_blocking(move || report(&facts, since, until, truncated, &snapshot))
-        .await
-        .map_err(|e| format!("the report failed: {e}"))
+    tokio::task::spawn_blocking(move || {
+        if let Some(only) = &clients.only {
+            facts.retain(|f| f.client == *only);
+        }
+        let mut r = report(&facts, since, until, truncated, &snapshot);
+        for g in &mut r.by_client {
+            g.name = clients.names.get(&g.key).cloned();
+        }
+        r.key = clients.only;
+        r
+    })
+    .await
+    .map_err(|e| format!("the report failed: {e}"))
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ pub struct Report {
     pub by_model: Vec<Group>,
     /// keyed `provider/account`
     pub by_account: Vec<Group>,
-    /// keyed by client key (`key-N`), or `anyone` when no client keys are configured
+    /// keyed by client key (`key-N` for static keys, the `vk_` id of a virtual key, with its
+    /// name), or `anyone` when no client keys are configured
     pub by_client: Vec<Group>,
     /// one per hour of the period, oldest first
     pub hourly: Vec<Hour>,
@@ -25,11 +26,17 @@ pub struct Report {
     pub errors: Vec<ErrorClass>,
     /// how close each quota pool came to each of its limits
     pub quota: Vec<QuotaPeak>,
+    /// the client key (`vk_` id or `key-N`) the report was limited to (`?key=`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub key: String,
+    /// a virtual key's name (in `by_client`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub requests: u64,
     pub ok: u64,
     /// the client went away before the end (neither a success nor a failure)

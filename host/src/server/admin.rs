@@ -43,6 +43,9 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/requests", get(recent_requests))
         .route("/admin/requests/{id}/bodies", get(request_bodies))
         .route("/admin/cache", axum::routing::delete(purge_cache))
+        .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
+        .route("/admin/keys/{id}", axum::routing::patch(super::admin_keys::update).delete(super::admin_keys::revoke))
+        .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -330,13 +333,28 @@ async fn status(State(app): State<Arc<App>>) -> Json<crate::status::Status> {
 struct StatsQuery {
     #[serde(default)]
     since: Option<String>,
+    /// only this client key's usage: a virtual key's name or id, or `key-N`
+    #[serde(default)]
+    key: Option<String>,
 }
 
-/// `GET /admin/stats?since=24h`: usage analytics over the period (30m, 1h, 24h, 7d; at most 31 d).
+/// `GET /admin/stats?since=24h[&key=NAME]`: usage analytics over the period (30m, 1h, 24h, 7d;
+/// at most 31 d), for every client or only one.
 async fn stats(State(app): State<Arc<App>>, Query(q): Query<StatsQuery>) -> Result<Json<Value>, GatewayError> {
     let period = crate::report::parse_period(q.since.as_deref().unwrap_or("24h"))
         .map_err(|m| GatewayError::new(ErrorKind::InvalidValue, m).with_param("since"))?;
-    let report = crate::report::build(&app.store, app.registry.snapshot(), period)
+    let names = app.keys.keys().iter().map(|k| (k.id.clone(), k.name.clone())).collect();
+    let only = match q.key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) if k.starts_with("key-") || k == "anyone" => {
+            Some(if k == "anyone" { String::new() } else { k.to_owned() })
+        }
+        Some(k) => Some(app.keys.find(k).map(|v| v.id.clone()).ok_or_else(|| {
+            GatewayError::new(ErrorKind::RecordNotFound, format!("No client key named {k:?}.")).with_param("key")
+        })?),
+    };
+    let clients = crate::report::Clients { only, names };
+    let report = crate::report::build(&app.store, app.registry.snapshot(), period, clients)
         .await
         .map_err(|e| GatewayError::new(ErrorKind::NotReady, e))?;
     serde_json::to_value(report).map(Json).map_err(|e| GatewayError::internal(e.to_string()))

@@ -62,11 +62,11 @@ async fn serve(
     let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
     let server = &snapshot.config.server;
-    let client = match pipeline::auth::check(server, &headers) {
+    let client = match pipeline::auth::check(server, &app.keys, &headers, crate::clock::now_ms()) {
         Ok(c) => c,
         Err(e) => return failed(&exchange, e, api),
     };
-    exchange.client(client);
+    exchange.client(client.clone());
     let permit = match app.admission.enter(Duration::from_millis(server.queue_timeout_ms)).await {
         Ok(p) => p,
         Err(e) => return failed(&exchange, e, api),
@@ -181,11 +181,24 @@ pub async fn list_models(
 ) -> Response {
     let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
-    match pipeline::auth::check(&snapshot.config.server, &headers) {
-        Ok(client) => exchange.client(client),
+    let client = match pipeline::auth::check(&snapshot.config.server, &app.keys, &headers, crate::clock::now_ms()) {
+        Ok(client) => client,
         Err(e) => return failed(&exchange, e, Api::Chat),
-    }
-    json_response(StatusCode::OK, snapshot.models_body.clone())
+    };
+    // a virtual key with a model list sees what it may ask for
+    let body = match client.virtual_key().filter(|k| !k.allow.is_open()) {
+        Some(k) => {
+            let mut list: serde_json::Value = serde_json::from_slice(&snapshot.models_body)
+                .unwrap_or_else(|_| json!({ "object": "list", "data": [] }));
+            if let Some(data) = list.get_mut("data").and_then(serde_json::Value::as_array_mut) {
+                data.retain(|m| m.get("id").and_then(serde_json::Value::as_str).is_some_and(|id| k.allow.names(id)));
+            }
+            Bytes::from(list.to_string())
+        }
+        None => snapshot.models_body.clone(),
+    };
+    exchange.client(client);
+    json_response(StatusCode::OK, body)
 }
 
 pub async fn get_model(
@@ -196,11 +209,15 @@ pub async fn get_model(
 ) -> Response {
     let exchange = exchange_of(exchange);
     let snapshot = app.registry.snapshot();
-    match pipeline::auth::check(&snapshot.config.server, &headers) {
-        Ok(client) => exchange.client(client),
+    let allowed = match pipeline::auth::check(&snapshot.config.server, &app.keys, &headers, crate::clock::now_ms()) {
+        Ok(client) => {
+            let allowed = client.virtual_key().is_none_or(|k| k.allow.names(&id));
+            exchange.client(client);
+            allowed
+        }
         Err(e) => return failed(&exchange, e, Api::Chat),
-    }
-    let Some(routes) = snapshot.routes(&id) else {
+    };
+    let Some(routes) = snapshot.routes(&id).filter(|_| allowed) else {
         exchange.error(ErrorKind::ModelNotFound.spec().code);
         return GatewayError::new(
             ErrorKind::ModelNotFound,

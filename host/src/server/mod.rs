@@ -8,6 +8,7 @@
 //! keep-alive connection idles), so a slow-loris client cannot pin the gateway's sockets.
 
 mod admin;
+mod admin_keys;
 mod edge;
 mod guard;
 mod handlers;
@@ -74,8 +75,9 @@ pub fn exposure(
     addr: &SocketAddr,
     server: &crate::config::ServerConfig,
     opt_in: bool,
+    virtual_keys: bool,
 ) -> Result<Option<String>, String> {
-    if addr.ip().is_loopback() || !server.api_keys.is_empty() {
+    if addr.ip().is_loopback() || !server.api_keys.is_empty() || virtual_keys {
         return Ok(None);
     }
     if opt_in || server.insecure_no_auth {
@@ -84,7 +86,7 @@ pub fn exposure(
         )));
     }
     Err(format!(
-        "refusing to listen on {addr} without client keys: anyone who can reach it could spend your quota. Set FREEWAY_API_KEY (or [server] api_keys), listen on 127.0.0.1, or pass --insecure-no-auth if this network is yours alone"
+        "refusing to listen on {addr} without client keys: anyone who can reach it could spend your quota. Set FREEWAY_API_KEY (or [server] api_keys) or make a key with `freeway keys create`, listen on 127.0.0.1, or pass --insecure-no-auth if this network is yours alone"
     ))
 }
 
@@ -180,16 +182,17 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:8000".parse().unwrap();
         let lan: SocketAddr = "192.168.1.5:8000".parse().unwrap();
         for local in ["127.0.0.1:8000", "[::1]:8000"] {
-            assert_eq!(exposure(&local.parse().unwrap(), &open, false), Ok(None), "{local}");
+            assert_eq!(exposure(&local.parse().unwrap(), &open, false, false), Ok(None), "{local}");
         }
         for exposed in [any, lan, "[::]:8000".parse().unwrap()] {
-            let err = exposure(&exposed, &open, false).unwrap_err();
+            let err = exposure(&exposed, &open, false, false).unwrap_err();
             assert!(err.contains("--insecure-no-auth") && err.contains("FREEWAY_API_KEY"), "{err}");
-            assert!(exposure(&exposed, &open, true).unwrap().unwrap().contains("NO client authentication"));
+            assert!(exposure(&exposed, &open, true, false).unwrap().unwrap().contains("NO client authentication"));
         }
         let opted = ServerConfig { insecure_no_auth: true, ..ServerConfig::default() };
-        assert!(exposure(&any, &opted, false).unwrap().is_some());
+        assert!(exposure(&any, &opted, false, false).unwrap().is_some());
         let keyed = ServerConfig { api_keys: vec![SecretString::new("fw-k")], ..ServerConfig::default() };
-        assert_eq!(exposure(&any, &keyed, false), Ok(None));
+        assert_eq!(exposure(&any, &keyed, false, false), Ok(None));
+        assert_eq!(exposure(&any, &open, false, true), Ok(None), "a virtual key closes it too");
     }
 }

@@ -93,12 +93,15 @@ impl End {
         let took = self.started.elapsed();
         self.metrics.request(self.endpoint, self.status, self.stream, took);
         let mut served = self.exchange.take();
+        if let Some(hold) = served.key_hold.take() {
+            hold.settle(served.cache == Some("hit"), served.attempts, served.usage.as_ref());
+        }
         if let Some(capture) = self.capture.take() {
             let request = served.request_body.take();
             capture.finish(self.exchange.id.to_string(), self.endpoint.as_str(), self.status, request);
         }
         if self.endpoint.is_api() {
-            let client = served.client.map(client_name);
+            let client = served.client.as_ref().map(client_name);
             let summary = summary(&self, &served, client.as_deref());
             access_line(&self, &summary, served.cache, took);
             // the span ends when `End` is dropped
@@ -121,7 +124,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// The principal's public name: `key-N`, or `anyone` when no client keys are configured.
-fn client_name(p: Principal) -> String {
+fn client_name(p: &Principal) -> String {
     p.id().unwrap_or_else(|| "anyone".to_owned())
 }
 

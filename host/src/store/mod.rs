@@ -8,10 +8,12 @@
 mod analytics;
 mod audit;
 mod bodies;
+mod keys;
 
 pub use analytics::UsageFact;
 pub use audit::{AuditMirror, AuditRow};
 pub use bodies::BodyRow;
+pub use keys::KeyUsage;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -293,14 +295,14 @@ async fn postgres_batch(conn: &mut sqlx::PgConnection, batch: &[UsageRecord]) ->
 async fn pg_schema(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SCHEMA_LOCK).execute(&mut *tx).await?;
-    for stmt in PG_SCHEMA {
+    for stmt in PG_SCHEMA.iter().chain(keys::TABLES) {
         sqlx::query(*stmt).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
 async fn sqlite_schema(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
-    for stmt in SQLITE_SCHEMA {
+    for stmt in SQLITE_SCHEMA.iter().chain(keys::TABLES) {
         sqlx::query(*stmt).execute(pool).await?;
     }
     let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('usage')").fetch_all(pool).await?;

@@ -44,6 +44,11 @@ impl Conn {
 
     /// One POST to /v1/chat/completions; its latency (to the end, or to the first body bytes).
     pub async fn request(&mut self, body: &'static str, kind: Kind) -> Duration {
+        self.request_as(body, kind, "Bearer sk-bench").await
+    }
+
+    /// [`Conn::request`] with `authorization` as given.
+    pub async fn request_as(&mut self, body: &'static str, kind: Kind, authorization: &str) -> Duration {
         loop {
             if self.sender.ready().await.is_err() {
                 *self = Self::open(self.port).await;
@@ -52,7 +57,7 @@ impl Conn {
             let req = hyper::Request::post("/v1/chat/completions")
                 .header("host", "127.0.0.1")
                 .header("content-type", "application/json")
-                .header("authorization", "Bearer sk-bench")
+                .header("authorization", authorization)
                 .body(Full::new(Bytes::from_static(body.as_bytes())));
             let Ok(req) = req else { return Duration::ZERO };
             let started = Instant::now();

@@ -18,6 +18,9 @@
 //! minutes of mixed traffic with reloads, memory and file descriptors sampled, non-zero exit
 //! when they grow.
 //!
+//! `freeway-bench --keys` measures what checking client keys costs per request instead (see
+//! `keys.rs`): one static key against 10,000 virtual keys (`target/bench/keys.json`).
+//!
 //! `freeway-bench --fleet` runs the fleet benchmark instead (see `fleet.rs`): quota-aware
 //! routing over a simulated free fleet at 80 % and 120 % of its capacity
 //! (`target/bench/fleet.json`).
@@ -25,6 +28,7 @@
 mod client;
 mod fleet;
 mod instructions;
+mod keys;
 mod procs;
 mod proxy;
 mod routing_cost;
@@ -413,6 +417,31 @@ fn fleet_main() {
     }
 }
 
+fn keys_main(opts: &Opts) {
+    if procs::pin_self(&opts.other_cores) {
+        return;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("freeway-bench --keys: cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(keys::run(&opts.gateway_core, &opts.other_cores)) {
+        Ok(result) => {
+            let dir = procs::root().join("target/bench");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join("keys.json"), serde_json::to_string_pretty(&result).unwrap_or_default());
+            println!("\nwritten to target/bench/keys.json");
+        }
+        Err(e) => {
+            eprintln!("freeway-bench --keys: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
@@ -433,6 +462,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--fleet") {
         fleet_main();
+        return;
+    }
+    if args.iter().any(|a| a == "--keys") {
+        keys_main(&opts);
         return;
     }
     if procs::pin_self(&opts.other_cores) {

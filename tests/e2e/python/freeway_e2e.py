@@ -220,6 +220,7 @@ class Gateway:
             f"to = {_toml_str(CLAUDE_ROUTE_TO)}\n"
         )
         self.api_keys = api_keys
+        self.config = config
         self.process = Process(
             name,
             [str(FREEWAY_BIN), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],

@@ -41,6 +41,7 @@ mod hostile_input;
 mod hot_reload;
 mod hot_swap;
 mod install;
+mod keys;
 mod language_providers;
 mod metrics;
 mod otel;

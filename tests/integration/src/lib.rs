@@ -677,3 +677,50 @@ fn parse_labels(body: &str, line: &str) -> Vec<(String, String)> {
     }
     labels
 }
+
+/// A PostgreSQL database of a test's own on the server `url` names (made empty, dropped when
+/// the guard goes), so that what one test stores (client keys) never reaches another.
+pub struct OwnDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl OwnDatabase {
+    pub async fn create(url: &str, tag: &str) -> OwnDatabase {
+        use sqlx::Connection;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fw_it_{tag}_{}_{n}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to PostgreSQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+        OwnDatabase { url: format!("{base}/{name}"), admin: url.to_owned(), name }
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // best effort, on a thread of its own (the test's runtime may be ending)
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -31,20 +31,21 @@ impl Conversations {
         Self { kept }
     }
 
-    fn key(client: Principal, id: &str) -> String {
-        format!("{}\u{0}{id}", client.id().unwrap_or_default())
+    fn key(client: &str, id: &str) -> String {
+        format!("{client}\u{0}{id}")
     }
 
     /// `client`'s conversation that ended with response `id`.
-    pub fn get(&self, client: Principal, id: &str) -> Option<Vec<Value>> {
-        self.kept.get(&Self::key(client, id)).map(|c| c.as_ref().clone())
+    pub fn get(&self, client: &Principal, id: &str) -> Option<Vec<Value>> {
+        self.kept.get(&Self::key(&client.id().unwrap_or_default(), id)).map(|c| c.as_ref().clone())
     }
 
     /// What keeps a finished answer's conversation for `client`.
-    pub fn keeper(&self, client: Principal) -> Keep {
+    pub fn keeper(&self, client: &Principal) -> Keep {
         let kept = self.kept.clone();
+        let client = client.id().unwrap_or_default();
         Box::new(move |id: String, conversation: Vec<Value>| {
-            kept.insert(Self::key(client, &id), Arc::new(conversation));
+            kept.insert(Self::key(&client, &id), Arc::new(conversation));
         })
     }
 }
@@ -63,18 +64,18 @@ mod tests {
     #[test]
     fn a_conversation_is_found_only_by_the_client_that_kept_it() {
         let c = Conversations::new(1 << 20, Duration::from_secs(60));
-        (c.keeper(Principal::Key { index: 0 }))("resp_1".into(), vec![json!({"role": "user", "content": "hi"})]);
-        assert_eq!(c.get(Principal::Key { index: 0 }, "resp_1").unwrap().len(), 1);
-        assert!(c.get(Principal::Key { index: 1 }, "resp_1").is_none());
-        assert!(c.get(Principal::Anyone, "resp_1").is_none());
-        assert!(c.get(Principal::Key { index: 0 }, "resp_2").is_none());
+        (c.keeper(&Principal::Key { index: 0 }))("resp_1".into(), vec![json!({"role": "user", "content": "hi"})]);
+        assert_eq!(c.get(&Principal::Key { index: 0 }, "resp_1").unwrap().len(), 1);
+        assert!(c.get(&Principal::Key { index: 1 }, "resp_1").is_none());
+        assert!(c.get(&Principal::Anyone, "resp_1").is_none());
+        assert!(c.get(&Principal::Key { index: 0 }, "resp_2").is_none());
     }
 
     #[test]
     fn the_store_is_bounded_in_bytes() {
         let c = Conversations::new(10_000, Duration::from_secs(60));
         for i in 0..200 {
-            (c.keeper(Principal::Anyone))(
+            (c.keeper(&Principal::Anyone))(
                 format!("resp_{i}"),
                 vec![json!({"role": "user", "content": "x".repeat(500)})],
             );

@@ -118,9 +118,9 @@ pub async fn responses(
     exchange: &Arc<Exchange>,
 ) -> Result<Response, GatewayError> {
     let store = services.conversations;
-    let t = translate(&body, snapshot, |b| responses::to_chat(b, |id| store.get(client, id)))?;
+    let t = translate(&body, snapshot, |b| responses::to_chat(b, |id| store.get(&client, id)))?;
     let model = t.chat.get("model").and_then(Value::as_str).unwrap_or("").to_owned();
-    let keep = store.keeper(client);
+    let keep = store.keeper(&client);
     let resp = super::chat_completions(services, snapshot, client, chat_body(&t.chat)?, exchange).await?;
     relay::reply(resp, Box::new(responses::ResponsesReply::new(&model, t.echo, t.conversation, Some(keep)))).await
 }
