@@ -19,7 +19,7 @@ pub struct App {
     /// every quota pool's counters
     pub ledger: Arc<crate::quota::Ledger>,
     /// the gateway's limits on its own clients
-    pub client_limits: crate::pipeline::admit::ClientLimits,
+    pub client_limits: crate::pipeline::client_limits::ClientLimits,
     /// live latency / speed / success per (provider, model): for policies and hedging
     pub stats: Arc<crate::routing::stats::Stats>,
     /// what `/metrics` shows
@@ -101,7 +101,7 @@ impl App {
             usage: UsageSink::start(Some(store.clone()), Some(stats.clone())),
             store,
             ledger,
-            client_limits: crate::pipeline::admit::ClientLimits::default(),
+            client_limits: crate::pipeline::client_limits::ClientLimits::default(),
             stats,
             metrics,
             runtime,

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::account::UsageSink;
-use super::admit::ClientLimits;
+use super::client_limits::ClientLimits;
 use super::exchange::Exchange;
 use super::needs::Needs;
 use crate::principal::Principal;

@@ -13,8 +13,11 @@
 //!            edge      `Host` must be a loopback name, an IP or an allowed name (421);
 //!                      bodies must be JSON (415); CORS only for configured
 //!                      origins                                   (crate::server::guard)
-//!            auth      the gateway's client keys, if configured (constant time),
-//!                      read from the headers before the body is    (auth.rs)
+//!            auth      the gateway's client keys, once any exists: static ones
+//!                      compared in constant time, virtual ones found by their
+//!                      hash in the in-memory view of the keys (expired,
+//!                      revoked or rotated away: 401 saying so), read from the
+//!                      headers before the body is           (auth.rs, crate::keys)
 //!            (edge)    an in-flight slot (503 + Retry-After when full); the
 //!                      body, within its size and time bounds    (crate::server)
 //!            (dialect) `/v1/messages`, `/v1/completions`, `/v1/responses`: the
@@ -27,6 +30,8 @@
 //!                      messages, stream, max tokens); unknown fields are kept
 //!                      verbatim; a model a `[[routes]] to` renames is
 //!                      served as the model it names                          (ingress.rs)
+//!                      a virtual key's model list must name the model asked
+//!                      for (or the one it is renamed to): 403 otherwise (route.rs)
 //!            needs     what the request needs: tools, images, JSON, stream,
 //!                      estimated prompt tokens                                (needs.rs)
 //!            (context) one value for the rest of the way: the snapshot the
@@ -41,7 +46,10 @@
 //!                      minute, global and per client key; GCRA, in Redis when
 //!                      shared): over = 429 with the Retry-After at which it
 //!                      would conform; tokens as the one cost estimate counts
-//!                      them                                        (admit.rs, cost.rs)
+//!                      them; then a virtual key's own limits, reserved in
+//!                      its quota-ledger pool and settled when the response
+//!                      ends (429 with the Retry-After at which they free)
+//!                                (admit.rs, client_limits.rs, crate::keys, cost.rs)
 //!            cache     when `[cache]` (or the route's `cache`) is on: the key
 //!                      (the client's scope, the model after aliases, the
 //!                      normalised body); a stored answer is the response (a
@@ -58,7 +66,9 @@
 //!                      `auto`, `auto:*` and `[[routes]]` with a `policy`: the
 //!                      request's task is classified (keywords, shapes, rules),
 //!                      every free (provider, model, pool) that cannot serve it
-//!                      is dropped with its reason, and the policy component
+//!                      is dropped with its reason (a virtual key's model list
+//!                      holds what may be picked; its pinned policy and
+//!                      preferred providers apply), and the policy component
 //!                      ranks the rest (a failing policy: the host's order);
 //!                      the prompt knowledge (classifier, rules, quality) is
 //!                      crate::routing                         (decide.rs, decision.rs)
@@ -114,6 +124,7 @@ pub mod admit;
 pub mod attempt;
 pub mod auth;
 pub mod cache;
+pub mod client_limits;
 pub mod context;
 pub mod cost;
 pub mod decide;

@@ -134,7 +134,10 @@ async fn three_users_are_held_to_their_own_budgets_and_model_lists() {
     let (s, retry, e) = error_of(chat_as(&url, Some(&carol), "small").await).await;
     assert_eq!((s, e["code"].as_str()), (429, Some("rate_limit_exceeded")), "{e}");
     let retry = retry.expect("retry-after");
-    assert!((50..=62).contains(&retry), "the minute frees in about 60 s (the ledger keeps a margin on rolling windows): {retry}");
+    assert!(
+        (50..=62).contains(&retry),
+        "the minute frees in about 60 s (the ledger keeps a margin on rolling windows): {retry}"
+    );
 
     // who used what (the usage writer commits within its linger)
     assert!(gw.app.usage.flush(Duration::from_secs(5)).await);
