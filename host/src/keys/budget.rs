@@ -44,17 +44,22 @@ pub struct BudgetCrossing {
     pub percent: u8,
 }
 
-/// Which levels were already told, per (key, limit): the window they were told in and the
-/// highest level. One per gateway.
+/// Where crossings are told (the webhooks).
+pub type CrossingSink = Arc<dyn Fn(BudgetCrossing) + Send + Sync>;
+
+/// (key id, limit) → (the window's end, in s, the level was told in; the highest level told)
+type Told = HashMap<(String, &'static str), (u64, u8)>;
+
+/// Which levels were already told, per key and limit. One per gateway.
 #[derive(Default)]
 pub struct Alerts {
-    told: Mutex<HashMap<(String, &'static str), (u64, u8)>>,
-    on_crossing: Mutex<Option<Arc<dyn Fn(BudgetCrossing) + Send + Sync>>>,
+    told: Mutex<Told>,
+    on_crossing: Mutex<Option<CrossingSink>>,
 }
 
 impl Alerts {
     /// Where crossings go (the webhooks).
-    pub fn on_crossing(&self, f: Arc<dyn Fn(BudgetCrossing) + Send + Sync>) {
+    pub fn on_crossing(&self, f: CrossingSink) {
         *self.on_crossing.lock() = Some(f);
     }
 

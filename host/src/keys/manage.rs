@@ -156,7 +156,7 @@ fn check_doc(doc: &KeyDoc) -> Result<(), ManageError> {
     check_list("tags", &doc.tags)?;
     check_list("prefer", &doc.prefer)?;
     let l = &doc.limits;
-    if [l.rpm, l.tpm, l.rpd, l.tpd, l.monthly_tokens].iter().any(|v| *v == Some(0)) {
+    if [l.rpm, l.tpm, l.rpd, l.tpd, l.monthly_tokens].contains(&Some(0)) {
         return Err(ManageError::Invalid("a limit of 0 would refuse every request: leave it out instead".into()));
     }
     if doc.policy.as_deref().is_some_and(|p| p.trim().is_empty() || p.len() > 200) {

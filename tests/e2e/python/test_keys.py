@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from freeway_e2e import FREEWAY_BIN, MODEL, Gateway, make_anthropic, make_client, user
+from freeway_e2e import FREEWAY_BIN, MODEL, Gateway, httpx, make_anthropic, make_client, user
 
 
 def _keys(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,6 +44,12 @@ def _until(check, seconds: float = 5.0) -> float:
     pytest.fail(f"not within {seconds} s")
 
 
+def _in_force(gw: Gateway) -> bool:
+    """The gateway has seen a key: a request without one is refused (until then it is open)."""
+    bare = httpx.post(gw.base_url + "/chat/completions", json={"model": MODEL, "messages": user()}, timeout=15)
+    return bare.status_code == 401
+
+
 def _served(client: openai.OpenAI, model: str = MODEL) -> bool:
     try:
         client.chat.completions.create(model=model, messages=user(), max_tokens=8)
@@ -55,17 +61,17 @@ def _served(client: openai.OpenAI, model: str = MODEL) -> bool:
 def test_a_cli_key_is_held_to_its_models_and_daily_budget(fresh_gateway: Gateway) -> None:
     secret = _create(fresh_gateway, "--name", "sdk-user", "--models", MODEL, "--rpd", "3")
     client = make_client(fresh_gateway, api_key=secret)
-    _until(lambda: _served(client))  # first of three
-
-    # no key at all, now that one exists
+    # no key at all is refused once the gateway has seen the key (the SDK refuses to send none)
+    _until(lambda: _in_force(fresh_gateway))
     with pytest.raises(openai.AuthenticationError):
-        make_client(fresh_gateway, api_key="").chat.completions.create(model=MODEL, messages=user())
+        make_client(fresh_gateway, api_key="fw-guessed").chat.completions.create(model=MODEL, messages=user())
     # a model outside the list: PermissionDeniedError (403)
     with pytest.raises(openai.PermissionDeniedError) as denied:
         client.chat.completions.create(model="auto", messages=user())
     assert denied.value.body["code"] == "model_not_allowed"
     assert [m.id for m in client.models.list()] == [MODEL]
 
+    client.chat.completions.create(model=MODEL, messages=user(), max_tokens=8)
     client.chat.completions.create(model=MODEL, messages=user(), max_tokens=8)
     # the Anthropic SDK with the same key spends the same budget
     reply = make_anthropic(fresh_gateway, api_key=secret).messages.create(
@@ -95,7 +101,8 @@ def test_a_cli_key_is_held_to_its_models_and_daily_budget(fresh_gateway: Gateway
 def test_a_revoked_key_stops_working_within_5_seconds(fresh_gateway: Gateway) -> None:
     secret = _create(fresh_gateway, "--name", "leaving")
     client = make_client(fresh_gateway, api_key=secret)
-    _until(lambda: _served(client))
+    _until(lambda: _in_force(fresh_gateway))
+    assert _served(client)
     revoked = _keys(fresh_gateway, "revoke", "leaving")
     assert revoked.returncode == 0, revoked.stderr
     took = _until(lambda: not _served(client))
