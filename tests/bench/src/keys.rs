@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::client::{Conn, Kind};
-use crate::procs::{Proc, gateway_bin, root};
+use crate::procs::{Proc, config, gateway_bin, root};
 
 const KEYS: usize = 10_000;
 /// keys the load uses (round robin)
@@ -20,48 +20,6 @@ const PER_ROUND: usize = 4_000;
 const ROUNDS: usize = 5;
 const STATIC_KEY: &str = "fw-bench-static-key-0123456789abcdefghijklmnopq";
 const BODY: &str = r#"{"model":"bench-model","messages":[{"role":"user","content":"Write one sentence about the sea, please, in a calm tone."}],"temperature":0.7,"max_tokens":12}"#;
-
-fn config(dir: &std::path::Path, sim_port: u16, server: &str) -> String {
-    format!(
-        r#"[server]
-{server}
-
-[runtime]
-providers_dir = "{root}/providers"
-policies_dir = "{dir}/policies"
-cache_dir = "{dir}/component-cache"
-watch = false
-
-[discovery]
-interval_secs = 0
-state_file = "{dir}/models.json"
-
-[storage]
-url = "sqlite://{dir}/freeway.db"
-
-[quota]
-state_file = "{dir}/quota.json"
-
-[upstream]
-egress_hosts = ["127.0.0.1"]
-
-[vault]
-path = "{dir}/vault.json"
-key_file = "{dir}/master.key"
-audit_log = "{dir}/audit.log"
-health_file = "{dir}/health.json"
-
-[[providers]]
-id = "sim"
-component = "openai-compat"
-base_url = "http://127.0.0.1:{sim_port}/v1"
-api_keys = ["sk-bench-1", "sk-bench-2"]
-models = ["bench-model"]
-"#,
-        root = root().display(),
-        dir = dir.display(),
-    )
-}
 
 fn fresh_dir(name: &str) -> Result<std::path::PathBuf, String> {
     let dir = root().join("target/bench").join(name);
@@ -127,10 +85,11 @@ pub async fn run(gateway_core: &str, other_cores: &str) -> Result<serde_json::Va
     let virtual_dir = fresh_dir("keys-virtual")?;
     std::fs::write(
         static_dir.join("freeway.toml"),
-        config(&static_dir, sim.port, &format!("api_keys = [\"{STATIC_KEY}\"]")),
+        config(&static_dir, sim.port, &format!("api_keys = [\"{STATIC_KEY}\"]"), ""),
     )
     .map_err(|e| e.to_string())?;
-    std::fs::write(virtual_dir.join("freeway.toml"), config(&virtual_dir, sim.port, "")).map_err(|e| e.to_string())?;
+    std::fs::write(virtual_dir.join("freeway.toml"), config(&virtual_dir, sim.port, "", ""))
+        .map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     let secrets = make_keys(&virtual_dir).await?;
     println!("made {KEYS} virtual keys in {:.1} s", started.elapsed().as_secs_f64());

@@ -186,21 +186,14 @@ impl Drop for Proc {
     }
 }
 
-pub struct Gateway {
-    pub proc: Proc,
-    pub port: u16,
-}
+/// A release gateway's configuration in `dir` with the simulator at `sim_port` as provider `sim`
+/// (`bench-model`): `server` lines for `[server]`, `extra` appended (more providers).
+pub fn config(dir: &Path, sim_port: u16, server: &str, extra: &str) -> String {
+    format!(
+        r#"[server]
+{server}
 
-impl Gateway {
-    pub fn start(cores: &str, sim: &Proc) -> Result<Gateway, String> {
-        let dir = root().join("target/bench");
-        let cfg = dir.join("freeway.toml");
-        // every run starts from an empty usage table, so rounds are comparable across runs
-        for f in ["freeway.db", "freeway.db-wal", "freeway.db-shm"] {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-        let text = format!(
-            r#"[runtime]
+[runtime]
 providers_dir = "{root}/providers"
 policies_dir = "{dir}/policies"
 cache_dir = "{dir}/component-cache"
@@ -228,21 +221,34 @@ health_file = "{dir}/health.json"
 [[providers]]
 id = "sim"
 component = "openai-compat"
-base_url = "http://127.0.0.1:{port}/v1"
+base_url = "http://127.0.0.1:{sim_port}/v1"
 api_keys = ["sk-bench-1", "sk-bench-2"]
 models = ["bench-model"]
 
-[[providers]]
-id = "slow"
-component = "openai-compat"
-base_url = "http://127.0.0.1:{port}/slow/v1"
-api_keys = ["sk-bench-3"]
-models = ["slow-model"]
-"#,
-            root = root().display(),
-            dir = dir.display(),
-            port = sim.port
+{extra}"#,
+        root = root().display(),
+        dir = dir.display(),
+    )
+}
+
+pub struct Gateway {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Gateway {
+    pub fn start(cores: &str, sim: &Proc) -> Result<Gateway, String> {
+        let dir = root().join("target/bench");
+        let cfg = dir.join("freeway.toml");
+        // every run starts from an empty usage table, so rounds are comparable across runs
+        for f in ["freeway.db", "freeway.db-wal", "freeway.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let slow = format!(
+            "[[providers]]\nid = \"slow\"\ncomponent = \"openai-compat\"\nbase_url = \"http://127.0.0.1:{}/slow/v1\"\napi_keys = [\"sk-bench-3\"]\nmodels = [\"slow-model\"]\n",
+            sim.port
         );
+        let text = config(&dir, sim.port, "", &slow);
         std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
         let bin = gateway_bin();
         let cfg_s = cfg.display().to_string();

@@ -51,6 +51,11 @@ async fn cli_key(gw: &Gateway, args: &[&str]) -> String {
     key
 }
 
+/// An admin API call's JSON answer.
+async fn admin_json(req: reqwest::RequestBuilder) -> Value {
+    req.bearer_auth(ADMIN).send().await.expect("admin request").json().await.expect("admin json")
+}
+
 async fn error_of(r: reqwest::Response) -> (u16, Option<u64>, Value) {
     let status = r.status().as_u16();
     let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
@@ -149,15 +154,7 @@ async fn three_users_are_held_to_their_own_budgets_and_model_lists() {
     assert_eq!(of("carol")["requests"], 2, "{by_client:?}");
     assert!(of("alice")["key"].as_str().unwrap().starts_with("vk_"));
     assert!(of("bob")["prompt_tokens"].as_u64().unwrap() > 0);
-    let only: Value = http()
-        .get(gw.url("/admin/stats?since=1h&key=alice"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let only: Value = admin_json(http().get(gw.url("/admin/stats?since=1h&key=alice"))).await;
     assert_eq!(only["total"]["requests"], 3);
     assert_eq!(only["by_client"].as_array().unwrap().len(), 1);
 
@@ -181,32 +178,16 @@ async fn expired_rotated_and_revoked_keys_are_refused_with_the_reason() {
     let gw = Gateway::start_opts(&fleet(&sim), opts()).await;
     let url = format!("http://{}", gw.addr);
     let admin = |path: &str| gw.url(path);
-    let made: Value = http()
-        .post(admin("/admin/keys"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "name": "dave", "models": ["small"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made: Value =
+        admin_json(http().post(admin("/admin/keys")).json(&json!({ "name": "dave", "models": ["small"] }))).await;
     let first = made["key"].as_str().unwrap().to_owned();
     assert_eq!(made["name"], "dave");
     // the admin API's own change is in force at once
     assert_eq!(chat_as(&url, Some(&first), "small").await.status(), 200);
 
     // rotated with a grace period: both work, then only the new one
-    let rotated: Value = http()
-        .post(admin("/admin/keys/dave/rotate"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "grace_seconds": 2 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value =
+        admin_json(http().post(admin("/admin/keys/dave/rotate")).json(&json!({ "grace_seconds": 2 }))).await;
     let second = rotated["key"].as_str().unwrap().to_owned();
     assert_eq!(rotated["id"], made["id"], "same identity");
     assert_ne!(second, first);
@@ -341,16 +322,12 @@ async fn revocation_reaches_a_second_gateway_on_the_same_database_within_5_s() {
     let two = Gateway::start_opts(&providers, opts).await;
     let (u1, u2) = (format!("http://{}", one.addr), format!("http://{}", two.addr));
     // a unique name: the limit's counters in Redis are the key's own
-    let made: Value = http()
-        .post(one.url("/admin/keys"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "name": format!("shared-{}", std::process::id()), "rpm": 3 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made: Value = admin_json(
+        http()
+            .post(one.url("/admin/keys"))
+            .json(&json!({ "name": format!("shared-{}", std::process::id()), "rpm": 3 })),
+    )
+    .await;
     let key = made["key"].as_str().unwrap().to_owned();
     wait_until_served(&u2, &key, "small").await;
     // the key's limit is shared through Redis: one on the second gateway, two here, then none
