@@ -43,6 +43,8 @@ pub struct App {
     pub keys: Arc<crate::keys::KeyRing>,
     /// which of the keys' budget levels were already told
     pub key_alerts: Arc<crate::keys::budget::Alerts>,
+    /// requests waiting for capacity (`[queue]`)
+    pub queue: Arc<crate::queue::WaitQueue>,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -62,6 +64,7 @@ impl App {
             conversations: &self.conversations,
             cache: &self.cache,
             key_alerts: &self.key_alerts,
+            queue: &self.queue,
         }
     }
 
@@ -94,6 +97,7 @@ impl App {
         crate::routing::classifier::warm_up();
         let stats = Arc::new(crate::routing::stats::Stats::load(Some(config_stats_file)));
         crate::routing::stats::spawn_saver(stats.clone());
+        let queue = crate::queue::WaitQueue::new(metrics.queue());
         Ok(Arc::new(Self {
             registry: reloader.registry.clone(),
             reloader,
@@ -115,6 +119,7 @@ impl App {
             cache,
             keys,
             key_alerts: Arc::new(crate::keys::budget::Alerts::default()),
+            queue,
         }))
         .inspect(spawn_audit_sync)
         .inspect(spawn_key_refresh)

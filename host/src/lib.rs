@@ -18,6 +18,7 @@ pub mod egress;
 pub mod keys;
 pub mod pipeline;
 pub mod principal;
+pub mod queue;
 pub mod quota;
 pub mod registry;
 pub mod report;

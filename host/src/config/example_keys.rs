@@ -91,6 +91,7 @@ fn the_example_configuration_names_every_key() {
         ("discovery", fields::<DiscoveryConfig>()),
         ("quota", fields::<QuotaConfig>()),
         ("client_limits", fields::<ClientLimitsConfig>()),
+        ("queue", fields::<QueueConfig>()),
         ("body_log", fields::<BodyLogConfig>()),
         ("cache", fields::<CacheConfig>()),
         ("keys", fields::<KeysConfig>()),

@@ -108,6 +108,22 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
             "at most 5000 (revocations must reach every gateway within 5 s)",
         ));
     }
+    if config.queue.max_wait_ms > config.queue.max_wait_cap_ms {
+        return Err(ctx.err(None, Some("queue.max_wait_ms".into()), "must not exceed queue.max_wait_cap_ms"));
+    }
+    if config.queue.max_wait_cap_ms > 600_000 {
+        return Err(ctx.err(None, Some("queue.max_wait_cap_ms".into()), "at most 600000 (10 minutes)"));
+    }
+    if config.queue.max_queued == 0 && config.queue.max_wait_ms > 0 {
+        return Err(ctx.err(
+            None,
+            Some("queue.max_queued".into()),
+            "must be at least 1 while waiting is on (set max_wait_ms = 0 to never wait)",
+        ));
+    }
+    if let Some((tag, _)) = config.queue.weights.iter().find(|(_, w)| **w == 0 || **w > 1000) {
+        return Err(ctx.err(None, Some(format!("queue.weights.{tag}")), "a weight is from 1 to 1000"));
+    }
     if config.runtime.guest_cpu_ms == 0 || config.runtime.guest_memory_mib == 0 || config.runtime.max_instances == 0 {
         return Err(ctx.err(
             None,

@@ -49,6 +49,9 @@ pub struct Config {
     pub quota: QuotaConfig,
     #[serde(default)]
     pub client_limits: ClientLimitsConfig,
+    /// requests held while every candidate is out of quota but one frees soon (`[queue]`)
+    #[serde(default)]
+    pub queue: QueueConfig,
     /// aliases and fallback chains: `[[routes]] model = "chat"`, `fallback_chain = [...]`
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -288,6 +291,38 @@ pub struct ClientLimitsConfig {
     pub per_key_rpm: u32,
     /// tokens per minute for each client key
     pub per_key_tpm: u32,
+}
+
+/// `[queue]`: when every candidate is out of quota (or resting after a rate limit) but one frees
+/// within the request's maximum wait, the request waits in a bounded queue, fair between client
+/// keys, instead of being refused with a 429.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// how long a request may wait for capacity, in ms, unless its key or its
+    /// `x-freeway-max-wait-ms` header says otherwise; 0 = never wait (every request is answered
+    /// at once, as without a queue)
+    pub max_wait_ms: u64,
+    /// the longest wait a request may ask for with `x-freeway-max-wait-ms`, in ms
+    pub max_wait_cap_ms: u64,
+    /// requests waiting at once, at most; one more is refused at once (429)
+    pub max_queued: usize,
+    /// client tag -> weight (at least 1): a key's share of freed capacity is its weight (the
+    /// largest of its tags' weights, 1 without one) over the waiting keys' weights together
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { max_wait_ms: 10_000, max_wait_cap_ms: 60_000, max_queued: 256, weights: BTreeMap::new() }
+    }
+}
+
+impl QueueConfig {
+    /// The weight of a client with `tags`: the largest of its tags' weights, 1 without one.
+    pub fn weight(&self, tags: &[String]) -> u32 {
+        tags.iter().filter_map(|t| self.weights.get(t)).copied().max().unwrap_or(1).max(1)
+    }
 }
 
 /// Where the quota ledger lives.

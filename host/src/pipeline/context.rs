@@ -40,6 +40,8 @@ pub struct Services<'a> {
     pub cache: &'a Arc<crate::cache::ResponseCache>,
     /// where virtual keys' budget levels are told
     pub key_alerts: &'a Arc<crate::keys::budget::Alerts>,
+    /// requests waiting for capacity (`[queue]`)
+    pub queue: &'a Arc<crate::queue::WaitQueue>,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.
@@ -84,6 +86,8 @@ pub struct RequestCtx<'a> {
     /// nanoseconds spent waiting for upstreams (sending, reading, priming a stream), so that the
     /// gateway's own overhead can be told apart
     upstream_wait_ns: AtomicU64,
+    /// nanoseconds spent in the wait queue (not the gateway's overhead either)
+    queued_ns: AtomicU64,
     /// the prompt's tokens, counted the first time a step needs them
     prompt_tokens: OnceLock<u64>,
     /// the client's body when it came as a legacy completions request (`/v1/completions`):
@@ -111,6 +115,7 @@ impl<'a> RequestCtx<'a> {
             started,
             exchange,
             upstream_wait_ns: AtomicU64::new(0),
+            queued_ns: AtomicU64::new(0),
             prompt_tokens: OnceLock::new(),
             legacy: None,
         }
@@ -141,9 +146,17 @@ impl<'a> RequestCtx<'a> {
         Duration::from_nanos(self.upstream_wait_ns.load(Ordering::Relaxed))
     }
 
-    /// The gateway's own time so far: everything but the upstream waits.
+    /// Count `d` as time spent in the wait queue.
+    pub fn queued(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.queued_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The gateway's own time so far: everything but the upstream waits and the time spent
+    /// waiting in the queue.
     pub fn overhead(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.upstream_wait())
+        let queued = Duration::from_nanos(self.queued_ns.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(self.upstream_wait()).saturating_sub(queued)
     }
 }
 

@@ -45,6 +45,10 @@ pub struct Served {
     pub directives: crate::cache::Directives,
     /// a virtual key's reservation, settled when the response has ended
     pub key_hold: Option<crate::keys::budget::KeyHold>,
+    /// how long the request waited in the queue for capacity, when it did
+    pub waited: Option<Duration>,
+    /// the wait the client asked for (`x-freeway-max-wait-ms`, read by the edge)
+    pub max_wait: Option<Duration>,
 }
 
 /// One request in flight, shared by the edge and the steps that serve it.
@@ -98,6 +102,25 @@ impl Exchange {
         self.served.lock().directives
     }
 
+    /// The client's `x-freeway-max-wait-ms`, as the edge read it.
+    pub fn set_max_wait(&self, wait: Option<Duration>) {
+        self.served.lock().max_wait = wait;
+    }
+
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.served.lock().max_wait
+    }
+
+    /// The request waited `d` in the queue (served or refused after it).
+    pub fn set_waited(&self, d: Duration) {
+        self.served.lock().waited = Some(d);
+    }
+
+    /// How long the request waited in the queue, if it did (for `x-freeway-waited-ms`).
+    pub fn waited(&self) -> Option<Duration> {
+        self.served.lock().waited
+    }
+
     /// What the response cache did.
     pub fn cache(&self, verdict: &'static str) {
         self.served.lock().cache = Some(verdict);
@@ -132,6 +155,8 @@ impl Exchange {
         s.route = Some(cand.clone());
         s.attempts = attempts;
         s.usage = usage.cloned();
+        // an earlier try may have failed before the request waited for capacity
+        s.error = None;
     }
 
     /// Nothing answered: the last candidate tried (if any), the attempts, the error code.

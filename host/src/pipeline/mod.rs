@@ -81,6 +81,21 @@
 //!                      limit is skipped before sending; none left = 429 with
 //!                      the earliest recovery as Retry-After. A reservation
 //!                      settles itself if the request is dropped    (limit.rs)
+//!            wait      route, walk and limit found no quota (or every account
+//!                      resting after a rate limit) but capacity returns within
+//!                      the request's maximum wait (`[queue] max_wait_ms`, the
+//!                      virtual key's `max_wait_ms`, `x-freeway-max-wait-ms`,
+//!                      capped): the request waits in the fair queue (a lane
+//!                      per client key, FIFO within it, lanes served by their
+//!                      tags' `[queue.weights]`, one line per model; bounded
+//!                      by `max_queued`) and, at the front of its line when
+//!                      capacity returns, runs route/walk/limit again, keeping
+//!                      its place while there is still none. Before any byte
+//!                      is sent: a stream starts when its turn comes. A wait
+//!                      that would end before the earliest recovery is a 429
+//!                      at once with it as Retry-After. A client that leaves
+//!                      drops its place and holds no reservation;
+//!                      `x-freeway-waited-ms` on the response  (wait.rs, crate::queue)
 //!            dispatch  per candidate, until one answers or the attempt budget
 //!                      is spent, one attempt each: a fresh instance of the
 //!                      provider component plans the call (`chat`), the egress
@@ -141,6 +156,7 @@ pub mod needs;
 pub mod retry;
 pub mod route;
 pub mod stream;
+pub mod wait;
 pub mod walk;
 
 use std::sync::Arc;
@@ -197,15 +213,18 @@ pub async fn serve_chat(
     {
         return Ok(cache::hit(&ctx, &stored));
     }
-    let (candidates, policy) = match decide::policy_route(snapshot, &req.model) {
-        Some(how) => {
-            let call = decide::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
-            let decision = decide::decide(&ctx, how, call).await;
-            (decision.candidates()?, Some(decision.label()))
-        }
-        None => (route::preferred(&ctx.principal, route::candidates(snapshot, &req, &ctx.needs)?), None),
-    };
-    let response = dispatch::run(&ctx, &candidates, policy.as_deref()).await?;
+    let response = wait::serve(&ctx, async || {
+        let (candidates, policy) = match decide::policy_route(snapshot, &req.model) {
+            Some(how) => {
+                let call = decide::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
+                let decision = decide::decide(&ctx, how, call).await;
+                (decision.candidates()?, Some(decision.label()))
+            }
+            None => (route::preferred(&ctx.principal, route::candidates(snapshot, &req, &ctx.needs)?), None),
+        };
+        dispatch::run(&ctx, &candidates, policy.as_deref()).await
+    })
+    .await?;
     Ok(match caching {
         Some(plan) => plan.keep(&ctx, services.cache, response).await,
         None => response,

@@ -32,6 +32,7 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     let endpoint = Endpoint::of(req.uri().path());
     let exchange = Exchange::new(RequestId::from_headers(req.headers()));
     exchange.set_directives(crate::cache::Directives::from_headers(req.headers()));
+    exchange.set_max_wait(req.headers().get(crate::pipeline::wait::MAX_WAIT_HEADER).and_then(crate::pipeline::wait::parse_header));
     req.extensions_mut().insert(exchange.clone());
     let span = if endpoint.is_api() {
         let (route, operation) = match endpoint {
@@ -51,6 +52,11 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     };
     let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     resp.headers_mut().insert(HEADER, exchange.id.header_value().clone());
+    if let Some(waited) = exchange.waited()
+        && let Ok(v) = http::HeaderValue::try_from(millis(waited).to_string())
+    {
+        resp.headers_mut().insert(crate::pipeline::wait::WAITED_HEADER, v);
+    }
     let body_log = &app.registry.snapshot().config.body_log;
     let capture = (body_log.enabled && endpoint.is_api())
         .then(|| Capture::new(body_log, app.reloader.secrets.clone(), app.body_log.clone()));
@@ -103,7 +109,7 @@ impl End {
         if self.endpoint.is_api() {
             let client = served.client.as_ref().map(client_name);
             let summary = summary(&self, &served, client.as_deref());
-            access_line(&self, &summary, served.cache, took);
+            access_line(&self, &summary, (served.cache, served.waited), took);
             // the span ends when `End` is dropped
             trace::finish_request(&self.span, &summary);
         } else {
@@ -149,7 +155,8 @@ fn summary<'s>(end: &End, s: &'s Served, client: Option<&'s str>) -> trace::Requ
 
 /// The access log line of one API request. Fields that do not apply (no provider for a request
 /// refused before routing, no time to first token without a stream) are left out.
-fn access_line(end: &End, v: &trace::RequestEnd<'_>, cache: Option<&str>, took: Duration) {
+/// `waited_ms`: the time spent in the wait queue, when the request waited.
+fn access_line(end: &End, v: &trace::RequestEnd<'_>, (cache, waited): (Option<&str>, Option<Duration>), took: Duration) {
     tracing::info!(
         target: "freeway::access",
         request_id = %end.exchange.id,
@@ -168,6 +175,7 @@ fn access_line(end: &End, v: &trace::RequestEnd<'_>, cache: Option<&str>, took: 
         outcome = v.outcome,
         error = v.error,
         cache,
+        waited_ms = waited.map(millis),
         "access"
     );
 }

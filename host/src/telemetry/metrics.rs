@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -164,6 +165,11 @@ struct CacheLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -183,6 +189,7 @@ struct Families {
     guest_failures: Family<GuestFailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
+    queue: QueueMetrics,
 }
 
 impl Default for Families {
@@ -198,6 +205,7 @@ impl Default for Families {
             guest_failures: Family::default(),
             reloads: Family::default(),
             cache: Family::default(),
+            queue: QueueMetrics::detached(),
         }
     }
 }
@@ -273,6 +281,21 @@ impl Metrics {
             f.cache,
         );
         r.register(
+            "freeway_queue_waiting",
+            "Requests waiting for capacity in the fair queue now ([queue])",
+            f.queue.waiting.clone(),
+        );
+        r.register(
+            "freeway_queue_waited",
+            "Requests that waited in the queue, by result: served, refused (their wait bound would pass first), abandoned (the client left)",
+            f.queue.waited.clone(),
+        );
+        r.register(
+            "freeway_queue_wait_seconds",
+            "Time requests spent in the queue, whatever the result",
+            f.queue.wait.clone(),
+        );
+        r.register(
             "freeway_build",
             "The running build: gateway version and WIT package version",
             Info::new(vec![
@@ -302,6 +325,11 @@ impl Metrics {
     /// A request the response cache was on for: `hit`, `miss` or `bypass`.
     pub fn cache(&self, result: &'static str) {
         self.families.cache.get_or_create(&CacheLabels { result }).inc();
+    }
+
+    /// The wait queue's handles.
+    pub fn queue(&self) -> QueueMetrics {
+        self.families.queue.clone()
     }
 
     /// The handles for provider `id` (the same ones across reloads).
@@ -335,6 +363,44 @@ impl Metrics {
         }
         scrape.render(&mut out);
         out
+    }
+}
+
+/// The wait queue's handles: how many wait now, how each wait ended, how long it took.
+#[derive(Clone)]
+pub struct QueueMetrics {
+    waiting: Gauge,
+    waited: Family<QueueLabels, Counter>,
+    wait: Histogram,
+}
+
+impl std::fmt::Debug for QueueMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueMetrics").field("waiting", &self.waiting.get()).finish_non_exhaustive()
+    }
+}
+
+impl QueueMetrics {
+    /// Handles registered nowhere (tests).
+    pub fn detached() -> Self {
+        Self { waiting: Gauge::default(), waited: Family::default(), wait: Histogram::new(REQUEST_BUCKETS) }
+    }
+
+    /// A request joined the queue.
+    pub fn joined(&self) {
+        self.waiting.inc();
+    }
+
+    /// A request left the queue after `waited`: `served`, `refused` or `abandoned`.
+    pub fn left(&self, result: &'static str, waited: Duration) {
+        self.waiting.dec();
+        self.waited.get_or_create(&QueueLabels { result }).inc();
+        self.wait.observe(waited);
+    }
+
+    /// Requests waiting now.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.get()
     }
 }
 

@@ -12,6 +12,6 @@ pub mod request_id;
 pub mod state;
 pub mod trace;
 
-pub use metrics::{Endpoint, GuestFn, GuestMetrics, Metrics, ProviderMetrics};
+pub use metrics::{Endpoint, GuestFn, GuestMetrics, Metrics, ProviderMetrics, QueueMetrics};
 pub use request_id::RequestId;
 pub use state::Scrape;
