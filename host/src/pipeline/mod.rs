@@ -213,16 +213,19 @@ pub async fn serve_chat(
     {
         return Ok(cache::hit(&ctx, &stored));
     }
-    let response = wait::serve(&ctx, async || {
+    // route, walk, limit and dispatch; again when the request waited for capacity
+    let (ctx_ref, req_ref, body_ref) = (&ctx, &req, &body);
+    let response = wait::serve(&ctx, move || async move {
+        let (ctx, req) = (ctx_ref, req_ref);
         let (candidates, policy) = match decide::policy_route(snapshot, &req.model) {
             Some(how) => {
-                let call = decide::Call { messages: body.slice_ref(req.messages.get().as_bytes()), explain: false };
-                let decision = decide::decide(&ctx, how, call).await;
+                let call = decide::Call { messages: body_ref.slice_ref(req.messages.get().as_bytes()), explain: false };
+                let decision = decide::decide(ctx, how, call).await;
                 (decision.candidates()?, Some(decision.label()))
             }
-            None => (route::preferred(&ctx.principal, route::candidates(snapshot, &req, &ctx.needs)?), None),
+            None => (route::preferred(&ctx.principal, route::candidates(snapshot, req, &ctx.needs)?), None),
         };
-        dispatch::run(&ctx, &candidates, policy.as_deref()).await
+        dispatch::run(ctx, &candidates, policy.as_deref()).await
     })
     .await?;
     Ok(match caching {

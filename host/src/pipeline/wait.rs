@@ -77,10 +77,10 @@ fn too_late(model: &str, max: Duration, at: Option<Instant>, waited: Option<Dura
 
 /// Run `attempt` (route and dispatch), waiting in the queue for capacity as the request's
 /// maximum wait allows; the response, or the error the client gets.
-pub async fn serve(
-    ctx: &RequestCtx<'_>,
-    attempt: impl AsyncFnMut() -> Result<Response, GatewayError>,
-) -> Result<Response, GatewayError> {
+pub async fn serve<F>(ctx: &RequestCtx<'_>, attempt: impl FnMut() -> F) -> Result<Response, GatewayError>
+where
+    F: Future<Output = Result<Response, GatewayError>>,
+{
     let q = &ctx.snapshot.config.queue;
     let key_wait = ctx.principal.virtual_key().and_then(|k| k.doc.max_wait_ms);
     let plan = Plan {
@@ -116,11 +116,14 @@ pub struct Plan<'a> {
 }
 
 /// [`serve`] on a queue: the result, and how long the request waited when it joined the queue.
-pub async fn run<T>(
+pub async fn run<T, F>(
     queue: &Arc<WaitQueue>,
     plan: &Plan<'_>,
-    mut attempt: impl AsyncFnMut() -> Result<T, GatewayError>,
-) -> (Result<T, GatewayError>, Option<Duration>) {
+    mut attempt: impl FnMut() -> F,
+) -> (Result<T, GatewayError>, Option<Duration>)
+where
+    F: Future<Output = Result<T, GatewayError>>,
+{
     let (model, max) = (plan.model, plan.max);
     if max.is_zero() {
         return (attempt().await, None);
@@ -218,14 +221,17 @@ mod tests {
     }
 
     /// A pool that frees one slot at `free_at` (as a rolling window does): before, a 429 saying so.
-    fn pool(free_at: Instant, slots: Arc<std::sync::atomic::AtomicU32>) -> impl AsyncFnMut() -> Result<u32, GatewayError> {
-        async move || {
+    fn pool(
+        free_at: Instant,
+        slots: Arc<std::sync::atomic::AtomicU32>,
+    ) -> impl FnMut() -> std::future::Ready<Result<u32, GatewayError>> {
+        move || {
             let now = Instant::now();
             if now >= free_at && slots.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-                return Ok(slots.fetch_sub(1, std::sync::atomic::Ordering::SeqCst));
+                return std::future::ready(Ok(slots.fetch_sub(1, std::sync::atomic::Ordering::SeqCst)));
             }
             let after = if now >= free_at { Duration::from_secs(10) } else { free_at - now };
-            Err(GatewayError::new(ErrorKind::UpstreamRateLimited, "full").with_retry_after(Some(after)))
+            std::future::ready(Err(GatewayError::new(ErrorKind::UpstreamRateLimited, "full").with_retry_after(Some(after))))
         }
     }
 
