@@ -196,7 +196,10 @@ impl WaitQueue {
 
     fn is_front(&self, ticket: &Ticket) -> bool {
         let s = self.state.lock();
-        s.lines.get(&ticket.line).and_then(Line::front).is_some_and(|(lane, w)| lane == ticket.lane && w.seq == ticket.seq)
+        s.lines
+            .get(&ticket.line)
+            .and_then(Line::front)
+            .is_some_and(|(lane, w)| lane == ticket.lane && w.seq == ticket.seq)
     }
 
     fn note_recovery(&self, line: &str, at: Instant) {

@@ -58,7 +58,8 @@ fn recovery(e: &GatewayError) -> Option<Instant> {
 
 /// The 429 for a request that cannot be served within its wait: capacity returns at `at`.
 fn too_late(model: &str, max: Duration, at: Option<Instant>, waited: Option<Duration>) -> GatewayError {
-    let after = at.map_or(Duration::from_secs(1), |at| at.saturating_duration_since(Instant::now()))
+    let after = at
+        .map_or(Duration::from_secs(1), |at| at.saturating_duration_since(Instant::now()))
         .max(Duration::from_millis(1));
     let how = match waited {
         Some(w) => format!("waited {} ms in the queue", w.as_millis()),
@@ -209,8 +210,8 @@ mod tests {
         let limited = GatewayError::new(ErrorKind::UpstreamRateLimited, "x");
         assert!(recovery(&limited).is_none(), "no Retry-After: nothing to wait for");
         assert!(recovery(&limited.with_retry_after(Some(Duration::from_secs(2)))).is_some());
-        let daily = GatewayError::new(ErrorKind::UpstreamQuotaExhausted, "x")
-            .with_retry_after(Some(Duration::from_secs(2)));
+        let daily =
+            GatewayError::new(ErrorKind::UpstreamQuotaExhausted, "x").with_retry_after(Some(Duration::from_secs(2)));
         assert!(recovery(&daily).is_none());
         let busy = GatewayError::new(ErrorKind::Overloaded, "x").with_retry_after(Some(Duration::from_secs(1)));
         assert!(recovery(&busy).is_none());
@@ -231,7 +232,9 @@ mod tests {
                 return std::future::ready(Ok(slots.fetch_sub(1, std::sync::atomic::Ordering::SeqCst)));
             }
             let after = if now >= free_at { Duration::from_secs(10) } else { free_at - now };
-            std::future::ready(Err(GatewayError::new(ErrorKind::UpstreamRateLimited, "full").with_retry_after(Some(after))))
+            std::future::ready(Err(
+                GatewayError::new(ErrorKind::UpstreamRateLimited, "full").with_retry_after(Some(after))
+            ))
         }
     }
 

@@ -32,7 +32,9 @@ pub async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     let endpoint = Endpoint::of(req.uri().path());
     let exchange = Exchange::new(RequestId::from_headers(req.headers()));
     exchange.set_directives(crate::cache::Directives::from_headers(req.headers()));
-    exchange.set_max_wait(req.headers().get(crate::pipeline::wait::MAX_WAIT_HEADER).and_then(crate::pipeline::wait::parse_header));
+    exchange.set_max_wait(
+        req.headers().get(crate::pipeline::wait::MAX_WAIT_HEADER).and_then(crate::pipeline::wait::parse_header),
+    );
     req.extensions_mut().insert(exchange.clone());
     let span = if endpoint.is_api() {
         let (route, operation) = match endpoint {
@@ -156,7 +158,12 @@ fn summary<'s>(end: &End, s: &'s Served, client: Option<&'s str>) -> trace::Requ
 /// The access log line of one API request. Fields that do not apply (no provider for a request
 /// refused before routing, no time to first token without a stream) are left out.
 /// `waited_ms`: the time spent in the wait queue, when the request waited.
-fn access_line(end: &End, v: &trace::RequestEnd<'_>, (cache, waited): (Option<&str>, Option<Duration>), took: Duration) {
+fn access_line(
+    end: &End,
+    v: &trace::RequestEnd<'_>,
+    (cache, waited): (Option<&str>, Option<Duration>),
+    took: Duration,
+) {
     tracing::info!(
         target: "freeway::access",
         request_id = %end.exchange.id,

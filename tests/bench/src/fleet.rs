@@ -266,8 +266,7 @@ async fn level(factor: f64, cores: &str, scenario: &Scenario) -> Result<Value, S
     let upstream_429 = sim_429s(&client, sim_port).await;
     let mut lat: Vec<Duration> = ok.iter().map(|o| o.latency).collect();
     lat.sort();
-    let mut waited: Vec<Duration> =
-        outcomes.iter().filter_map(|o| o.waited_ms).map(Duration::from_millis).collect();
+    let mut waited: Vec<Duration> = outcomes.iter().filter_map(|o| o.waited_ms).map(Duration::from_millis).collect();
     waited.sort();
     let refused_429 = rejected.iter().filter(|o| o.status == 429).count();
     let goodput = ok.len() as f64 / capacity() as f64;

@@ -48,8 +48,10 @@ async fn a_waiting_request_is_served_when_the_rest_ends_and_a_short_wait_is_refu
         async move { send(&url, None, None).await }
     });
     assert!(
-        eventually(Duration::from_secs(2), || async { metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0) })
-            .await,
+        eventually(Duration::from_secs(2), || async {
+            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0)
+        })
+        .await,
         "the first request waits in the queue"
     );
     // a request that may wait 200 ms only: capacity returns later, so a 429 at once
@@ -157,15 +159,19 @@ async fn a_client_that_leaves_while_waiting_leaves_the_queue_and_spends_nothing(
         async move { send(&url, None, None).await }
     });
     assert!(
-        eventually(Duration::from_secs(2), || async { metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0) })
-            .await,
+        eventually(Duration::from_secs(2), || async {
+            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0)
+        })
+        .await,
         "the request waits"
     );
     // the client goes away: its connection closes
     client.abort();
     assert!(
-        eventually(Duration::from_secs(2), || async { metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(0.0) })
-            .await,
+        eventually(Duration::from_secs(2), || async {
+            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(0.0)
+        })
+        .await,
         "it left the queue"
     );
     let text = metrics(&gw).await;
