@@ -321,7 +321,7 @@ mod tests {
         }
         let served = serve_fronts(&q, &mut tickets, 1000, true);
         let a = served.iter().filter(|l| *l == "a").count();
-        #[expect(clippy::cast_precision_loss)]
+        #[allow(clippy::cast_precision_loss)]
         let share = a as f64 / served.len() as f64;
         assert!((share - 0.75).abs() < 0.075, "a's share {share} (weights 3 : 1)");
         // and over any short stretch too: b is never passed over for long

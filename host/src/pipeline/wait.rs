@@ -58,9 +58,11 @@ fn recovery(e: &GatewayError) -> Option<Instant> {
 
 /// The 429 for a request that cannot be served within its wait: capacity returns at `at`.
 fn too_late(model: &str, max: Duration, at: Option<Instant>, waited: Option<Duration>) -> GatewayError {
+    // a recovery already past (the front is trying now): try again in a second
     let after = at
-        .map_or(Duration::from_secs(1), |at| at.saturating_duration_since(Instant::now()))
-        .max(Duration::from_millis(1));
+        .map(|at| at.saturating_duration_since(Instant::now()))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(1));
     let how = match waited {
         Some(w) => format!("waited {} ms in the queue", w.as_millis()),
         None => "other requests wait for it already".to_owned(),

@@ -137,7 +137,7 @@ async fn waiting_keys_share_freed_capacity_by_their_weights() {
     }
     let total = served[0] + served[1];
     assert!(total >= 16, "served from the queue: {served:?}");
-    #[expect(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss)]
     let gold = served[0] as f64 / total as f64;
     assert!((gold - 2.0 / 3.0).abs() <= 0.1, "gold's share {gold:.2} of {total} (weights 2 : 1), {served:?}");
     assert!(refused > 0, "the rest could not be served within their wait");
