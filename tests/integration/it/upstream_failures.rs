@@ -62,7 +62,14 @@ async fn rate_limited_everywhere_is_a_429_with_retry_after() {
     let sim = Sim::start().await;
     let gw = Gateway::start(&provider("local", &sim.base(), &["k1", "k2"], &["m"])).await;
     sim.script(json!([{"action": {"type": "rate_limit", "retry_after_s": 7, "window": "minute"}}])).await;
-    let resp = gw.chat(chat_body("m")).await;
+    // a client that will not wait for the rest to end (waiting is the wait queue's suite)
+    let resp = freeway_integration::http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-freeway-max-wait-ms", "0")
+        .json(&chat_body("m"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "7");
     let v: Value = resp.json().await.unwrap();
