@@ -40,6 +40,8 @@ pub struct Services<'a> {
     pub cache: &'a Arc<crate::cache::ResponseCache>,
     /// where virtual keys' budget levels are told
     pub key_alerts: &'a Arc<crate::keys::budget::Alerts>,
+    /// where events for `[[webhooks]]` go (never waited for)
+    pub webhooks: &'a crate::webhooks::Webhooks,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

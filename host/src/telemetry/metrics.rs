@@ -164,6 +164,11 @@ struct CacheLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -183,6 +188,9 @@ struct Families {
     guest_failures: Family<GuestFailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
+    webhook_deliveries: Family<WebhookLabels, Counter>,
+    webhook_retries: Counter,
+    webhook_dropped: Counter,
 }
 
 impl Default for Families {
@@ -198,6 +206,9 @@ impl Default for Families {
             guest_failures: Family::default(),
             reloads: Family::default(),
             cache: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_retries: Counter::default(),
+            webhook_dropped: Counter::default(),
         }
     }
 }
@@ -273,6 +284,17 @@ impl Metrics {
             f.cache,
         );
         r.register(
+            "freeway_webhook_deliveries",
+            "Webhook deliveries that ended, by result: delivered (a 2xx), failed (every attempt spent)",
+            f.webhook_deliveries,
+        );
+        r.register("freeway_webhook_retries", "Webhook attempts that failed and were retried", f.webhook_retries);
+        r.register(
+            "freeway_webhook_dropped",
+            "Webhook events dropped because the webhook queue was full",
+            f.webhook_dropped,
+        );
+        r.register(
             "freeway_build",
             "The running build: gateway version and WIT package version",
             Info::new(vec![
@@ -302,6 +324,22 @@ impl Metrics {
     /// A request the response cache was on for: `hit`, `miss` or `bypass`.
     pub fn cache(&self, result: &'static str) {
         self.families.cache.get_or_create(&CacheLabels { result }).inc();
+    }
+
+    /// A webhook delivery ended: delivered, or failed after its last attempt.
+    pub fn webhook_delivery(&self, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.families.webhook_deliveries.get_or_create(&WebhookLabels { result }).inc();
+    }
+
+    /// A webhook attempt failed and will be tried again.
+    pub fn webhook_retry(&self) {
+        self.families.webhook_retries.inc();
+    }
+
+    /// A webhook event was dropped: the queue was full.
+    pub fn webhook_dropped(&self) {
+        self.families.webhook_dropped.inc();
     }
 
     /// The handles for provider `id` (the same ones across reloads).

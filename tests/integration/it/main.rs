@@ -57,4 +57,5 @@ mod status;
 mod streaming;
 mod upstream_failures;
 mod vault_rotation;
+mod webhooks;
 mod zero_config;
