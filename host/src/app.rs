@@ -98,15 +98,9 @@ impl App {
         )?;
         let key_alerts = Arc::new(crate::keys::budget::Alerts::default());
         key_alerts.on_crossing(budget_sink(&webhooks));
-        let reloader = Reloader::start(
-            config,
-            runtime.clone(),
-            http.clone(),
-            ledger.clone(),
-            metrics.clone(),
-            webhooks.clone(),
-        )
-        .await;
+        let reloader =
+            Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone(), webhooks.clone())
+                .await;
         crate::registry::recheck::spawn(reloader.registry.clone(), webhooks.clone());
         // build the classifier's matchers now, not on the first `auto` request
         crate::routing::classifier::warm_up();

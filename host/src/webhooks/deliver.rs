@@ -56,7 +56,7 @@ pub fn http_sender(proxy_from_env: bool) -> Result<Sender, String> {
         .user_agent(concat!("freeway-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the webhook HTTP client: {}", e.without_url()))?;
-    Ok(Arc::new(move |r: Request| {
+    let send: Sender = Arc::new(move |r: Request| -> BoxFuture<'static, Result<u16, String>> {
         let client = client.clone();
         Box::pin(async move {
             let mut req = client.post(&r.url).timeout(r.timeout).body(r.body);
@@ -68,8 +68,9 @@ pub fn http_sender(proxy_from_env: bool) -> Result<Sender, String> {
                 Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", r.timeout.as_millis())),
                 Err(e) => Err(e.without_url().to_string()),
             }
-        }) as BoxFuture<'static, Result<u16, String>>
-    }))
+        })
+    });
+    Ok(send)
 }
 
 /// The pause after `failed` failed attempts (1, 2, ...): [`FIRST_BACKOFF`] doubling, at most
@@ -131,8 +132,8 @@ impl Dispatcher {
                 _ = every.tick() => tick(),
             };
             for e in events {
-                let endpoints = endpoints();
-                self.fan_out(&e, &endpoints).await;
+                let list = endpoints();
+                self.fan_out(&e, &list).await;
             }
         }
     }
@@ -185,7 +186,8 @@ impl Dispatcher {
             let now = crate::clock::now_ms();
             let (status, error) = match result {
                 Ok(s) if (200..300).contains(&s) => {
-                    let done = Attempt { status: Some(s), error: None, state: State::Delivered, next_attempt_at_ms: None };
+                    let done =
+                        Attempt { status: Some(s), error: None, state: State::Delivered, next_attempt_at_ms: None };
                     self.log.attempted(&job.id, &done, now);
                     self.metrics.webhook_delivery(true);
                     return;
@@ -206,7 +208,8 @@ impl Dispatcher {
             }
             let wait = backoff(attempt, jitter());
             let next = now.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-            let pending = Attempt { status, error: Some(&error), state: State::Pending, next_attempt_at_ms: Some(next) };
+            let pending =
+                Attempt { status, error: Some(&error), state: State::Pending, next_attempt_at_ms: Some(next) };
             self.log.attempted(&job.id, &pending, now);
             self.metrics.webhook_retry();
             tracing::debug!(target: "freeway::webhooks", delivery = %job.id, "attempt {attempt} failed ({error}); again in {wait:?}");

@@ -126,7 +126,8 @@ mod tests {
     fn attempts_update_their_delivery() {
         let log = Log::default();
         log.begin("whd_a", "provider.down", "http://u:p@127.0.0.1:1/h?token=t#f", 1);
-        let fail = Attempt { status: Some(500), error: Some("HTTP 500"), state: State::Pending, next_attempt_at_ms: Some(9) };
+        let fail =
+            Attempt { status: Some(500), error: Some("HTTP 500"), state: State::Pending, next_attempt_at_ms: Some(9) };
         log.attempted("whd_a", &fail, 2);
         let ok = Attempt { status: Some(204), error: None, state: State::Delivered, next_attempt_at_ms: None };
         log.attempted("whd_a", &ok, 3);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -27,7 +28,7 @@ fn endpoint(events: &[&str], max_attempts: u32) -> WebhookConfig {
 fn scripted(statuses: Vec<u16>) -> (Sender, Arc<Mutex<Vec<(Instant, Request)>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let send: Sender = Arc::new(move |r: Request| {
+    let send: Sender = Arc::new(move |r: Request| -> BoxFuture<'static, Result<u16, String>> {
         let mut seen = record.lock();
         let status = statuses.get(seen.len()).or(statuses.last()).copied().unwrap_or(204);
         seen.push((Instant::now(), r));
@@ -116,7 +117,8 @@ async fn a_delivery_fails_when_its_attempts_are_spent() {
 #[tokio::test(start_paused = true)]
 async fn an_attempt_that_never_answers_is_cut_at_the_timeout() {
     let metrics = Arc::new(Metrics::new("0.1.0"));
-    let send: Sender = Arc::new(|_r: Request| Box::pin(std::future::pending()));
+    let send: Sender =
+        Arc::new(|_r: Request| -> BoxFuture<'static, Result<u16, String>> { Box::pin(std::future::pending()) });
     let hooks = Webhooks::with_sender(&[endpoint(&["*"], 1)], send, metrics, 16);
     hooks.emit(budget());
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -144,7 +144,10 @@ async fn a_key_reaching_80_and_100_percent_of_its_budget_is_told_signed_and_logg
         .collect();
     assert_eq!(
         levels,
-        [("key.budget".to_owned(), 80, "\"budgeted\"".to_owned()), ("key.budget".to_owned(), 100, "\"budgeted\"".to_owned())]
+        [
+            ("key.budget".to_owned(), 80, "\"budgeted\"".to_owned()),
+            ("key.budget".to_owned(), 100, "\"budgeted\"".to_owned())
+        ]
     );
     assert_eq!(all[1].body["data"]["limit"], "rpd");
     assert_eq!((all[1].body["data"]["used"].as_u64(), all[1].body["data"]["limit_value"].as_u64()), (Some(5), Some(5)));
@@ -168,7 +171,8 @@ async fn a_key_reaching_80_and_100_percent_of_its_budget_is_told_signed_and_logg
 
 #[tokio::test]
 async fn an_account_whose_key_is_refused_is_told_once_and_a_failed_delivery_is_retried() {
-    let sim = Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": ["sk-good"], "models": ["small"]}]})).await;
+    let sim =
+        Sim::start_json(json!({"upstreams": [{"prefix": "/v1", "keys": ["sk-good"], "models": ["small"]}]})).await;
     let (url, got) = receiver(Mode::FailFirst(1)).await;
     let fleet = format!(
         "{}{}",
@@ -196,7 +200,10 @@ async fn an_account_whose_key_is_refused_is_told_once_and_a_failed_delivery_is_r
     assert_eq!(got.lock().await.len(), 2, "told once, not per request");
     let (v, _) = deliveries(&gw).await;
     let d = &v["data"][0];
-    assert_eq!((d["state"].as_str(), d["attempts"].as_u64(), d["last_status"].as_u64()), (Some("delivered"), Some(2), Some(204)));
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_u64(), d["last_status"].as_u64()),
+        (Some("delivered"), Some(2), Some(204))
+    );
     let m = http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("freeway_webhook_retries_total 1"), "{m}");
 }
