@@ -23,9 +23,12 @@ fn endpoint(events: &[&str], max_attempts: u32) -> WebhookConfig {
     }
 }
 
+/// Every attempt a fake sender got, and when.
+type Seen = Arc<Mutex<Vec<(Instant, Request)>>>;
+
 /// A sender that answers each attempt with the next status of `statuses` (the last one
 /// after that) and records when each attempt came and what it carried.
-fn scripted(statuses: Vec<u16>) -> (Sender, Arc<Mutex<Vec<(Instant, Request)>>>) {
+fn scripted(statuses: Vec<u16>) -> (Sender, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let send: Sender = Arc::new(move |r: Request| -> BoxFuture<'static, Result<u16, String>> {
