@@ -45,6 +45,8 @@ pub struct App {
     pub key_alerts: Arc<crate::keys::budget::Alerts>,
     /// requests waiting for capacity (`[queue]`)
     pub queue: Arc<crate::queue::WaitQueue>,
+    /// `[[webhooks]]`: events queued for their endpoints, and the deliveries log
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// How often the audit journal is copied into the store (the CLI's changes arrive this way; the
@@ -65,6 +67,7 @@ impl App {
             cache: &self.cache,
             key_alerts: &self.key_alerts,
             queue: &self.queue,
+            webhooks: &self.webhooks,
         }
     }
 
@@ -91,8 +94,17 @@ impl App {
         keys.refresh(&store, &config.config.keys.zone(), &ledger)
             .await
             .map_err(|e| format!("client keys could not be read: {e}"))?;
-        let reloader = Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone()).await;
-        crate::registry::recheck::spawn(reloader.registry.clone());
+        let webhooks = crate::webhooks::Webhooks::start(
+            &config.config.webhooks,
+            config.config.upstream.proxy_from_env,
+            metrics.clone(),
+        )?;
+        let key_alerts = Arc::new(crate::keys::budget::Alerts::default());
+        key_alerts.on_crossing(budget_sink(&webhooks));
+        let reloader =
+            Reloader::start(config, runtime.clone(), http.clone(), ledger.clone(), metrics.clone(), webhooks.clone())
+                .await;
+        crate::registry::recheck::spawn(reloader.registry.clone(), webhooks.clone());
         // build the classifier's matchers now, not on the first `auto` request
         crate::routing::classifier::warm_up();
         let stats = Arc::new(crate::routing::stats::Stats::load(Some(config_stats_file)));
@@ -118,8 +130,9 @@ impl App {
             conversations,
             cache,
             keys,
-            key_alerts: Arc::new(crate::keys::budget::Alerts::default()),
+            key_alerts,
             queue,
+            webhooks,
         }))
         .inspect(spawn_audit_sync)
         .inspect(spawn_key_refresh)
@@ -133,6 +146,23 @@ impl App {
             tracing::warn!("audit log: {e}");
         }
     }
+}
+
+/// A key's budget crossing (80 %, 100 %), told to the webhooks as `key.budget`.
+fn budget_sink(webhooks: &Arc<crate::webhooks::Webhooks>) -> crate::keys::budget::CrossingSink {
+    let webhooks = Arc::downgrade(webhooks);
+    Arc::new(move |c: crate::keys::budget::BudgetCrossing| {
+        if let Some(w) = webhooks.upgrade() {
+            w.emit(crate::webhooks::Event::KeyBudget {
+                key_id: c.key_id,
+                key_name: c.key_name,
+                limit: c.limit,
+                used: c.used,
+                limit_value: c.limit_value,
+                percent: c.percent,
+            });
+        }
+    })
 }
 
 /// Keep the keys' view current: the store's change counter is read every `[keys] refresh_ms`

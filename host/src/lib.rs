@@ -31,3 +31,4 @@ pub mod task;
 pub mod telemetry;
 pub mod upstream;
 pub mod usage;
+pub mod webhooks;

@@ -36,6 +36,15 @@ pub enum Health {
     },
 }
 
+/// What a failure did to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// its state now
+    pub health: Health,
+    /// this failure took it out of rotation (it was not disabled before): told once
+    pub newly_disabled: bool,
+}
+
 /// Why an account was taken out of rotation, for the health machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trouble {
@@ -172,9 +181,10 @@ impl AccountHealth {
         }
     }
 
-    /// Record a failure; returns the new state.
-    pub fn failure(&self, trouble: Trouble, reason: &str, now: Instant) -> Health {
+    /// Record a failure; returns the new state, and whether it has just disabled the account.
+    pub fn failure(&self, trouble: Trouble, reason: &str, now: Instant) -> Failed {
         let mut s = self.state.lock();
+        let was_disabled = matches!(s.health, Health::Disabled { .. });
         s.last_error = Some((crate::clock::now_ms(), reason.to_owned()));
         // a failed probe: the next rest ends with a probe again
         s.probe = Probe::None;
@@ -206,7 +216,8 @@ impl AccountHealth {
                 }
             }
         };
-        s.health.clone()
+        let newly_disabled = !was_disabled && matches!(s.health, Health::Disabled { .. });
+        Failed { health: s.health.clone(), newly_disabled }
     }
 
     /// Disabled accounts whose re-check is due.
@@ -246,12 +257,14 @@ impl AccountHealth {
         }
     }
 
-    /// Put an account back into rotation by hand.
-    pub fn reset(&self) {
+    /// Put an account back into rotation by hand; true when it was disabled.
+    pub fn reset(&self) -> bool {
         let mut s = self.state.lock();
+        let was_disabled = matches!(s.health, Health::Disabled { .. });
         s.health = Health::Ok;
         s.streak = 0;
         s.probe = Probe::None;
+        was_disabled
     }
 }
 
@@ -315,7 +328,8 @@ mod tests {
         let h = AccountHealth::default();
         let t0 = Instant::now();
         assert_eq!(h.last_error(), None);
-        h.failure(Trouble::Rejected, "Invalid API Key", t0);
+        assert!(h.failure(Trouble::Rejected, "Invalid API Key", t0).newly_disabled);
+        assert!(!h.failure(Trouble::Rejected, "Invalid API Key", t0).newly_disabled, "told once");
         assert!(h.last_error().is_some_and(|(at, why)| at > 0 && why == "Invalid API Key"));
         assert!(!h.available(t0 + Duration::from_secs(3600)), "not by time alone");
         assert!(!h.check_due(t0 + Duration::from_secs(59)));
@@ -422,7 +436,8 @@ mod tests {
         assert!(!h.begin(t0 + Duration::from_secs(86_400)));
         assert!(!h.check_due(t0 + renewed - Duration::from_secs(1)));
         assert!(h.check_due(t0 + renewed), "re-checked when the month starts again");
-        h.reset();
+        assert!(h.reset(), "it was disabled");
+        assert!(!h.reset(), "not any more");
         assert!(h.begin(t0 + Duration::from_secs(1)), "or enabled by hand");
     }
 }

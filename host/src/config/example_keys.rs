@@ -99,6 +99,7 @@ fn the_example_configuration_names_every_key() {
         ("routing", fields::<RoutingConfig>()),
         ("routing_rules", fields::<RoutingRuleConfig>()),
         ("providers", fields::<ProviderConfig>()),
+        ("webhooks", fields::<WebhookConfig>()),
     ];
     let mut missing = Vec::new();
     for (section, names) in &sections {

@@ -158,6 +158,7 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
             _ => {}
         }
     }
+    validate_webhooks(ctx, config)?;
     let mut ids = HashSet::new();
     for (i, p) in config.providers.iter().enumerate() {
         let id = p.id.get_ref();
@@ -208,6 +209,41 @@ fn validate(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
                     format!("model \"{}\" is listed twice", m.id()),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `[[webhooks]]`: an http(s) URL with a host, known event names, a deadline and an attempt.
+fn validate_webhooks(ctx: &Ctx<'_>, config: &Config) -> Result<(), ConfigError> {
+    for (i, w) in config.webhooks.iter().enumerate() {
+        let field = |name: &str| Some(format!("webhooks[{i}].{name}"));
+        match url::Url::parse(&w.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) => {
+                return Err(ctx.err(
+                    None,
+                    field("url"),
+                    format!("\"{}\" must be an http(s) URL with a host (scheme is {})", &*w.url, u.scheme()),
+                ));
+            }
+            Err(e) => return Err(ctx.err(None, field("url"), format!("\"{}\" is not a URL: {e}", &*w.url))),
+        }
+        if w.events.is_empty() {
+            return Err(ctx.err(None, field("events"), "names no event (leave it out for every event)"));
+        }
+        if let Some(bad) = w.events.iter().find(|e| *e != "*" && !super::WEBHOOK_EVENTS.contains(&e.as_str())) {
+            return Err(ctx.err(
+                None,
+                field("events"),
+                format!("unknown event \"{bad}\" (known: \"*\", {})", super::WEBHOOK_EVENTS.join(", ")),
+            ));
+        }
+        if w.timeout_ms == 0 {
+            return Err(ctx.err(None, field("timeout_ms"), "must be greater than 0"));
+        }
+        if !(1..=20).contains(&w.max_attempts) {
+            return Err(ctx.err(None, field("max_attempts"), "must be between 1 and 20"));
         }
     }
     Ok(())
@@ -337,6 +373,27 @@ mod tests {
         ] {
             let e = parse_str(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn webhooks_are_checked_and_default_to_every_event() {
+        let ok = parse_str("[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"whsec-123\"\n").unwrap();
+        let w = &ok.webhooks[0];
+        assert_eq!((w.events.as_slice(), w.timeout_ms, w.max_attempts), (["*".to_owned()].as_slice(), 5000, 6));
+        assert!(w.wants("key.budget") && w.wants("provider.up"));
+        assert!(!format!("{w:?}").contains("whsec-123"), "the secret never prints");
+        for (bad, says) in [
+            ("url = \"ftp://h/x\"\nsecret = \"s\"", "http(s)"),
+            ("url = \"not a url\"\nsecret = \"s\"", "not a URL"),
+            ("url = \"http://h\"\nsecret = \"s\"\nevents = [\"key.budgett\"]", "unknown event \"key.budgett\""),
+            ("url = \"http://h\"\nsecret = \"s\"\nevents = []", "names no event"),
+            ("url = \"http://h\"\nsecret = \"s\"\ntimeout_ms = 0", "greater than 0"),
+            ("url = \"http://h\"\nsecret = \"s\"\nmax_attempts = 0", "between 1 and 20"),
+            ("url = \"http://h\"\nsecret = \"\"", "empty"),
+        ] {
+            let e = parse_str(&format!("[[webhooks]]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("webhooks[0]"), "{bad}: {e}");
         }
     }
 

@@ -73,6 +73,10 @@ pub struct Config {
     /// changes (`[keys]`)
     #[serde(default)]
     pub keys: KeysConfig,
+    /// HTTP POSTs to operator endpoints when something worth telling happens
+    /// (`[[webhooks]]`: account disabled, quota exhausted, a key at its budget, ...)
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
     /// providers whose key variable is set (`GROQ_API_KEY`, ...) are enabled besides those
     /// listed here (paid ones only when `FREEWAY_PAID_PROVIDERS` names them); `false`: only the
     /// listed providers serve
@@ -177,6 +181,58 @@ impl Default for CacheConfig {
             only_deterministic: true,
         }
     }
+}
+
+/// The event types a webhook may subscribe to (`events = [...]`; `*` is every one).
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "account.disabled",
+    "account.recovered",
+    "quota.exhausted",
+    "quota.reset",
+    "key.budget",
+    "component.reload_refused",
+    "provider.down",
+    "provider.up",
+];
+
+/// One `[[webhooks]]` endpoint: events are POSTed to `url` as JSON, signed with `secret`
+/// (HMAC-SHA256, `x-freeway-signature`), retried with backoff, never on a request's path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// where deliveries are POSTed (`http://` or `https://`)
+    pub url: Interpolated,
+    /// the HMAC-SHA256 key of the signature header; `${ENV_VAR}` keeps it out of the file
+    pub secret: SecretString,
+    /// the event types sent here (`["key.budget", "provider.down"]`); `["*"]` (the default) is
+    /// every one
+    #[serde(default = "every_event")]
+    pub events: Vec<String>,
+    /// one attempt's deadline, in milliseconds
+    #[serde(default = "webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// attempts per delivery, the first included (backoff 1 s doubling to 60 s between them)
+    #[serde(default = "webhook_max_attempts")]
+    pub max_attempts: u32,
+}
+
+impl WebhookConfig {
+    /// Whether events of type `name` are sent to this endpoint.
+    pub fn wants(&self, name: &str) -> bool {
+        self.events.iter().any(|e| e == "*" || e == name)
+    }
+}
+
+fn every_event() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn webhook_timeout_ms() -> u64 {
+    5000
+}
+
+fn webhook_max_attempts() -> u32 {
+    6
 }
 
 /// `auto_env`, on unless the file turns it off.

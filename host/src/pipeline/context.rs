@@ -42,6 +42,8 @@ pub struct Services<'a> {
     pub key_alerts: &'a Arc<crate::keys::budget::Alerts>,
     /// requests waiting for capacity (`[queue]`)
     pub queue: &'a Arc<crate::queue::WaitQueue>,
+    /// where events for `[[webhooks]]` go (never waited for)
+    pub webhooks: &'a crate::webhooks::Webhooks,
 }
 
 /// How much a request may spend on attempts, fixed when it starts.

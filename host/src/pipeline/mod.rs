@@ -109,6 +109,11 @@
 //!                      next candidate is tried                              (dispatch.rs)
 //!                      (server trouble on the same provider backs off with
 //!                      jitter; no attempt starts after the time budget)        (retry.rs)
+//!                      what the walk learns that an operator should hear (an
+//!                      account's key refused, a pool's day or month used up,
+//!                      a provider failing 3 times in a row and back) is handed
+//!                      to the webhooks' queue, never waited for
+//!                                                  (walk.rs, crate::webhooks)
 //!                      on a hedged route, a first attempt slower than its p95
 //!                      time to first byte races the next candidate            (hedge.rs)
 //!            stream    SSE relayed event by event as it arrives: OpenAI-format

@@ -89,6 +89,7 @@ impl<'c> Walk<'c> {
                         provider = %cand.route.provider.id, account = %cand.account.label,
                         "skipped before sending: {}", b.reason
                     );
+                    app.webhooks.quota_blocked(&cand.route.provider.id, &cand.account.quota_pool.pool, &b);
                     self.blocked.push((format!("{}/{}", cand.route.provider.id, cand.account.label), b));
                     continue;
                 }
@@ -125,6 +126,7 @@ impl<'c> Walk<'c> {
         let app = ctx.services;
         ready.cand.account.health.success();
         ready.cand.account.recent.note(Instant::now());
+        app.webhooks.provider_ok(&ready.cand.route.provider.id);
         if let (Reply::Json { usage, .. }, Some(r)) = (reply, ready.reservation.take()) {
             let estimate = r.estimate();
             app.ledger.settle(r, super::cost::actual(usage.as_ref(), estimate));
@@ -162,7 +164,7 @@ impl<'c> Walk<'c> {
         let app = ctx.services;
         let cand = ready.cand;
         limit::settle_failed(app.ledger, ready.reservation, &e);
-        note_trouble(app.ledger, cand, &e);
+        note_trouble(app, cand, &e);
         if matches!(
             e.kind,
             ErrorKind::UpstreamServerError
@@ -172,6 +174,7 @@ impl<'c> Walk<'c> {
                 | ErrorKind::UpstreamInvalidResponse
         ) {
             app.stats.failure(&cand.route.provider.id, &cand.route.model);
+            app.webhooks.provider_failed(&cand.route.provider.id, &e.message);
         }
         self.pacer.failed(&cand.route.provider.id, &e);
         tracing::warn!(
@@ -286,8 +289,10 @@ fn context_window(cand: &Candidate) -> Option<u32> {
 
 /// What a failed attempt says about the account: a refused credential disables it, a rate
 /// limit rests its whole quota pool, upstream trouble rests it briefly. Client mistakes and
-/// component failures say nothing about the account.
-fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayError) {
+/// component failures say nothing about the account. An account disabled, or a daily quota the
+/// provider says is used up, is told to the webhooks.
+fn note_trouble(app: super::Services<'_>, cand: &Candidate, e: &GatewayError) {
+    let ledger = app.ledger;
     let trouble = match e.kind {
         ErrorKind::UpstreamAuth => Trouble::Rejected,
         ErrorKind::UpstreamPaymentRequired => Trouble::OutOfCredit(until_month_start(crate::quota::now_ms())),
@@ -323,9 +328,19 @@ fn note_trouble(ledger: &crate::quota::Ledger, cand: &Candidate, e: &GatewayErro
             let rest = after.unwrap_or(crate::accounts::health::DEFAULT_RATE_LIMIT);
             let p = &cand.route.provider;
             ledger.cool_down(&account.quota_pool, &p.quota_plan, &cand.route.model, rest, &e.message);
+            if e.kind == ErrorKind::UpstreamQuotaExhausted {
+                app.webhooks.quota_used_up(&p.id, &account.quota_pool.pool, rest, &e.message);
+            }
         }
         Trouble::Rejected | Trouble::OutOfCredit(_) => {
-            account.health.failure(trouble, &e.message, now);
+            if account.health.failure(trouble, &e.message, now).newly_disabled {
+                app.webhooks.emit(crate::webhooks::Event::AccountDisabled {
+                    provider: cand.route.provider.id.clone(),
+                    account_id: account.id.clone(),
+                    account: account.label.clone(),
+                    reason: e.message.chars().take(300).collect(),
+                });
+            }
             metrics.cooldown(if matches!(trouble, Trouble::Rejected) { "rejected" } else { "out_of_credit" });
             tracing::warn!(
                 provider = %cand.route.provider.id, account = %account.label,

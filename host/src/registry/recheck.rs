@@ -92,7 +92,7 @@ fn publish_health(
 }
 
 /// Keep re-checking disabled accounts in the background, and keep the health file current.
-pub fn spawn(registry: Arc<Registry>) {
+pub fn spawn(registry: Arc<Registry>, webhooks: Arc<crate::webhooks::Webhooks>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,7 +107,7 @@ pub fn spawn(registry: Arc<Registry>) {
                     if !a.health.claim_check(now) {
                         continue;
                     }
-                    let (p, a) = (p.clone(), a.clone());
+                    let (p, a, webhooks) = (p.clone(), a.clone(), webhooks.clone());
                     tokio::spawn(async move {
                         let verdict = check(&p, &a).await;
                         let now = Instant::now();
@@ -116,6 +116,13 @@ pub fn spawn(registry: Arc<Registry>) {
                             Verdict::Valid | Verdict::RateLimited(_) => {
                                 tracing::info!(provider = %p.id, account = %a.label, "account passed its re-check and is back in rotation");
                                 a.health.checked(true, None, now);
+                                // only disabled accounts are re-checked: this is a recovery
+                                webhooks.emit(crate::webhooks::Event::AccountRecovered {
+                                    provider: p.id.clone(),
+                                    account_id: a.id.clone(),
+                                    account: a.label.clone(),
+                                    how: "recheck",
+                                });
                             }
                             Verdict::Invalid(reason) => {
                                 tracing::warn!(provider = %p.id, account = %a.label, "account still refused: {reason}");

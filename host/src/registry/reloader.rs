@@ -86,6 +86,9 @@ pub struct Reloader {
     secrets: Arc<SecretSet>,
     ledger: Arc<crate::quota::Ledger>,
     metrics: Arc<crate::telemetry::Metrics>,
+    /// `[[webhooks]]`: told of components refused on reload; their endpoints follow the
+    /// configuration
+    webhooks: Arc<crate::webhooks::Webhooks>,
     /// the first snapshot is out: loads from now on are reloads (counted in the metrics)
     serving: bool,
     generation: u64,
@@ -130,6 +133,7 @@ impl Reloader {
         http: UpstreamClient,
         ledger: Arc<crate::quota::Ledger>,
         metrics: Arc<crate::telemetry::Metrics>,
+        webhooks: Arc<crate::webhooks::Webhooks>,
     ) -> ReloaderHandle {
         let (tx, rx) = mpsc::channel(256);
         let registry = Arc::new(Registry::new(Snapshot::empty(Arc::new(config.config.clone()))));
@@ -165,6 +169,7 @@ impl Reloader {
             secrets: Arc::new(SecretSet::default()),
             ledger,
             metrics,
+            webhooks,
             serving: false,
             generation: 0,
             tx: tx.clone(),
@@ -210,6 +215,19 @@ impl Reloader {
     fn reloaded(&self, kind: &'static str, ok: bool) {
         if self.serving {
             self.metrics.reload(kind, ok);
+        }
+    }
+
+    /// A component refused once the gateway serves: told to the webhooks.
+    fn refused(&self, kind: &str, name: &str, path: &Path, reason: &str) {
+        self.log.refused(path, kind, name, self.source_of(path), reason, crate::clock::now_ms());
+        if self.serving {
+            self.webhooks.emit(crate::webhooks::Event::ReloadRefused {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                path: path.display().to_string(),
+                reason: reason.chars().take(500).collect(),
+            });
         }
     }
 
@@ -283,6 +301,7 @@ impl Reloader {
                     );
                 }
                 self.config = new;
+                self.webhooks.configure(&self.config.config.webhooks);
                 self.file_catalog = load_catalog(&self.config);
                 if let Ok(v) = load_vault(&self.config).await {
                     self.vault = v;
@@ -387,7 +406,7 @@ impl Reloader {
             }
             Err(e) => {
                 self.reloaded("provider_component", false);
-                self.log.refused(path, "provider", &name, self.source_of(path), &e.message, crate::clock::now_ms());
+                self.refused("provider", &name, path, &e.message);
                 if self.components.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {
@@ -424,7 +443,7 @@ impl Reloader {
             }
             Err(e) => {
                 self.reloaded("policy_component", false);
-                self.log.refused(path, "policy", &name, self.source_of(path), &e.message, crate::clock::now_ms());
+                self.refused("policy", &name, path, &e.message);
                 if self.policies.contains_key(path) {
                     tracing::error!("{e}; the previous version keeps serving");
                 } else {

@@ -46,6 +46,7 @@ pub fn router(app: Arc<App>) -> axum::Router<Arc<App>> {
         .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
         .route("/admin/keys/{id}", axum::routing::patch(super::admin_keys::update).delete(super::admin_keys::revoke))
         .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
+        .route("/admin/webhooks/deliveries", get(webhook_deliveries))
         .route("/admin/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(app, require_admin))
 }
@@ -215,8 +216,17 @@ async fn set_enabled(app: Arc<App>, addr: SocketAddr, id: String, enabled: bool)
     let snapshot = app.registry.snapshot();
     // an operator's enable also clears the gateway's own verdict
     if enabled {
-        for a in snapshot.providers.iter().flat_map(|p| &p.accounts).filter(|a| a.id == r.id) {
-            a.health.reset();
+        for p in &snapshot.providers {
+            for a in p.accounts.iter().filter(|a| a.id == r.id) {
+                if a.health.reset() {
+                    app.webhooks.emit(crate::webhooks::Event::AccountRecovered {
+                        provider: p.id.clone(),
+                        account_id: a.id.clone(),
+                        account: a.label.clone(),
+                        how: "manual",
+                    });
+                }
+            }
         }
     }
     app.reloader.send(Event::VaultChanged).await;
@@ -322,6 +332,12 @@ async fn request_bodies(State(app): State<Arc<App>>, Path(id): Path<String>) -> 
             Err(GatewayError::new(ErrorKind::RecordNotFound, format!("No bodies for request {id}: {why}.")))
         }
     }
+}
+
+/// `GET /admin/webhooks/deliveries`: the latest webhook deliveries (at most 256, oldest
+/// first), each with its state and attempts; no secret, no body.
+async fn webhook_deliveries(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({ "object": "list", "data": app.webhooks.deliveries() }))
 }
 
 /// `GET /admin/status`: providers, accounts, quotas, latency, components and the server, now.

@@ -170,6 +170,11 @@ struct QueueLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     kind: &'static str,
     result: &'static str,
@@ -190,6 +195,9 @@ struct Families {
     reloads: Family<ReloadLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
     queue: QueueMetrics,
+    webhook_deliveries: Family<WebhookLabels, Counter>,
+    webhook_retries: Counter,
+    webhook_dropped: Counter,
 }
 
 impl Default for Families {
@@ -206,6 +214,9 @@ impl Default for Families {
             reloads: Family::default(),
             cache: Family::default(),
             queue: QueueMetrics::detached(),
+            webhook_deliveries: Family::default(),
+            webhook_retries: Counter::default(),
+            webhook_dropped: Counter::default(),
         }
     }
 }
@@ -296,6 +307,17 @@ impl Metrics {
             f.queue.wait.clone(),
         );
         r.register(
+            "freeway_webhook_deliveries",
+            "Webhook deliveries that ended, by result: delivered (a 2xx), failed (every attempt spent)",
+            f.webhook_deliveries,
+        );
+        r.register("freeway_webhook_retries", "Webhook attempts that failed and were retried", f.webhook_retries);
+        r.register(
+            "freeway_webhook_dropped",
+            "Webhook events dropped because the webhook queue was full",
+            f.webhook_dropped,
+        );
+        r.register(
             "freeway_build",
             "The running build: gateway version and WIT package version",
             Info::new(vec![
@@ -330,6 +352,22 @@ impl Metrics {
     /// The wait queue's handles.
     pub fn queue(&self) -> QueueMetrics {
         self.families.queue.clone()
+    }
+
+    /// A webhook delivery ended: delivered, or failed after its last attempt.
+    pub fn webhook_delivery(&self, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.families.webhook_deliveries.get_or_create(&WebhookLabels { result }).inc();
+    }
+
+    /// A webhook attempt failed and will be tried again.
+    pub fn webhook_retry(&self) {
+        self.families.webhook_retries.inc();
+    }
+
+    /// A webhook event was dropped: the queue was full.
+    pub fn webhook_dropped(&self) {
+        self.families.webhook_dropped.inc();
     }
 
     /// The handles for provider `id` (the same ones across reloads).

@@ -58,4 +58,5 @@ mod streaming;
 mod upstream_failures;
 mod vault_rotation;
 mod waiting;
+mod webhooks;
 mod zero_config;
