@@ -49,6 +49,11 @@ impl Conn {
 
     /// [`Conn::request`] with `authorization` as given.
     pub async fn request_as(&mut self, body: &'static str, kind: Kind, authorization: &str) -> Duration {
+        self.exchange(body, kind, authorization).await.0
+    }
+
+    /// [`Conn::request_as`], with the response's status (0 when no request could be built).
+    pub async fn exchange(&mut self, body: &'static str, kind: Kind, authorization: &str) -> (Duration, u16) {
         loop {
             if self.sender.ready().await.is_err() {
                 *self = Self::open(self.port).await;
@@ -59,12 +64,13 @@ impl Conn {
                 .header("content-type", "application/json")
                 .header("authorization", authorization)
                 .body(Full::new(Bytes::from_static(body.as_bytes())));
-            let Ok(req) = req else { return Duration::ZERO };
+            let Ok(req) = req else { return (Duration::ZERO, 0) };
             let started = Instant::now();
             let Ok(resp) = self.sender.send_request(req).await else {
                 *self = Self::open(self.port).await;
                 continue;
             };
+            let status = resp.status().as_u16();
             let mut body = resp.into_body();
             let mut first = None;
             while let Some(frame) = body.frame().await {
@@ -79,10 +85,11 @@ impl Conn {
                 }
             }
             let total = started.elapsed();
-            return match kind {
+            let latency = match kind {
                 Kind::Full => total,
                 Kind::FirstByte => first.unwrap_or(total),
             };
+            return (latency, status);
         }
     }
 }
