@@ -269,7 +269,9 @@ async fn level(factor: f64, cores: &str, scenario: &Scenario) -> Result<Value, S
     let mut waited: Vec<Duration> = outcomes.iter().filter_map(|o| o.waited_ms).map(Duration::from_millis).collect();
     waited.sort();
     let refused_429 = rejected.iter().filter(|o| o.status == 429).count();
-    let goodput = ok.len() as f64 / capacity() as f64;
+    // the fleet's capacity over the run (a run of two minutes has two minutes' worth)
+    let run_capacity = (capacity() as f64 * run.as_secs_f64() / 60.0).round() as u64;
+    let goodput = ok.len() as f64 / run_capacity.max(1) as f64;
     let success = ok.len() as f64 / outcomes.len().max(1) as f64;
     let per_1000 = upstream_429 as f64 * 1000.0 / outcomes.len().max(1) as f64;
 
@@ -279,7 +281,7 @@ async fn level(factor: f64, cores: &str, scenario: &Scenario) -> Result<Value, S
 
     let other: Vec<u16> = rejected.iter().filter(|o| o.status != 429).map(|o| o.status).collect();
     println!("  client-visible success       {:>7.2} % ({} of {})", success * 100.0, ok.len(), outcomes.len());
-    println!("  goodput / capacity           {:>7.1} % ({} of {})", goodput * 100.0, ok.len(), capacity());
+    println!("  goodput / capacity           {:>7.1} % ({} of {})", goodput * 100.0, ok.len(), run_capacity);
     println!("  upstream 429s per 1,000      {per_1000:>7.1} ({upstream_429} in all)");
     println!(
         "  latency p50 / p99 (ms)       {:>7.1} / {:.1}",
