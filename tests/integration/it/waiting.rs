@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use freeway_integration::{Gateway, Opts, Sim, chat_body, eventually, http, metric_value, provider};
+use freeway_integration::{Gateway, Opts, Sim, chat_body, eventually, http, make_virtual_key, metric_value, provider};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "fw-admin-waiting-suite";
@@ -35,6 +35,14 @@ async fn metrics(gw: &Gateway) -> String {
     gw.get("/metrics").await.text().await.expect("metrics")
 }
 
+/// Whether `freeway_queue_waiting` reaches `n` within 2 s.
+async fn queue_holds(gw: &Gateway, n: u32) -> bool {
+    eventually(Duration::from_secs(2), || async {
+        metric_value(&metrics(gw).await, "freeway_queue_waiting") == Some(f64::from(n))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_waiting_request_is_served_when_the_rest_ends_and_a_short_wait_is_refused_at_once() {
     let sim = Sim::start().await;
@@ -47,13 +55,7 @@ async fn a_waiting_request_is_served_when_the_rest_ends_and_a_short_wait_is_refu
         let url = url.clone();
         async move { send(&url, None, None).await }
     });
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0)
-        })
-        .await,
-        "the first request waits in the queue"
-    );
+    assert!(queue_holds(&gw, 1).await, "the first request waits in the queue");
     // a request that may wait 200 ms only: capacity returns later, so a 429 at once
     let quick = Instant::now();
     let r = send(&url, None, Some(200)).await;
@@ -98,17 +100,7 @@ async fn waiting_keys_share_freed_capacity_by_their_weights() {
     let url = gw.url("");
     let mut keys = Vec::new();
     for (name, tags) in [("gold", json!(["gold"])), ("plain", json!([]))] {
-        let made: Value = http()
-            .post(gw.url("/admin/keys"))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "name": name, "tags": tags }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        keys.push(made["key"].as_str().expect("key").to_owned());
+        keys.push(make_virtual_key(&gw, ADMIN, &json!({ "name": name, "tags": tags })).await);
     }
     let r = send(&url, Some(&keys[1]), Some(0)).await;
     assert_eq!(r.status(), 429, "the account goes to rest");
@@ -158,22 +150,10 @@ async fn a_client_that_leaves_while_waiting_leaves_the_queue_and_spends_nothing(
         let url = url.clone();
         async move { send(&url, None, None).await }
     });
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(1.0)
-        })
-        .await,
-        "the request waits"
-    );
+    assert!(queue_holds(&gw, 1).await, "the request waits");
     // the client goes away: its connection closes
     client.abort();
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            metric_value(&metrics(&gw).await, "freeway_queue_waiting") == Some(0.0)
-        })
-        .await,
-        "it left the queue"
-    );
+    assert!(queue_holds(&gw, 0).await, "it left the queue");
     let text = metrics(&gw).await;
     assert!(text.contains("freeway_queue_waited_total{result=\"abandoned\"} 1"), "{text}");
     // after the rest it would have been sent: it was not

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use freeway::webhooks::sign;
-use freeway_integration::{Gateway, Opts, Sim, eventually, http, provider};
+use freeway_integration::{Gateway, Opts, Sim, eventually, http, make_virtual_key, provider};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -86,17 +86,7 @@ fn opts() -> Opts {
 }
 
 async fn make_key(gw: &Gateway, name: &str, rpd: u64) -> String {
-    let made: Value = http()
-        .post(gw.url("/admin/keys"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "name": name, "rpd": rpd }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    made["key"].as_str().expect("key made").to_owned()
+    make_virtual_key(gw, ADMIN, &json!({ "name": name, "rpd": rpd })).await
 }
 
 async fn chat_as(gw: &Gateway, key: &str) -> reqwest::Response {

@@ -724,3 +724,19 @@ impl Drop for OwnDatabase {
         .join();
     }
 }
+
+/// A virtual key made through the admin API (`admin` is the gateway's admin key) from `body`
+/// (`{"name": ..., "rpd": ..., "tags": [...]}`): its secret.
+pub async fn make_virtual_key(gw: &Gateway, admin: &str, body: &serde_json::Value) -> String {
+    let made: serde_json::Value = http()
+        .post(gw.url("/admin/keys"))
+        .bearer_auth(admin)
+        .json(body)
+        .send()
+        .await
+        .expect("admin request")
+        .json()
+        .await
+        .expect("admin json");
+    made["key"].as_str().unwrap_or_else(|| panic!("no key made: {made}")).to_owned()
+}
