@@ -895,10 +895,12 @@ mod properties {
                             taken.push((rid, c, book.take(&c, rid, now)));
                         }
                     }
-                    // settled at most at the estimate: a larger real cost may pass a limit, rightly
+                    // settled at most at the estimate (a larger real cost may pass a limit,
+                    // rightly), and once: a reservation is settled by value, so settling one
+                    // again (back up to its estimate after the room was reused) cannot happen
                     Op::Settle(i, c) => {
                         if !taken.is_empty() {
-                            let (rid, est, t) = &taken[i % taken.len()];
+                            let (rid, est, t) = &taken.swap_remove(i % taken.len());
                             let actual = Cost {
                                 requests: c.requests.min(est.requests),
                                 input_tokens: c.input_tokens.min(est.input_tokens),
