@@ -1,5 +1,6 @@
 //! Webhooks: a receiver on 127.0.0.1 gets signed deliveries (a key at 80 % and 100 % of its
-//! budget, an account whose key the provider refuses), a failed delivery is retried, a receiver
+//! budget, an account whose key the provider refuses, a provider down and back up, a pool out of
+//! its day's requests), a failed delivery is retried, a receiver
 //! that never answers delays no request, and the deliveries log is in the admin API without
 //! the secret.
 
@@ -269,4 +270,48 @@ async fn measure_request_latency_with_a_stalled_receiver() {
         with.as_secs_f64() / without.as_secs_f64(),
         v["data"]
     );
+}
+
+#[tokio::test]
+async fn a_provider_that_fails_three_times_and_comes_back_and_a_pool_out_of_its_day_are_told() {
+    let sim = Sim::start().await;
+    let (url, got) = receiver(Mode::FailFirst(0)).await;
+    let fleet = format!(
+        "{}{}limits = {{ rpd = 2 }}\n\n{}",
+        provider("flaky", &sim.base(), &["sk-wh-flaky"], &["other"]),
+        provider("daily", &sim.base(), &["sk-wh-daily"], &["small"]),
+        hook(&url, "events = [\"provider.down\", \"provider.up\", \"quota.exhausted\"]")
+    );
+    let gw = Gateway::start_opts(&fleet, opts()).await;
+    let ask =
+        |model: &str| json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 8 });
+    // three server errors in a row make `flaky` down; its next answer brings it back
+    let unavailable = json!({ "error": { "message": "unavailable", "type": "server_error" } });
+    sim.script(json!([{ "times": 3, "action": { "type": "status", "status": 503, "body": unavailable } }])).await;
+    let mut served = false;
+    for _ in 0..8 {
+        if gw.chat(ask("other")).await.status() == 200 {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "flaky serves again once the script is spent");
+    // `daily` may serve two requests a day: the third finds its day's window used up
+    for i in 1..=2 {
+        assert_eq!(gw.chat(ask("small")).await.status(), 200, "request {i}");
+    }
+    assert_eq!(gw.chat(ask("small")).await.status(), 429, "the day is used up");
+    let all = wait_for(&got, 3, Duration::from_secs(10)).await;
+    let told: Vec<(&str, &Value)> = all.iter().map(|g| (g.event.as_str(), &g.body["data"])).collect();
+    assert!(all.iter().all(|g| g.signed), "{all:?}");
+    assert_eq!(told[0].0, "provider.down", "{told:?}");
+    assert_eq!((told[0].1["provider"].as_str(), told[0].1["consecutive_failures"].as_u64()), (Some("flaky"), Some(3)));
+    assert_eq!((told[1].0, told[1].1["provider"].as_str()), ("provider.up", Some("flaky")), "{told:?}");
+    assert_eq!(told[2].0, "quota.exhausted", "{told:?}");
+    assert_eq!((told[2].1["provider"].as_str(), told[2].1["limit"].as_str()), (Some("daily"), Some("RPD")), "{told:?}");
+    assert!(told[2].1["resets_at"].as_u64().is_some_and(|at| at > freeway::clock::now_ms()), "{told:?}");
+    // once per window, not per refused request
+    assert_eq!(gw.chat(ask("small")).await.status(), 429);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(got.lock().await.len(), 3, "told once");
 }
