@@ -1,8 +1,8 @@
 //! Webhooks: a receiver on 127.0.0.1 gets signed deliveries (a key at 80 % and 100 % of its
-//! budget, an account whose key the provider refuses, a provider down and back up, a pool out of
-//! its day's requests), a failed delivery is retried, a receiver
-//! that never answers delays no request, and the deliveries log is in the admin API without
-//! the secret.
+//! budget, an account whose key the provider refuses and its recovery when the operator enables
+//! it, a provider down and back up, a pool out of its day's requests, a component refused on
+//! reload), a failed delivery is retried, a receiver that never answers delays no request, and
+//! the deliveries log is in the admin API without the secret.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -314,4 +314,71 @@ async fn a_provider_that_fails_three_times_and_comes_back_and_a_pool_out_of_its_
     assert_eq!(gw.chat(ask("small")).await.status(), 429);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(got.lock().await.len(), 3, "told once");
+}
+
+#[tokio::test]
+async fn a_component_refused_on_reload_is_told_and_the_gateway_keeps_serving() {
+    let sim = Sim::start().await;
+    let (url, got) = receiver(Mode::FailFirst(0)).await;
+    let fleet = format!(
+        "{}{}",
+        provider("p1", &sim.base(), &["sk-wh-reload"], &["small"]),
+        hook(&url, "events = [\"component.reload_refused\"]")
+    );
+    let gw = Gateway::start_opts(&fleet, opts()).await;
+    std::fs::write(gw.providers_dir().join("openai-compat.wasm"), b"\0asm\x0d\0\x01\0not a component").unwrap();
+    let all = wait_for(&got, 1, Duration::from_secs(10)).await;
+    let g = &all[0];
+    assert!(g.signed, "{g:?}");
+    assert_eq!(g.event, "component.reload_refused");
+    let data = &g.body["data"];
+    assert_eq!((data["kind"].as_str(), data["name"].as_str()), (Some("provider"), Some("openai-compat")), "{data}");
+    assert!(data["reason"].as_str().is_some_and(|r| !r.is_empty()), "{data}");
+    let body = json!({ "model": "small", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 8 });
+    assert_eq!(gw.chat(body).await.status(), 200, "the previous version keeps serving");
+}
+
+#[tokio::test]
+async fn an_account_enabled_by_the_operator_after_a_refused_key_is_told_recovered() {
+    let sim = Sim::start_json(json!({ "upstreams": [{ "prefix": "/v1", "keys": ["sk-the-right-key-000"] }] })).await;
+    let (url, got) = receiver(Mode::FailFirst(0)).await;
+    let fleet = format!(
+        "{}{}",
+        provider("p1", &sim.base(), &["sk-the-right-key-000"], &["small"]),
+        hook(&url, "events = [\"account.disabled\", \"account.recovered\"]")
+    );
+    let gw = Gateway::start_opts(&fleet, opts()).await;
+    // an operator adds an account whose key the provider refuses
+    let r = http()
+        .post(gw.url("/admin/accounts"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "provider": "p1", "key": "sk-wrong-key-0123456789", "label": "typo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().expect("id").to_owned();
+    let body = json!({ "model": "small", "messages": [{ "role": "user", "content": "hi" }] });
+    // rotation reaches the refused account; the request moves on to the good one
+    let told = eventually(Duration::from_secs(10), || async {
+        let _ = gw.chat(body.clone()).await;
+        !got.lock().await.is_empty()
+    })
+    .await;
+    assert!(told, "the refused account is told disabled");
+    let disabled = got.lock().await[0].clone();
+    assert_eq!(disabled.event, "account.disabled");
+    assert_eq!(disabled.body["data"]["account_id"].as_str(), Some(id.as_str()));
+    let path = format!("/admin/accounts/{id}/enable");
+    let r = http().post(gw.url(&path)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let all = wait_for(&got, 2, Duration::from_secs(10)).await;
+    assert!(all[1].signed, "{:?}", all[1]);
+    assert_eq!(all[1].event, "account.recovered");
+    let data = &all[1].body["data"];
+    assert_eq!(
+        (data["provider"].as_str(), data["account_id"].as_str(), data["how"].as_str()),
+        (Some("p1"), Some(id.as_str()), Some("manual")),
+        "{data}"
+    );
 }
