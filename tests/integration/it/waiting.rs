@@ -1,8 +1,8 @@
 //! Waiting instead of refusing: a request that finds every account resting after a rate limit
 //! waits for the rest to end (within its maximum wait) and is served then; one whose wait would
 //! end first is refused at once with an honest Retry-After; waiting keys share freed capacity
-//! by their tags' weights; a client that leaves while waiting leaves the queue and spends
-//! nothing.
+//! by their tags' weights; a virtual key's own maximum wait is its default and its ceiling; a
+//! client that leaves while waiting leaves the queue and spends nothing.
 
 use std::time::{Duration, Instant};
 
@@ -160,4 +160,26 @@ async fn a_client_that_leaves_while_waiting_leaves_the_queue_and_spends_nothing(
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(chat_requests(&sim).await, 1, "the provider never saw the request that left");
     assert_eq!(send(&url, None, None).await.status(), 200, "the account serves again");
+}
+
+#[tokio::test]
+async fn a_keys_own_max_wait_is_its_default_and_its_ceiling() {
+    let sim = Sim::start().await;
+    sim.script(json!([{ "times": 1, "action": { "type": "rate_limit", "retry_after_s": 2 } }])).await;
+    let opts = Opts { server: format!("admin_key = \"{ADMIN}\""), ..Opts::default() };
+    let gw = Gateway::start_opts(&provider("local", &sim.base(), &["sk-wait-keys"], &["m"]), opts).await;
+    let url = gw.url("");
+    let impatient = make_virtual_key(&gw, ADMIN, &json!({ "name": "impatient", "max_wait_ms": 0 })).await;
+    let patient = make_virtual_key(&gw, ADMIN, &json!({ "name": "patient", "max_wait_ms": 5000 })).await;
+    // the account goes to rest for 2 s; a key that never waits cannot ask to
+    let t = Instant::now();
+    let r = send(&url, Some(&impatient), Some(5_000)).await;
+    assert_eq!(r.status(), 429);
+    assert!(t.elapsed() < Duration::from_millis(1_000), "refused at once: {:?}", t.elapsed());
+    assert!(r.headers().get("x-freeway-waited-ms").is_none());
+    // a key that may wait 5 s does, without asking
+    let r = send(&url, Some(&patient), None).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let waited = header_u64(&r, "x-freeway-waited-ms").expect("x-freeway-waited-ms");
+    assert!((500..=3_500).contains(&waited), "waited {waited} ms for the rest to end");
 }
