@@ -89,8 +89,11 @@ where
     let plan = Plan {
         max: max_wait(q, key_wait, ctx.exchange.max_wait()),
         model: &ctx.req.model,
-        lane: ctx.principal.id().unwrap_or_else(|| "anyone".to_owned()),
-        weight: q.weight(ctx.principal.tags(&ctx.snapshot.config.server)),
+        // worked out only when the request joins the queue, not on every request
+        client: || {
+            let lane = ctx.principal.id().unwrap_or_else(|| "anyone".to_owned());
+            (lane, q.weight(ctx.principal.tags(&ctx.snapshot.config.server)))
+        },
         max_queued: q.max_queued,
     };
     let (result, waited) = run(ctx.services.queue, &plan, attempt).await;
@@ -106,26 +109,26 @@ where
 }
 
 /// One request's terms of waiting.
-pub struct Plan<'a> {
+pub struct Plan<'a, C> {
     /// its maximum wait (zero: it never waits)
     pub max: Duration,
     /// the model asked for: the queue's line
     pub model: &'a str,
-    /// the client key: its lane
-    pub lane: String,
-    pub weight: u32,
+    /// the client key (its lane) and its weight, asked for when the request joins the queue
+    pub client: C,
     /// `[queue] max_queued`
     pub max_queued: usize,
 }
 
 /// [`serve`] on a queue: the result, and how long the request waited when it joined the queue.
-pub async fn run<T, F>(
+pub async fn run<T, F, C>(
     queue: &Arc<WaitQueue>,
-    plan: &Plan<'_>,
+    plan: &Plan<'_, C>,
     mut attempt: impl FnMut() -> F,
 ) -> (Result<T, GatewayError>, Option<Duration>)
 where
     F: Future<Output = Result<T, GatewayError>>,
+    C: Fn() -> (String, u32),
 {
     let (model, max) = (plan.model, plan.max);
     if max.is_zero() {
@@ -152,7 +155,8 @@ where
             _ => return (Err(e), None),
         }
     }
-    let Ok(ticket) = queue.join(model, &plan.lane, plan.weight, plan.max_queued) else {
+    let (lane, weight) = (plan.client)();
+    let Ok(ticket) = queue.join(model, &lane, weight, plan.max_queued) else {
         tracing::debug!("the wait queue is full ({} waiting)", plan.max_queued);
         return (Err(last.unwrap_or_else(|| too_late(model, max, queue.recovery(model), None))), None);
     };
@@ -219,8 +223,8 @@ mod tests {
         assert!(recovery(&busy).is_none());
     }
 
-    fn plan(lane: &str, max_ms: u64) -> Plan<'static> {
-        Plan { max: Duration::from_millis(max_ms), model: "m", lane: lane.to_owned(), weight: 1, max_queued: 16 }
+    fn plan(lane: &'static str, max_ms: u64) -> Plan<'static, impl Fn() -> (String, u32)> {
+        Plan { max: Duration::from_millis(max_ms), model: "m", client: move || (lane.to_owned(), 1), max_queued: 16 }
     }
 
     /// A pool that frees one slot at `free_at` (as a rolling window does): before, a 429 saying so.
