@@ -12,7 +12,7 @@ use crate::task::Task;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The labelled set (JSON lines: id, label, prompt, system?, image?, tools?, json?, long?, language?)
+    /// The labelled set (JSON lines: id, label, prompt, system?, history?, image?, tools?, json?, long?, language?)
     #[arg(default_value = "tests/eval/routing.jsonl")]
     pub file: PathBuf,
     /// The fleet `auto` routes over
@@ -52,6 +52,9 @@ struct Case {
     long: bool,
     #[serde(default)]
     language: Option<String>,
+    /// earlier turns of a conversation, oldest first
+    #[serde(default)]
+    history: Vec<serde_json::Value>,
 }
 
 /// A long pasted document for `long` cases (~40,000 tokens of plain prose).
@@ -75,6 +78,7 @@ fn request(c: &Case) -> serde_json::Value {
     if let Some(s) = &c.system {
         messages.push(json!({"role": "system", "content": s}));
     }
+    messages.extend(c.history.iter().cloned());
     messages.push(json!({"role": "user", "content": content}));
     let mut body = json!({"model": "auto", "messages": messages});
     if c.tools {
@@ -145,6 +149,9 @@ pub async fn run(args: EvalArgs) -> i32 {
     let (mut capable, mut strong, mut hard_n, mut routed) = (0u32, 0u32, 0u32, 0u32);
     let (mut times, mut classify_times, mut policy_times, mut both) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut policy_errors = 0u32;
+    // (probability of the chosen class, right?) per prompt, for calibration
+    let mut calibration: Vec<(f32, bool)> = Vec::new();
+    let mut log_loss = 0f64;
     for c in &cases {
         let want = Task::parse(&c.label).unwrap_or(Task::General);
         let body = serde_json::to_vec(&request(c)).unwrap_or_default();
@@ -168,6 +175,8 @@ pub async fn run(args: EvalArgs) -> i32 {
         policy_times.push(decision.policy_cost.as_secs_f64() * 1e6);
         both.push((decision.classify_cost + decision.policy_cost).as_secs_f64() * 1e6);
         let got = decision.classification.task;
+        calibration.push((decision.classification.confidence, got == want));
+        log_loss -= f64::from(decision.classification.probabilities[want.index()].max(1e-6)).ln();
         matrix[Task::ALL.iter().position(|x| *x == want).unwrap_or(0)]
             [Task::ALL.iter().position(|x| *x == got).unwrap_or(0)] += 1;
         strict += u32::from(got == want);
@@ -231,6 +240,41 @@ pub async fn run(args: EvalArgs) -> i32 {
         println!();
     }
     let accuracy = f64::from(loose) / f64::from(total);
+    println!("\nper class (precision = right / classified as, recall = right / labelled as)\n");
+    for (i, t) in Task::ALL.iter().enumerate() {
+        let labelled: u32 = matrix[i].iter().sum();
+        let called: u32 = matrix.iter().map(|row| row[i]).sum();
+        if labelled + called == 0 {
+            continue;
+        }
+        let right = matrix[i][i];
+        println!(
+            "{:>11}  precision {:>5.1} %  recall {:>5.1} %  ({right}/{called} classified, {right}/{labelled} labelled)",
+            t.as_str(),
+            pct(right, called),
+            pct(right, labelled)
+        );
+    }
+    println!("\ncalibration (how often a label given with this confidence was right)\n");
+    let mut ece = 0f64;
+    for (lo, hi) in [(0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)] {
+        let bin: Vec<&(f32, bool)> = calibration.iter().filter(|(p, _)| (lo..hi).contains(&f64::from(*p))).collect();
+        if bin.is_empty() {
+            continue;
+        }
+        let n = bin.len() as f64;
+        let mean = bin.iter().map(|(p, _)| f64::from(*p)).sum::<f64>() / n;
+        let right = bin.iter().filter(|(_, ok)| *ok).count() as f64 / n;
+        ece += n / f64::from(total) * (right - mean).abs();
+        println!(
+            "  confidence {lo:.1}-{:.1}: {:>4} prompts, mean confidence {:.2}, right {:.2}",
+            hi.min(1.0),
+            bin.len(),
+            mean,
+            right
+        );
+    }
+    println!("  expected calibration error {ece:.3}, log loss {:.3}", log_loss / f64::from(total));
     println!();
     println!("classifier accuracy (creative/general as one class): {loose}/{total} = {:.1} %", pct(loose, total));
     println!("classifier accuracy (all eight classes):            {strict}/{total} = {:.1} %", pct(strict, total));
@@ -246,10 +290,14 @@ pub async fn run(args: EvalArgs) -> i32 {
     if policy_errors > 0 {
         println!("the policy failed on {policy_errors} request(s); the host's order was used");
     }
-    // more passes, for timing only; with them, the figures are of warm passes (the first sight
-    // of a text also builds the regex engines' lazy DFA states, which later texts reuse)
+    // more passes, for timing only; with them, the figures are of warm passes (the first pass,
+    // each text seen for the first time, is reported on its own line)
     let bodies: Vec<Vec<u8>> = cases.iter().map(|c| serde_json::to_vec(&request(c)).unwrap_or_default()).collect();
-    let first_sight = (percentile(&mut classify_times.clone(), 99), percentile(&mut times.clone(), 99));
+    let first_sight = (
+        percentile(&mut classify_times.clone(), 99),
+        percentile(&mut times.clone(), 99),
+        percentile(&mut both.clone(), 99),
+    );
     if args.repeat > 1 {
         times.clear();
         classify_times.clear();
@@ -288,8 +336,8 @@ pub async fn run(args: EvalArgs) -> i32 {
     }
     if args.repeat > 1 {
         println!(
-            "  first sight of each text (cold regex states): classify p99 {:.1} µs, whole decision p99 {:.1} µs",
-            first_sight.0, first_sight.1
+            "  first sight of each text: classify p99 {:.1} µs, classify + rank p99 {:.1} µs, whole decision p99 {:.1} µs",
+            first_sight.0, first_sight.2, first_sight.1
         );
     }
     if accuracy < args.min_accuracy || capable < routed || routed < total {

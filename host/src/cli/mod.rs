@@ -6,6 +6,7 @@ mod chat;
 mod chat_view;
 mod demo;
 mod eval;
+mod features;
 mod gateway;
 mod keys;
 mod models;
@@ -115,6 +116,9 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Measure the classifier and `auto` on a labelled prompt set (tests/eval/routing.jsonl)
     EvalRouting(eval::EvalArgs),
+    /// What the learned classifier reads of a labelled set, for its training script
+    #[command(hide = true)]
+    ClassifierFeatures(features::FeatureArgs),
     /// Add your first providers: pick them, paste their keys, each key is checked at once
     /// (`--non-interactive --provider ID` for scripts)
     Setup(setup::SetupArgs),
@@ -210,6 +214,7 @@ impl Cli {
             self.command,
             Command::Route(_)
                 | Command::EvalRouting(_)
+                | Command::ClassifierFeatures(_)
                 | Command::Status(_)
                 | Command::Chat(_)
                 | Command::Stats(_)
@@ -238,6 +243,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Setup(args) => setup::run(args).await,
         Command::Route(args) => route::run(args).await,
         Command::EvalRouting(args) => eval::run(args).await,
+        Command::ClassifierFeatures(args) => features::run(args),
         Command::Usage { config, hours } => usage::run(config.as_deref(), hours).await,
         Command::Status(args) => status::run(args).await,
         Command::Chat(args) => chat::run(args).await,

@@ -1,25 +1,61 @@
-//! The request classifier: which kind of task a prompt is, how sure we are, and the evidence.
-//! Native and cheap (one Aho-Corasick pass over the prompt for weighted keywords in several
-//! languages, a handful of regular expressions for shapes such as code fences, stack traces and
-//! arithmetic), and explainable: every point it scores is named in `signals`.
+//! The request classifier: a probability per task class, the class it settles on, and the
+//! evidence. A learned model ([`super::model`]: a distilled token-embedding table with a linear
+//! head, trained offline by `tests/classifier/train.py`) reads the request's words per part
+//! (instruction, pasted material, system prompt, earlier turns) and named features: the keyword
+//! and shape scores ([`super::keywords`], a prior it learned to weigh) and the request's shape
+//! (tools, images, JSON, length). Without a model the keyword rules decide alone.
+//!
+//! The model ships inside the binary; `[routing] classifier_model` loads another file, and a
+//! change to that file is picked up without a restart ([`install`]).
 
-use std::sync::LazyLock;
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::RegexSet;
+use arc_swap::ArcSwapOption;
 
-use super::lexicon::{KEYWORDS, SHAPES};
-use super::text::{HEAD, TAIL, ceil_char, floor_char};
+use super::keywords::{self, SCORED, Tally};
+use super::model::{EMBEDDED, Model};
+use super::text::{ceil_char, floor_char};
+use super::wordpiece::WordPiece;
 pub use crate::task::Task;
 
 /// What the classifier concluded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classification {
     pub task: Task,
-    /// 0.0 - 1.0
+    /// 0.0 - 1.0: the probability of `task`
     pub confidence: f32,
+    /// per [`Task::ALL`] position; sums to 1
+    pub probabilities: [f32; 8],
     /// the evidence, strongest first (at most a dozen)
     pub signals: Vec<String>,
+}
+
+impl Classification {
+    /// Classes with a probability of at least `min`, most likely first.
+    pub fn likely(&self, min: f32) -> Vec<(Task, f32)> {
+        let mut v: Vec<(Task, f32)> =
+            Task::ALL.iter().map(|t| (*t, self.probabilities[t.index()])).filter(|(_, p)| *p >= min).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+
+    /// `reasoning 0.62, general 0.31`: the classes above 2 %, as the route header, the
+    /// explanation and the policy's signals show them.
+    pub fn probabilities_text(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for (i, (t, p)) in self.likely(0.02).into_iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(t.as_str());
+            out.push(' ');
+            let hundredths = (p * 100.0).round() as u32;
+            out.push_str(&format!("{}.{:02}", hundredths / 100, hundredths % 100));
+        }
+        out
+    }
 }
 
 /// What the classifier reads.
@@ -27,370 +63,210 @@ pub struct Classification {
 pub struct Input<'a> {
     /// the last user message's text
     pub prompt: &'a str,
-    /// system prompt text (counts half)
+    /// system prompt text
     pub system: &'a str,
+    /// earlier turns: the user message before the last and the assistant's reply to it
+    pub context: &'a str,
     pub images: bool,
     pub tools: bool,
     pub json: bool,
 }
 
-/// Bytes read from the start (and the end) of pasted material.
-const MATERIAL_WINDOW: usize = 800;
-/// Bytes of pasted material the shape patterns read.
-const MATERIAL_SHAPES: usize = 400;
-/// Bytes of the instruction (and of the system prompt) the shape patterns read.
-const SHAPE_WINDOW: usize = 800;
-/// General's floor: the class a prompt gets when nothing else is convincing.
-const GENERAL_FLOOR: f32 = 1.2;
+/// The model's named features, in the order the model file lists them. The training script
+/// reads these names from `freeway classifier-features`; a model naming others is refused.
+pub const FEATURES: [&str; 13] = [
+    "keywords for general",
+    "keywords for code",
+    "keywords for math",
+    "keywords for reasoning",
+    "keywords for creative",
+    "keywords for extraction",
+    "tools offered",
+    "image attached",
+    "JSON output requested",
+    "pasted material",
+    "earlier turns",
+    "system prompt",
+    "length",
+];
 
-struct Matchers {
-    keywords: AhoCorasick,
-    /// (pattern, class, weight, name), one pattern each: a set of them falls off the regex
-    /// crate's fast engines on non-ASCII text
-    shapes: RegexSet,
+/// Token windows per part: (bytes from the start, tokens), (bytes from the end, tokens).
+const WINDOWS: [((usize, usize), (usize, usize)); 4] = [
+    ((1_200, 192), (400, 64)), // instruction
+    ((600, 96), (300, 48)),    // pasted material
+    ((800, 128), (0, 0)),      // system prompt
+    ((600, 96), (300, 48)),    // earlier turns
+];
+
+/// What the model reads of a request: token ids per part and the feature values.
+#[derive(Default)]
+pub struct Prepared {
+    pub parts: [Vec<u32>; 4],
+    pub features: [f32; FEATURES.len()],
+    pub tally: Tally,
+    piece: Vec<u32>,
 }
 
-static MATCHERS: LazyLock<Option<Matchers>> = LazyLock::new(|| {
-    let keywords = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(KEYWORDS.iter().map(|k| k.0))
-        .ok()?;
-    // ASCII word boundaries keep every pattern on the regex crate's fast DFA engines
-    // ASCII word boundaries keep every pattern on the fast DFA engines
-    // (the lazy-DFA caches, ~2 MiB each, grow per thread on first use; a smaller limit makes
-    // them thrash)
-    let shapes = RegexSet::new(SHAPES.iter().map(|(re, ..)| asciify(re))).ok()?;
-    Some(Matchers { keywords, shapes })
+static MODEL: LazyLock<ArcSwapOption<Model>> = LazyLock::new(|| match Model::parse(EMBEDDED) {
+    Ok(m) => ArcSwapOption::from_pointee(m),
+    Err(e) => {
+        tracing::error!("the built-in task classifier does not load ({e}); keyword rules decide alone");
+        ArcSwapOption::empty()
+    }
 });
 
-/// `\w`, `\s`, `\d` and `\b` as their ASCII forms: keeps one set of patterns on the regex
-/// crate's lazy DFA (Unicode classes and boundaries make it large or make it give up).
-fn asciify(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 64);
-    let mut in_class = false;
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(k @ ('w' | 's' | 'd')) if in_class => out.push_str(match k {
-                    'w' => "0-9A-Za-z_",
-                    's' => "\t\n\x0B\x0C\r ",
-                    _ => "0-9",
-                }),
-                Some(k @ ('w' | 's' | 'd' | 'b')) => {
-                    out.push_str("(?-u:\\");
-                    out.push(k);
-                    out.push(')');
-                }
-                Some(k) => {
-                    out.push('\\');
-                    out.push(k);
-                }
-                None => out.push('\\'),
-            },
-            '[' if !in_class => {
-                in_class = true;
-                out.push(c);
-                // a leading `^` or `]` belongs to the class
-                let mut peek = chars.clone();
-                if let Some(n @ ('^' | ']')) = peek.next() {
-                    out.push(n);
-                    chars.next();
-                }
-            }
-            ']' if in_class => {
-                in_class = false;
-                out.push(c);
-            }
-            _ => out.push(c),
+thread_local! {
+    static SCRATCH: RefCell<Prepared> = RefCell::new(Prepared::default());
+}
+
+/// The model in use.
+pub fn current() -> Option<Arc<Model>> {
+    MODEL.load_full()
+}
+
+/// Read a model file (`None`: the built-in one), checking that it fits this build.
+pub fn load(path: Option<&Path>) -> Result<Model, String> {
+    let model = match path {
+        None => Model::parse(EMBEDDED)?,
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Model::parse(&bytes).map_err(|e| format!("{}: {e}", p.display()))?
         }
-    }
-    out
-}
-
-/// The part of `s` the scorer reads: all of it, or its head and tail.
-fn window(s: &str) -> (&str, &str) {
-    if s.len() <= HEAD + TAIL {
-        return (s, "");
-    }
-    (&s[..floor_char(s, HEAD)], &s[ceil_char(s, s.len() - TAIL)..])
-}
-
-/// Word characters for ASCII keywords' boundaries (so "Pythonで" still finds "python").
-fn is_word(c: Option<char>) -> bool {
-    c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Classes the keyword scorer decides between (vision and tool use come from the request's shape,
-/// not its words).
-const SCORED: [Task; 6] = [Task::General, Task::Code, Task::Math, Task::Reasoning, Task::Creative, Task::Extraction];
-
-/// A scored class's position in a tally.
-fn slot(task: Task) -> usize {
-    SCORED.iter().position(|t| *t == task).unwrap_or(0)
-}
-
-#[derive(Default)]
-struct Tally {
-    scores: [f32; 6],
-    /// (points, what) per scored item
-    evidence: Vec<(f32, Task, &'static str)>,
-    seen: Vec<u16>,
-}
-
-impl Tally {
-    fn add(&mut self, task: Task, points: f32, what: &'static str) {
-        self.scores[slot(task)] += points;
-        self.evidence.push((points, task, what));
-    }
-
-    /// Keywords over `text`, shapes over its first `shape_bytes`.
-    fn scan(&mut self, m: &Matchers, text: &str, scale: f32, shape_bytes: usize) {
-        for hit in m.keywords.find_iter(text) {
-            let Some(&(word, task, weight, prefix)) = KEYWORDS.get(hit.pattern().as_usize()) else { continue };
-            let ascii = word.is_ascii();
-            if ascii {
-                let before = text[..hit.start()].chars().next_back();
-                let after = text[hit.end()..].chars().next();
-                let word_end = word.chars().next_back().is_some_and(char::is_alphanumeric);
-                if is_word(before) || (!prefix && word_end && is_word(after)) {
-                    continue;
-                }
-            }
-            let id = u16::try_from(hit.pattern().as_usize()).unwrap_or(u16::MAX);
-            if self.seen.contains(&id) {
-                continue;
-            }
-            self.seen.push(id);
-            self.add(task, weight * scale, word);
-        }
-        // shapes show early; regexes over all of a long text would cost more than they tell
-        if shape_bytes == 0 {
-            return;
-        }
-        let text = &text[..floor_char(text, shape_bytes)];
-        if pasted_data(text) {
-            self.add(Task::Extraction, scale, "pasted data");
-        }
-        for i in &m.shapes.matches(text) {
-            if let Some(&(_, task, weight, name)) = SHAPES.get(i) {
-                self.add(task, weight * scale, name);
-            }
-        }
-    }
-}
-
-/// Compile the matchers (Aho-Corasick automaton, regular expressions) ahead of the first
-/// request. Their search caches still grow on first use, so a gateway that never routes `auto`
-/// never pays for them.
-pub fn warm_up() {
-    LazyLock::force(&MATCHERS);
-}
-
-/// Classify a request.
-pub fn classify(input: &Input<'_>) -> Classification {
-    if input.tools {
-        return Classification { task: Task::ToolUse, confidence: 0.95, signals: vec!["tools in the request".into()] };
-    }
-    if input.images {
-        return Classification { task: Task::Vision, confidence: 0.95, signals: vec!["image in the request".into()] };
-    }
-    let Some(m) = MATCHERS.as_ref() else {
-        return Classification { task: Task::General, confidence: 0.0, signals: vec!["classifier unavailable".into()] };
     };
-    let mut t = Tally::default();
-    t.add(Task::General, GENERAL_FLOOR, "baseline");
-    // an instruction followed by pasted material: the material's words count less (a CV that
-    // lists "Python" is not a coding request)
-    let (instruction, material) = split_material(input.prompt);
-    let (head, tail) = window(instruction);
-    t.scan(m, head, 1.0, SHAPE_WINDOW);
-    if !tail.is_empty() {
-        t.scan(m, tail, 1.0, 0);
+    if model.features.iter().map(String::as_str).ne(FEATURES) {
+        return Err(format!("the model's features {:?} are not this build's", model.features));
     }
-    if !material.is_empty() {
-        // the material's start and end say what it is
-        let cut = floor_char(material, MATERIAL_WINDOW);
-        t.scan(m, &material[..cut], 0.4, MATERIAL_SHAPES);
-        if material.len() > 2 * MATERIAL_WINDOW {
-            t.scan(m, &material[ceil_char(material, material.len() - MATERIAL_WINDOW)..], 0.4, 0);
-        }
-        t.add(Task::Extraction, 0.5, "instruction over pasted material");
-    }
-    let head = if material.is_empty() { head } else { instruction };
-    if !input.system.is_empty() {
-        let (head, _) = window(input.system);
-        t.scan(m, head, 0.5, SHAPE_WINDOW);
-    }
-    if input.json {
-        t.add(Task::Extraction, 2.0, "JSON output requested");
-    }
-    let numbers = count_numbers(head);
-    if numbers >= 3 {
-        t.add(Task::Math, 0.7, "several numbers");
-    }
-    // a question set up over several sentences: thinking, more than recall
-    let sentences = head.split(['.', '?', '!', '\n']).filter(|x| x.split_whitespace().count() >= 3).count();
-    if sentences >= 3 && head.contains('?') {
-        t.add(Task::Reasoning, 0.8, "multi-sentence question");
-    }
-    let mut order: Vec<Task> = SCORED.to_vec();
-    order.sort_by(|a, b| t.scores[slot(*b)].total_cmp(&t.scores[slot(*a)]));
-    let best = order.first().copied().unwrap_or(Task::General);
-    let s1 = t.scores[slot(best)];
-    let s2 = order.get(1).map_or(0.0, |x| t.scores[slot(*x)]);
-    let confidence = if s1 <= 0.0 { 0.0 } else { (s1 / (s1 + s2)).clamp(0.0, 0.99) };
-    t.evidence.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let signals = t
-        .evidence
-        .iter()
-        .filter(|(_, task, what)| *task == best && *what != "baseline")
-        .take(12)
-        .map(|(p, _, what)| format!("{what} (+{p:.1})"))
-        .collect();
-    Classification { task: best, confidence, signals }
+    Ok(model)
 }
 
-/// A colon followed by a block of text (a line break then 80+ bytes, or a quote/bracket then
-/// 40+): something pasted to work on.
-fn pasted_data(s: &str) -> bool {
-    s.match_indices(':').any(|(i, _)| {
-        let rest = s[i + 1..].trim_start_matches([' ', '\t']);
-        (rest.starts_with('\n') && rest.len() > 80) || (rest.starts_with(['"', '[']) && rest.len() > 40)
+/// Use `model` from the next request on.
+pub fn install(model: Model) {
+    MODEL.store(Some(Arc::new(model)));
+}
+
+/// Build the matchers and load the model now, and classify once so the first request finds
+/// everything ready.
+pub fn warm_up() {
+    keywords::warm_up();
+    let _ = classify(&Input { prompt: "warm up: write a function", ..Input::default() });
+}
+
+/// Token ids of `text`'s head (and tail, when long) into `out`.
+fn encode(
+    tokenizer: &WordPiece,
+    text: &str,
+    (head, tail): ((usize, usize), (usize, usize)),
+    piece: &mut Vec<u32>,
+    out: &mut Vec<u32>,
+) {
+    out.clear();
+    if text.is_empty() {
+        return;
+    }
+    let cut = floor_char(text, head.0);
+    tokenizer.encode(&text[..cut], head.1, piece);
+    out.extend_from_slice(piece);
+    if tail.1 > 0 && text.len() > head.0 + tail.0 {
+        let from = ceil_char(text, text.len() - tail.0);
+        // start at a word
+        let from = text[from..].find(char::is_whitespace).map_or(from, |i| from + i);
+        tokenizer.encode(&text[from..], tail.1, piece);
+        out.extend_from_slice(piece);
+    }
+}
+
+/// Fill `out` with what the model reads of `input`, through `tokenizer`.
+pub fn prepare_with(tokenizer: &WordPiece, input: &Input<'_>, out: &mut Prepared) {
+    let (instruction, material) = keywords::parts(input.prompt);
+    let texts = [instruction, material, input.system, input.context];
+    let Prepared { parts, piece, .. } = out;
+    for (i, text) in texts.iter().enumerate() {
+        encode(tokenizer, text, WINDOWS[i], piece, &mut parts[i]);
+    }
+    out.tally = keywords::tally(input.prompt, input.system, input.json);
+    let f = &mut out.features;
+    for (i, s) in out.tally.scores.iter().enumerate() {
+        f[i] = s.max(0.0).ln_1p();
+    }
+    let words = instruction.split_whitespace().take(2_000).count() as f32;
+    let flags = [
+        input.tools,
+        input.images,
+        input.json,
+        !material.is_empty(),
+        !input.context.trim().is_empty(),
+        !input.system.trim().is_empty(),
+    ];
+    for (i, on) in flags.into_iter().enumerate() {
+        f[SCORED.len() + i] = f32::from(u8::from(on));
+    }
+    f[FEATURES.len() - 1] = words.ln_1p() / 4.0;
+}
+
+/// Classify a request with the model in use.
+pub fn classify(input: &Input<'_>) -> Classification {
+    classify_with(current().as_deref(), input, false)
+}
+
+/// Classify with `model` (`None`: the keyword rules alone). `explain` adds the words that
+/// weighed most to the evidence.
+pub fn classify_with(model: Option<&Model>, input: &Input<'_>, explain: bool) -> Classification {
+    let Some(model) = model else { return by_rules(input) };
+    SCRATCH.with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else { return by_rules(input) };
+        prepare_with(&model.tokenizer, input, &mut s);
+        let parts = [s.parts[0].as_slice(), &s.parts[1], &s.parts[2], &s.parts[3]];
+        let scored = model.score(parts, &s.features, explain);
+        let (task, confidence) = Task::ALL
+            .iter()
+            .map(|t| (*t, scored.probabilities[t.index()]))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((Task::General, 0.0));
+        let mut c = Classification { task, confidence, probabilities: scored.probabilities, signals: Vec::new() };
+        c.signals.push(format!("classes: {}", c.probabilities_text()));
+        s.tally.signals(task, 4, &mut c.signals);
+        for (points, what) in scored.evidence.iter().filter(|(_, w)| !w.starts_with("keywords for")).take(6) {
+            c.signals.push(format!("{what} (+{points:.2})"));
+        }
+        c
     })
 }
 
-/// (instruction, material): a prompt whose first line or paragraph (under 400 bytes) ends in a
-/// colon or a blank line and is followed by at least as much text again.
-fn split_material(s: &str) -> (&str, &str) {
-    let limit = s.len().min(400);
-    let cut = [":\n", "\n\n", ": \n"]
-        .iter()
-        .filter_map(|sep| s[..floor_char(s, limit)].find(sep).map(|i| (i, sep.len())))
-        .min();
-    match cut {
-        Some((i, len)) if i >= 12 && s.len() - (i + len) >= (i + len).max(60) => (&s[..i + 1], &s[i + len..]),
-        _ => (s, ""),
+/// The keyword rules' verdict, when no model is loaded: the request's shape first (tools,
+/// images), then the best-scored class.
+fn by_rules(input: &Input<'_>) -> Classification {
+    let certain = |task: Task, why: &str| {
+        let mut probabilities = [0.0; 8];
+        probabilities[task.index()] = 0.95;
+        probabilities[Task::General.index()] += 0.05;
+        Classification { task, confidence: 0.95, probabilities, signals: vec![why.to_owned()] }
+    };
+    if input.tools {
+        return certain(Task::ToolUse, "tools in the request");
     }
-}
-
-fn count_numbers(s: &str) -> usize {
-    let mut n = 0;
-    let mut in_num = false;
-    for c in s.chars() {
-        let d = c.is_ascii_digit();
-        if d && !in_num {
-            n += 1;
-        }
-        in_num = d;
+    if input.images {
+        return certain(Task::Vision, "image in the request");
     }
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(prompt: &str) -> Task {
-        classify(&Input { prompt, ..Input::default() }).task
+    if !keywords::ready() {
+        return Classification {
+            task: Task::General,
+            confidence: 0.0,
+            probabilities: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            signals: vec!["classifier unavailable".into()],
+        };
     }
-
-    #[test]
-    fn every_keyword_and_shape_compiles() {
-        let m = MATCHERS.as_ref().expect("matchers");
-        assert_eq!(m.shapes.len(), SHAPES.len());
-        assert_eq!(m.keywords.patterns_len(), KEYWORDS.len());
+    let tally = keywords::tally(input.prompt, input.system, input.json);
+    let (task, confidence) = tally.verdict();
+    let mut probabilities = [0.0; 8];
+    probabilities[task.index()] = confidence;
+    let rest = (1.0 - confidence) / 5.0;
+    for t in SCORED.iter().filter(|t| **t != task) {
+        probabilities[t.index()] = rest;
     }
-
-    #[test]
-    fn shapes_of_the_request_decide_before_words() {
-        let c = classify(&Input { prompt: "write a poem", tools: true, ..Input::default() });
-        assert_eq!(c.task, Task::ToolUse);
-        let c = classify(&Input { prompt: "solve 2+2", images: true, ..Input::default() });
-        assert_eq!(c.task, Task::Vision);
-    }
-
-    #[test]
-    fn common_prompts_land_in_their_class() {
-        assert_eq!(task("Write a Python function that reverses a linked list"), Task::Code);
-        assert_eq!(task("```rust\nfn main() { let x = 5; }\n```\nwhy does this not compile?"), Task::Code);
-        assert_eq!(task("Solve for x: 3x + 5 = 20"), Task::Math);
-        assert_eq!(task("What is the derivative of sin(x) * x^2?"), Task::Math);
-        assert_eq!(task("Write a haiku about autumn leaves"), Task::Creative);
-        assert_eq!(task("Extract every person's name and date from the following email"), Task::Extraction);
-        assert_eq!(
-            task("Three people: one always lies, one always tells the truth... who is the liar? A riddle."),
-            Task::Reasoning
-        );
-        assert_eq!(task("hi, how are you today?"), Task::General);
-        assert_eq!(task("Escribe un poema sobre el mar"), Task::Creative);
-        assert_eq!(task("用Python写一个函数"), Task::Code);
-    }
-
-    #[test]
-    fn keywords_match_whole_words_only() {
-        // "summary" is not "sum", "classic" is not "class", "scrapbook" is not "rap"
-        let c = classify(&Input { prompt: "a classic summary of the scrapbook", ..Input::default() });
-        assert!(c.signals.iter().all(|s| !s.starts_with("sum ") && !s.starts_with("class ") && !s.starts_with("rap ")));
-    }
-
-    #[test]
-    fn the_evidence_names_what_was_found() {
-        let c = classify(&Input { prompt: "Fix this bug in my JavaScript: ```let a = 1```", ..Input::default() });
-        assert_eq!(c.task, Task::Code);
-        assert!(c.signals.iter().any(|s| s.starts_with("code fence")), "{:?}", c.signals);
-        assert!(c.confidence > 0.6, "{c:?}");
-    }
-
-    #[test]
-    fn long_prompts_are_read_at_both_ends_and_cut_on_char_boundaries() {
-        let long = format!("{}\n\nnow write a limerick about it", "é".repeat(10_000));
-        assert_eq!(task(&long), Task::Creative);
-    }
+    let mut signals = Vec::new();
+    tally.signals(task, 12, &mut signals);
+    Classification { task, confidence, probabilities, signals }
 }
 
 #[cfg(test)]
-mod timing {
-    use std::time::Instant;
-
-    use super::*;
-
-    #[test]
-    #[ignore = "timing probe: cargo test --release -- --ignored --nocapture"]
-    fn probe_long_prompt_costs() {
-        let doc =
-            "The quarterly operations review covered staffing, supplier delays, warehouse throughput. ".repeat(2000);
-        let body =
-            serde_json::json!([{"role":"user","content": format!("Summarise the minutes below.\n\n---\n{doc}")}])
-                .to_string();
-        let raw = serde_json::value::RawValue::from_string(body).unwrap();
-        let list: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get()).unwrap();
-        #[derive(serde::Deserialize)]
-        struct M<'a> {
-            #[serde(borrow)]
-            content: &'a serde_json::value::RawValue,
-        }
-        let m: M = serde_json::from_str(list[0].get()).unwrap();
-        let _ = classify(&Input { prompt: "warm up", ..Input::default() });
-        eprintln!("keyword automaton: {} KiB", MATCHERS.as_ref().map_or(0, |m| m.keywords.memory_usage()) / 1024);
-        for _ in 0..3 {
-            let t = Instant::now();
-            let text = crate::routing::text::content_text(Some(m.content));
-            let t1 = t.elapsed();
-            let c = classify(&Input { prompt: &text, ..Input::default() });
-            let t2 = t.elapsed();
-            let l = crate::routing::language::detect(&text);
-            let t3 = t.elapsed();
-            eprintln!(
-                "text {:?} classify {:?} language {:?} -> {:?} {:?} len {}",
-                t1,
-                t2 - t1,
-                t3 - t2,
-                c.task,
-                l,
-                text.len()
-            );
-        }
-    }
-}
+mod tests;

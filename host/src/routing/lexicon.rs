@@ -197,7 +197,7 @@ pub const SHAPES: &[(&str, Task, f32, &str)] = &[
     (r"\w\.(py|js|ts|tsx|rs|go|java|cpp|rb|php|sh|ya?ml|toml|sql|css|html|jsx|kt|cs)\b", Task::Code, 1.5, "source file name"),
     (r"\b\w+_\w+\(|\b[a-z]+[A-Z]\w*\(|\w+\.\w+\(", Task::Code, 1.5, "call"),
     // `-` and `/` only with spaces around: not dates, times, ranges or scores
-    (r"\d\s*[+*×÷^]\s*\(?\d|\d\s[-/]\s\(?\d", Task::Math, 2.0, "arithmetic"),
+    (r"\d\s*(?:[+*^]|×|÷)\s*\(?\d|\d\s[-/]\s\(?\d", Task::Math, 2.0, "arithmetic"),
     (r"[a-z]\^\d|\\frac|\\int|\\sum|\\sqrt|√|∫|∑|≤|≥|\bd[xy]/d[xy]\b|\bf\(x\)", Task::Math, 2.5, "math notation"),
     (r"\b\d*[a-z]\s*[+\-]\s*\d+\s*=\s*-?\d+|\b\d+[a-z]\b\s*[+\-=]", Task::Math, 2.5, "equation"),
     (r"\d+(\.\d+)?\s*%|\$\d", Task::Math, 0.7, "percent or money"),

@@ -1,15 +1,20 @@
 //! What policy routing knows about prompts and models, with no access to the running gateway:
-//! the classifier that sorts a prompt into a task class (keywords, shapes, language),
+//! the classifier that sorts a prompt into a task class (a learned model over the words, with
+//! keywords and shapes as named evidence), the language,
 //! models' quality per task, the operator's `[[routing_rules]]`, the built-in `auto` aliases, and
 //! the live latency statistics. The pipeline's `decide` step turns these into ranked candidates.
 
 pub mod classifier;
+pub mod keywords;
 pub mod language;
 pub mod lexicon;
+pub mod model;
 pub mod quality;
 pub mod rules;
+pub mod shapes;
 pub mod stats;
 pub mod text;
+pub mod wordpiece;
 
 /// The built-in aliases and what they mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,6 +42,16 @@ pub fn content_text(content: Option<&RawValue>) -> String {
     out
 }
 
+/// The context the classifier reads a conversation's last message in: the user message before
+/// it and the assistant's last reply.
+pub fn context_of(earlier_user: &str, last_assistant: &str) -> String {
+    match (earlier_user.is_empty(), last_assistant.is_empty()) {
+        (true, _) => last_assistant.to_owned(),
+        (_, true) => earlier_user.to_owned(),
+        _ => format!("{earlier_user}\n\n{last_assistant}"),
+    }
+}
+
 /// Append the JSON string literal `raw` (quotes included), windowed when long.
 fn push_string(out: &mut String, raw: &str) {
     let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");

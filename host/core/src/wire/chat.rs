@@ -32,6 +32,10 @@ pub struct ChatBody<'a> {
     pub last_user: Option<&'a RawValue>,
     /// the first `system` / `developer` message's `content`
     pub system: Option<&'a RawValue>,
+    /// the `user` message before the last one, and the last `assistant` message before the last
+    /// `user` one: the conversation the classifier reads the last message in
+    pub earlier_user: Option<&'a RawValue>,
+    pub last_assistant: Option<&'a RawValue>,
     pub has_tools: bool,
     pub has_images: bool,
     pub json_mode: bool,
@@ -210,6 +214,7 @@ impl<'a> ChatBody<'a> {
         }
         let mut has_images = false;
         let (mut last_user, mut system) = (None, None);
+        let (mut earlier_user, mut last_assistant, mut assistant) = (None, None, None);
         for (i, raw) in views.iter().enumerate() {
             if kind_of(raw) != "object" {
                 return Err(GatewayError::new(
@@ -234,7 +239,12 @@ impl<'a> ChatBody<'a> {
             })?;
             let role: Option<Cow<str>> = serde_json::from_str(role_raw.get()).ok();
             match role.as_deref() {
-                Some("user") => last_user = m.content,
+                Some("user") => {
+                    earlier_user = last_user;
+                    last_assistant = assistant;
+                    last_user = m.content;
+                }
+                Some("assistant") => assistant = m.content,
                 Some("system" | "developer") if system.is_none() => system = m.content,
                 Some(r) if ROLES.contains(&r) => {}
                 Some(r) => {
@@ -364,6 +374,8 @@ impl<'a> ChatBody<'a> {
             message_count: views.len(),
             last_user,
             system,
+            earlier_user,
+            last_assistant,
             has_tools,
             has_images,
             json_mode,
