@@ -49,3 +49,33 @@ pub fn messages_json() -> String {
 pub fn log(level: LogLevel, message: &str) {
     bindings::freeway::gateway::log::log(level, message);
 }
+
+/// The classifier's probability per task class, most likely first, read from `signals`
+/// (`classes: reasoning 0.62, general 0.31`, the classes above 2 %). Empty when the host sent
+/// none (a host without the learned classifier).
+pub fn class_probabilities(request: &Features) -> Vec<(TaskClass, f32)> {
+    let Some(list) = request.signals.iter().find_map(|s| s.strip_prefix("classes: ")) else {
+        return Vec::new();
+    };
+    list.split(", ")
+        .filter_map(|item| {
+            let (name, p) = item.rsplit_once(' ')?;
+            Some((task_class(name)?, p.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A task class by the name the host uses (`tool-use`, `general`, ...).
+pub fn task_class(name: &str) -> Option<TaskClass> {
+    Some(match name {
+        "general" => TaskClass::General,
+        "code" => TaskClass::Code,
+        "math" => TaskClass::Math,
+        "reasoning" => TaskClass::Reasoning,
+        "creative" => TaskClass::Creative,
+        "extraction" => TaskClass::Extraction,
+        "vision" => TaskClass::Vision,
+        "tool-use" => TaskClass::ToolUse,
+        _ => return None,
+    })
+}

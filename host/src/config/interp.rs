@@ -28,6 +28,11 @@ pub fn path<'de, D: Deserializer<'de>>(d: D) -> Result<std::path::PathBuf, D::Er
 }
 
 /// Paths after `${ENV_VAR}` interpolation.
+/// [`path`] for an optional field.
+pub fn path_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::path::PathBuf>, D::Error> {
+    path(d).map(Some)
+}
+
 pub fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<std::path::PathBuf>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()

@@ -320,6 +320,10 @@ pub struct RoutingConfig {
     /// most candidates a policy is offered per request: the best for the task by rule
     /// preference, readiness and quality (0 = all). Each costs the policy call ~0.6 µs.
     pub max_candidates: usize,
+    /// a task-classifier model file (from `tests/classifier/train.py`) instead of the built-in
+    /// one; reloaded when it changes
+    #[serde(deserialize_with = "interp::path_opt")]
+    pub classifier_model: Option<PathBuf>,
 }
 
 impl Default for RoutingConfig {
@@ -330,6 +334,7 @@ impl Default for RoutingConfig {
             quality: std::collections::BTreeMap::new(),
             free_only: true,
             max_candidates: 16,
+            classifier_model: None,
         }
     }
 }

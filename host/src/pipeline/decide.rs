@@ -94,16 +94,30 @@ fn classify_request(
     needs: &Needs,
     kind: Option<AutoKind>,
     tags: &[String],
+    explain: bool,
 ) -> Classified {
     let user = crate::routing::text::content_text(req.last_user);
     let system = crate::routing::text::content_text(req.system);
-    let mut class = classifier::classify(&classifier::Input {
-        prompt: &user,
-        system: &system,
-        images: needs.vision,
-        tools: needs.tools,
-        json: needs.json,
-    });
+    let context = if req.earlier_user.is_none() && req.last_assistant.is_none() {
+        String::new()
+    } else {
+        crate::routing::text::context_of(
+            &crate::routing::text::content_text(req.earlier_user),
+            &crate::routing::text::content_text(req.last_assistant),
+        )
+    };
+    let mut class = classifier::classify_with(
+        classifier::current().as_deref(),
+        &classifier::Input {
+            prompt: &user,
+            system: &system,
+            context: &context,
+            images: needs.vision,
+            tools: needs.tools,
+            json: needs.json,
+        },
+        explain,
+    );
     let forced = match kind {
         Some(AutoKind::Code) => Some(Task::Code),
         Some(AutoKind::Reasoning) if !matches!(class.task, Task::Math) => Some(Task::Reasoning),
@@ -252,7 +266,7 @@ pub async fn decide(ctx: &RequestCtx<'_>, mut route: PolicyRoute<'_>, call: Call
     let c = {
         let span = trace::classify();
         let _in = span.enter();
-        let c = classify_request(snapshot, req, needs, route.kind, &tags);
+        let c = classify_request(snapshot, req, needs, route.kind, &tags, call.explain);
         span.record("freeway.task", c.class.task.as_str());
         span.record("freeway.confidence", f64::from(c.class.confidence));
         c

@@ -17,10 +17,12 @@ use crate::usage::{Outcome, UsageRecord};
 
 /// Try the candidates; the response of the first that answers. On a hedged route the first
 /// attempt races a second one once it is slower than its usual time to first byte.
+/// `policy`: the routing policy's label and the classifier's summary (`task=...; classes=...`)
+/// when a policy ranked the candidates.
 pub async fn run(
     ctx: &RequestCtx<'_>,
     candidates: &[Candidate],
-    policy: Option<&str>,
+    policy: Option<(&str, &str)>,
 ) -> Result<Response, GatewayError> {
     let mut walk = Walk::new(ctx, candidates);
     let hedged = ctx.snapshot.hedged(&ctx.req.model);
@@ -53,16 +55,27 @@ async fn single<'c>(ctx: &RequestCtx<'_>, walk: &mut Walk<'c>, mut ready: Ready<
     walk.conclude(ctx, ready, outcome, t)
 }
 
-fn respond(ctx: &RequestCtx<'_>, reply: Reply, ready: &Ready<'_>, attempts: u32, policy: Option<&str>) -> Response {
+fn respond(
+    ctx: &RequestCtx<'_>,
+    reply: Reply,
+    ready: &Ready<'_>,
+    attempts: u32,
+    routed: Option<(&str, &str)>,
+) -> Response {
+    let policy = routed.map(|(p, _)| p);
     let cand = ready.cand;
     let overhead = ctx.overhead();
     let mut route = format!(
         "provider={}; model={}; account={}; attempts={attempts}",
         cand.route.provider.id, cand.route.model, cand.account.label
     );
-    if let Some(p) = policy {
+    if let Some((p, classes)) = routed {
         route.push_str("; policy=");
         route.push_str(p);
+        if !classes.is_empty() {
+            route.push_str("; ");
+            route.push_str(classes);
+        }
     }
     let mut builder = Response::builder().status(StatusCode::OK);
     if let Some(h) = builder.headers_mut() {

@@ -60,6 +60,9 @@ pub fn to_json(d: &Decision) -> Value {
         "policy_error": d.policy_error,
         "task": d.classification.task.as_str(),
         "confidence": (f64::from(d.classification.confidence) * 100.0).round() / 100.0,
+        "probabilities": d.classification.likely(0.005).into_iter()
+            .map(|(t, p)| (t.as_str().to_owned(), json!((f64::from(p) * 1000.0).round() / 1000.0)))
+            .collect::<serde_json::Map<_, _>>(),
         "signals": d.classification.signals,
         "language": d.language,
         "rules": d.rules.matched,
@@ -109,8 +112,10 @@ pub fn to_text(d: &Decision) -> String {
         c.confidence * 100.0,
         d.language.map(|l| format!(", language {l}")).unwrap_or_default()
     );
-    if !c.signals.is_empty() {
-        let _ = writeln!(out, "evidence  {}", c.signals.join(", "));
+    let _ = writeln!(out, "classes   {}", c.probabilities_text());
+    let evidence: Vec<&str> = c.signals.iter().map(String::as_str).filter(|s| !s.starts_with("classes: ")).collect();
+    if !evidence.is_empty() {
+        let _ = writeln!(out, "evidence  {}", evidence.join(", "));
     }
     if !d.rules.matched.is_empty() {
         let _ = writeln!(out, "rules     {}", d.rules.matched.join(", "));

@@ -226,11 +226,11 @@ pub async fn serve_chat(
             Some(how) => {
                 let call = decide::Call { messages: body_ref.slice_ref(req.messages.get().as_bytes()), explain: false };
                 let decision = decide::decide(ctx, how, call).await;
-                (decision.candidates()?, Some(decision.label()))
+                (decision.candidates()?, Some((decision.label(), decision.task_summary())))
             }
             None => (route::preferred(&ctx.principal, route::candidates(snapshot, req, &ctx.needs)?), None),
         };
-        dispatch::run(ctx, &candidates, policy.as_deref()).await
+        dispatch::run(ctx, &candidates, policy.as_ref().map(|(p, c)| (p.as_str(), c.as_str()))).await
     })
     .await?;
     Ok(match caching {

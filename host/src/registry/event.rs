@@ -21,6 +21,8 @@ pub enum Event {
     DiscoveryFileChanged,
     /// the vault changed (accounts added, removed, enabled or disabled)
     VaultChanged,
+    /// the task-classifier model file (`[routing] classifier_model`) changed
+    ClassifierChanged,
     Discovered {
         provider: String,
         result: Result<Vec<wit::ModelInfo>, String>,

@@ -177,6 +177,7 @@ impl Reloader {
         };
         let this_log = this.log.clone();
         let this_secrets = this.secrets.clone();
+        this.load_classifier();
         this.load_policies_dir().await;
         this.load_providers_dir().await;
         this.re_resolve();
@@ -205,6 +206,7 @@ impl Reloader {
                     }
                 }
                 Event::VaultChanged => self.reload_vault().await,
+                Event::ClassifierChanged => self.load_classifier(),
                 Event::Discovered { provider, result } => self.discovered_models(provider, result),
                 Event::SyncModels(reply) => self.sync_all(reply),
             }
@@ -300,7 +302,11 @@ impl Reloader {
                         path.display()
                     );
                 }
+                let classifier_moved = old.routing.classifier_model != new.config.routing.classifier_model;
                 self.config = new;
+                if classifier_moved {
+                    self.load_classifier();
+                }
                 self.webhooks.configure(&self.config.config.webhooks);
                 self.file_catalog = load_catalog(&self.config);
                 if let Ok(v) = load_vault(&self.config).await {
@@ -315,6 +321,32 @@ impl Reloader {
             Err(e) => {
                 self.reloaded("config", false);
                 tracing::error!("configuration rejected, the previous one keeps serving: {e}");
+            }
+        }
+    }
+
+    /// Load the task classifier's model: the configured file, else the built-in one. A file
+    /// that does not load leaves the model in use serving, and is reported like a refused
+    /// component.
+    fn load_classifier(&mut self) {
+        let path = self.config.config.routing.classifier_model.clone();
+        match crate::routing::classifier::load(path.as_deref()) {
+            Ok(model) => {
+                tracing::info!(
+                    "task classifier: {} ({} KiB, trained on {} prompts)",
+                    path.as_deref().map_or_else(|| "built in".to_owned(), |p| p.display().to_string()),
+                    model.bytes / 1024,
+                    model.about.get("trained_on").and_then(serde_json::Value::as_u64).unwrap_or(0)
+                );
+                crate::routing::classifier::install(model);
+                self.reloaded("classifier", true);
+            }
+            Err(e) => {
+                self.reloaded("classifier", false);
+                tracing::error!("task classifier refused, the one in use keeps serving: {e}");
+                if let Some(p) = &path {
+                    self.refused("classifier", "task-classifier", p, &e);
+                }
             }
         }
     }

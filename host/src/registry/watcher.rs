@@ -42,6 +42,8 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
     let state_file = std::path::absolute(state).unwrap_or_else(|_| state.clone());
     let vault = &config.config.vault.path;
     let vault_file = std::path::absolute(vault).unwrap_or_else(|_| vault.clone());
+    let classifier =
+        config.config.routing.classifier_model.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     let mut dirs: Vec<PathBuf> = vec![rt.providers_dir.clone(), rt.policies_dir.clone()];
     for dir in &dirs {
         // so a component dropped in later is seen (a fresh install has neither folder)
@@ -50,7 +52,7 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
     if let Some(parent) = config_file.as_ref().and_then(|p| p.parent()) {
         dirs.push(parent.to_owned());
     }
-    for file in [&state_file, &vault_file] {
+    for file in [&state_file, &vault_file].into_iter().chain(classifier.as_ref()) {
         if let Some(parent) = file.parent() {
             // the data folder may not exist yet; model listings and the vault are saved there
             let _ = std::fs::create_dir_all(parent);
@@ -68,7 +70,7 @@ pub fn spawn(config: &LoadedConfig, tx: mpsc::Sender<Event>) {
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
     }
-    tokio::spawn(settle(watcher, raw_rx, Watched { config_file, state_file, vault_file }, tx));
+    tokio::spawn(settle(watcher, raw_rx, Watched { config_file, state_file, vault_file, classifier }, tx));
 }
 
 /// Files (besides components) whose changes matter.
@@ -76,6 +78,7 @@ struct Watched {
     config_file: Option<PathBuf>,
     state_file: PathBuf,
     vault_file: PathBuf,
+    classifier: Option<PathBuf>,
 }
 
 async fn settle<W: Watcher + Send + 'static>(
@@ -126,6 +129,7 @@ fn matters(path: &Path, watched: &Watched) -> bool {
     Some(path) == watched.config_file.as_deref()
         || path == watched.state_file
         || path == watched.vault_file
+        || Some(path) == watched.classifier.as_deref()
         || path.extension().is_some_and(|e| e == "wasm")
 }
 
@@ -138,6 +142,9 @@ fn classify(path: &Path, watched: &Watched) -> Option<Event> {
     }
     if path == watched.vault_file {
         return Some(Event::VaultChanged);
+    }
+    if Some(path) == watched.classifier.as_deref() {
+        return path.exists().then_some(Event::ClassifierChanged);
     }
     if path.extension().is_some_and(|e| e == "wasm") {
         return Some(if path.exists() {
@@ -161,6 +168,7 @@ mod tests {
             config_file: Some(PathBuf::from("/cfg/freeway.toml")),
             state_file: PathBuf::from("/data/models.json"),
             vault_file: PathBuf::from("/data/vault.json"),
+            classifier: None,
         };
         let watcher = notify::NullWatcher;
         tokio::spawn(settle(watcher, raw_rx, watched, tx));

@@ -6,7 +6,9 @@
 //!    host checks too; a policy never widens the set);
 //! 2. **quality for the task**: hard tasks (code, math, reasoning, tools, images) weigh quality
 //!    fully; easy ones (general, creative, extraction) only up to "good enough", so strong
-//!    models are not spent on them;
+//!    models are not spent on them. When the classifier is unsure whether a request is hard
+//!    (a hard class holds 25-60 % of its probability), it leans to the stronger model as long
+//!    as that model's daily quota is not running ahead of the clock;
 //! 3. **quota headroom with daily pacing**: the scarcest dimension's remaining share, and for
 //!    daily limits whether the pool is spending faster than the day is passing; a strong model
 //!    whose daily quota runs ahead of the clock is kept for the requests that need it;
@@ -14,7 +16,7 @@
 //!
 //! Rules' preferences (`preference`) come first; a candidate in a cooldown goes last.
 
-use freeway_sdk::policy::{Candidate, Capabilities, Choice, Features, TaskClass};
+use freeway_sdk::policy::{Candidate, Capabilities, Choice, Features, TaskClass, class_probabilities};
 
 pub struct Smart;
 
@@ -23,6 +25,21 @@ const DAY_MS: f32 = 86_400_000.0;
 /// Tasks where a stronger model makes a real difference.
 fn hard(task: TaskClass) -> bool {
     matches!(task, TaskClass::Code | TaskClass::Math | TaskClass::Reasoning | TaskClass::ToolUse | TaskClass::Vision)
+}
+
+/// Above this probability of a hard class, a request is hard.
+const SURE_HARD: f32 = 0.6;
+/// Above this, the classifier is unsure: hard while the strong model's day allows.
+const MAYBE_HARD: f32 = 0.25;
+
+/// How likely the request is a hard task. From the class probabilities when the host sent
+/// them (an alias or rule that forced the task says 1.0), else from the task and confidence.
+fn p_hard(f: &Features) -> f32 {
+    let probabilities = class_probabilities(f);
+    if probabilities.is_empty() || f.task_confidence >= 1.0 {
+        return if hard(f.task) && f.task_confidence >= 0.4 { 1.0 } else { 0.0 };
+    }
+    probabilities.iter().filter(|(t, _)| hard(*t)).map(|(_, p)| p).sum()
 }
 
 fn fits(f: &Features, c: &Candidate) -> bool {
@@ -55,6 +72,10 @@ fn pace(c: &Candidate) -> Option<f32> {
 /// Score one candidate; higher is better. With `f.explain`, the reason names the figures that
 /// decided (building it costs more than scoring, so the hot path skips it).
 pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
+    score_with(f, p_hard(f), c)
+}
+
+fn score_with(f: &Features, p_hard: f32, c: &Candidate) -> (f32, String) {
     let fast = f.requested_model == "auto:fast";
     let long = f.requested_model == "auto:long";
     let mut why: Vec<String> = Vec::new();
@@ -64,7 +85,13 @@ pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
         }
     };
     let q = f32::from(c.quality) / 100.0;
-    let is_hard = hard(f.task) && f.task_confidence >= 0.4;
+    let day = pace(c);
+    // unsure: lean to the stronger model while its daily quota keeps up with the clock
+    let unsure = (MAYBE_HARD..SURE_HARD).contains(&p_hard);
+    let is_hard = p_hard >= SURE_HARD || (unsure && day.is_none_or(|p| p >= 1.0));
+    if unsure {
+        note(&|| format!("maybe hard ({:.0} %)", p_hard * 100.0));
+    }
     // easy requests: anything from "good" up counts the same
     let q_eff = if is_hard { q } else { q.min(0.7) };
     // hard tasks: quality first, quota only as it runs out; easy ones: quota counts more
@@ -86,7 +113,7 @@ pub fn score(f: &Features, c: &Candidate) -> (f32, String) {
     if h < 1.0 {
         note(&|| format!("headroom {:.0}%", h * 100.0));
     }
-    if let Some(p) = pace(c) {
+    if let Some(p) = day {
         if p < 1.0 {
             s -= w_pace * (1.0 - p);
         }
@@ -147,12 +174,13 @@ fn task_name(t: TaskClass) -> &'static str {
 
 impl freeway_sdk::Policy for Smart {
     fn rank(request: Features, candidates: Vec<Candidate>) -> Vec<Choice> {
+        let p_hard = p_hard(&request);
         let mut scored: Vec<(u32, f32, String)> = candidates
             .iter()
             .enumerate()
             .filter(|(_, c)| fits(&request, c))
             .filter_map(|(i, c)| {
-                let (s, why) = score(&request, c);
+                let (s, why) = score_with(&request, p_hard, c);
                 Some((u32::try_from(i).ok()?, s, why))
             })
             .collect();
@@ -236,6 +264,25 @@ mod tests {
         assert_eq!(order(&easy, vec![strong.clone(), good.clone()])[0], "good");
         let hard = features(TaskClass::Math, "auto");
         assert_eq!(order(&hard, vec![strong, good])[0], "strong");
+    }
+
+    #[test]
+    fn an_unsure_request_leans_to_the_strong_model_while_its_day_allows() {
+        let mut f = features(TaskClass::General, "auto");
+        f.task_confidence = 0.55;
+        f.signals = vec!["classes: general 0.55, reasoning 0.40, creative 0.05".to_owned()];
+        // on pace: three quarters of the quota left, half the day
+        let mut strong = cand("strong", 90);
+        strong.headroom = vec![daily(75, 100, 43_200_000)];
+        let good = cand("good", 70);
+        assert_eq!(order(&f, vec![strong.clone(), good.clone()])[0], "strong");
+        // running ahead of the clock: kept for requests that are surely hard
+        strong.headroom = vec![daily(20, 100, 43_200_000)];
+        assert_eq!(order(&f, vec![strong.clone(), good.clone()])[0], "good");
+        // a sure easy request leaves the strong model alone even on pace
+        f.signals = vec!["classes: general 0.95, creative 0.05".to_owned()];
+        strong.headroom = vec![daily(75, 100, 43_200_000)];
+        assert_eq!(order(&f, vec![strong, good])[0], "good");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod cache;
 mod cancellation;
 mod catalog;
 mod chat;
+mod classifier;
 mod cli_chat;
 mod cohere;
 mod config_files;
