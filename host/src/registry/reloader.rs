@@ -330,13 +330,15 @@ impl Reloader {
     /// component.
     fn load_classifier(&mut self) {
         let path = self.config.config.routing.classifier_model.clone();
+        let started = std::time::Instant::now();
         match crate::routing::classifier::load(path.as_deref()) {
             Ok(model) => {
                 tracing::info!(
-                    "task classifier: {} ({} KiB, trained on {} prompts)",
+                    "task classifier: {} ({} KiB, trained on {} prompts), loaded in {} ms",
                     path.as_deref().map_or_else(|| "built in".to_owned(), |p| p.display().to_string()),
                     model.bytes / 1024,
-                    model.about.get("trained_on").and_then(serde_json::Value::as_u64).unwrap_or(0)
+                    model.about.get("trained_on").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                    started.elapsed().as_millis()
                 );
                 crate::routing::classifier::install(model);
                 self.reloaded("classifier", true);

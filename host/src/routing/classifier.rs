@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, Once};
 
 use arc_swap::ArcSwapOption;
 
@@ -107,13 +107,9 @@ pub struct Prepared {
     piece: Vec<u32>,
 }
 
-static MODEL: LazyLock<ArcSwapOption<Model>> = LazyLock::new(|| match Model::parse(EMBEDDED) {
-    Ok(m) => ArcSwapOption::from_pointee(m),
-    Err(e) => {
-        tracing::error!("the built-in task classifier does not load ({e}); keyword rules decide alone");
-        ArcSwapOption::empty()
-    }
-});
+/// The model in use: the one [`install`] put there, else the built-in one, parsed on first use.
+static MODEL: ArcSwapOption<Model> = ArcSwapOption::const_empty();
+static BUILT_IN: Once = Once::new();
 
 thread_local! {
     static SCRATCH: RefCell<Prepared> = RefCell::new(Prepared::default());
@@ -121,6 +117,19 @@ thread_local! {
 
 /// The model in use.
 pub fn current() -> Option<Arc<Model>> {
+    if let Some(m) = MODEL.load_full() {
+        return Some(m);
+    }
+    BUILT_IN.call_once(|| {
+        if MODEL.load().is_none() {
+            match Model::parse(EMBEDDED) {
+                Ok(m) => MODEL.store(Some(Arc::new(m))),
+                Err(e) => {
+                    tracing::error!("the built-in task classifier does not load ({e}); keyword rules decide alone")
+                }
+            }
+        }
+    });
     MODEL.load_full()
 }
 
