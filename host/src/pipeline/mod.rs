@@ -64,7 +64,9 @@
 //!                      `provider/model`) x each provider's accounts, rotated;
 //!                      candidates lacking a needed capability are dropped     (route.rs)
 //!                      `auto`, `auto:*` and `[[routes]]` with a `policy`: the
-//!                      request's task is classified (keywords, shapes, rules),
+//!                      request's task is classified (the learned model over the
+//!                      words and earlier turns, keywords and shapes as named
+//!                      evidence; aliases and rules override),
 //!                      every free (provider, model, pool) that cannot serve it
 //!                      is dropped with its reason (a virtual key's model list
 //!                      holds what may be picked; its pinned policy and
