@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::task::Task;
@@ -35,27 +34,7 @@ pub struct EvalArgs {
     pub repeat: u32,
 }
 
-#[derive(Debug, Deserialize)]
-struct Case {
-    id: String,
-    label: String,
-    prompt: String,
-    #[serde(default)]
-    system: Option<String>,
-    #[serde(default)]
-    image: bool,
-    #[serde(default)]
-    tools: bool,
-    #[serde(default)]
-    json: bool,
-    #[serde(default)]
-    long: bool,
-    #[serde(default)]
-    language: Option<String>,
-    /// earlier turns of a conversation, oldest first
-    #[serde(default)]
-    history: Vec<serde_json::Value>,
-}
+use super::labelled::Labelled as Case;
 
 /// A long pasted document for `long` cases (~40,000 tokens of plain prose).
 fn long_document() -> String {
@@ -78,7 +57,7 @@ fn request(c: &Case) -> serde_json::Value {
     if let Some(s) = &c.system {
         messages.push(json!({"role": "system", "content": s}));
     }
-    messages.extend(c.history.iter().cloned());
+    messages.extend(c.history.iter().map(|t| json!(t)));
     messages.push(json!({"role": "user", "content": content}));
     let mut body = json!({"model": "auto", "messages": messages});
     if c.tools {

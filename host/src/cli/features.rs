@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use super::labelled::Labelled;
 use crate::routing::classifier::{FEATURES, Input, Prepared, prepare_with};
 use crate::routing::text::{content_text, context_of};
 use crate::routing::wordpiece::WordPiece;
@@ -20,30 +20,8 @@ pub struct FeatureArgs {
     /// The vocabulary (one token per line, in id order)
     #[arg(long)]
     pub vocab: PathBuf,
-    /// Labelled prompts (JSON lines: id, prompt, system?, history?, image?, tools?, json?)
+    /// Labelled prompts (JSON lines: id, label, prompt, system?, history?, image?, tools?, json?)
     pub files: Vec<PathBuf>,
-}
-
-#[derive(Deserialize)]
-struct Turn {
-    role: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    id: String,
-    prompt: String,
-    #[serde(default)]
-    system: Option<String>,
-    #[serde(default)]
-    history: Vec<Turn>,
-    #[serde(default)]
-    image: bool,
-    #[serde(default)]
-    tools: bool,
-    #[serde(default)]
-    json: bool,
 }
 
 /// A message's text as the gateway sees it (windowed when long).
@@ -76,7 +54,7 @@ pub fn run(args: FeatureArgs) -> i32 {
             }
         };
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let item: Item = match serde_json::from_str(line) {
+            let item: Labelled = match serde_json::from_str(line) {
                 Ok(i) => i,
                 Err(e) => {
                     eprintln!("freeway classifier-features: {}:{}: {e}", file.display(), n + 1);

@@ -9,6 +9,7 @@ mod eval;
 mod features;
 mod gateway;
 mod keys;
+mod labelled;
 mod models;
 mod paths;
 mod plugins;

@@ -132,7 +132,11 @@ impl Decision {
     /// 0.62, general 0.31` (the classes above 2 %, in a header-safe form).
     pub fn task_summary(&self) -> String {
         let c = &self.classification;
-        format!("task={}; classes={}", c.task.as_str(), c.probabilities_text())
+        // the classifier already wrote the list into its evidence
+        match c.signals.iter().find_map(|s| s.strip_prefix("classes: ")) {
+            Some(classes) => format!("task={}; classes={classes}", c.task.as_str()),
+            None => format!("task={}; classes={}", c.task.as_str(), c.probabilities_text()),
+        }
     }
 
     /// The error for a request no candidate is left for.

@@ -192,7 +192,7 @@ pub fn prepare_with(tokenizer: &WordPiece, input: &Input<'_>, out: &mut Prepared
     for (i, text) in texts.iter().enumerate() {
         encode(tokenizer, text, WINDOWS[i], piece, &mut parts[i]);
     }
-    out.tally = keywords::tally(input.prompt, input.system, input.json);
+    out.tally = keywords::tally(instruction, material, input.system, input.json);
     let f = &mut out.features;
     for (i, s) in out.tally.scores.iter().enumerate() {
         f[i] = s.max(0.0).ln_1p();
@@ -264,7 +264,8 @@ fn by_rules(input: &Input<'_>) -> Classification {
             signals: vec!["classifier unavailable".into()],
         };
     }
-    let tally = keywords::tally(input.prompt, input.system, input.json);
+    let (instruction, material) = keywords::parts(input.prompt);
+    let tally = keywords::tally(instruction, material, input.system, input.json);
     let (task, confidence) = tally.verdict();
     let mut probabilities = [0.0; 8];
     probabilities[task.index()] = confidence;

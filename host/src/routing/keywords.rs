@@ -122,8 +122,6 @@ pub struct Tally {
     /// (points, class, what) per scored item
     pub evidence: Vec<(f32, Task, &'static str)>,
     seen: Vec<u16>,
-    /// the instruction and pasted material were told apart
-    pub material: bool,
 }
 
 impl Tally {
@@ -184,20 +182,18 @@ pub fn parts(prompt: &str) -> (&str, &str) {
     split_material(prompt)
 }
 
-/// The keyword and shape evidence for a request.
-pub fn tally(prompt: &str, system: &str, json: bool) -> Tally {
+/// The keyword and shape evidence for a request whose prompt [`parts`] split into `instruction`
+/// and `material`. The material's words count less (a CV that lists "Python" is not a coding
+/// request).
+pub fn tally(instruction: &str, material: &str, system: &str, json: bool) -> Tally {
     let mut t = Tally::default();
     let Some(m) = MATCHERS.as_ref() else { return t };
-    // an instruction followed by pasted material: the material's words count less (a CV that
-    // lists "Python" is not a coding request)
-    let (instruction, material) = split_material(prompt);
     let (head, tail) = window(instruction);
     t.scan(m, head, 1.0, SHAPE_WINDOW);
     if !tail.is_empty() {
         t.scan(m, tail, 1.0, 0);
     }
     if !material.is_empty() {
-        t.material = true;
         // the material's start and end say what it is
         let cut = floor_char(material, MATERIAL_WINDOW);
         t.scan(m, &material[..cut], 0.4, MATERIAL_SHAPES);
